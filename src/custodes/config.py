@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     witness_timeout: float = Field(default=2.0, gt=0)
     lease_ttl_critical: int = Field(default=60, gt=0, le=60)
     lease_ttl_default: int = Field(default=300, gt=0)
+    # Seconds between background audits of new entries (signatures, leaf hashes,
+    # checkpoints; see custodes.registry.audit); 0 turns the background audit off.
+    audit_interval: float = Field(default=600.0, ge=0)
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> Settings:

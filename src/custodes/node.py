@@ -20,6 +20,8 @@ from custodes.killswitch.leases import LeaseIssuer
 from custodes.ledger.checkpoint import parse_checkpoint
 from custodes.ledger.cosignature import CosignatureSigner
 from custodes.ledger.dsse import key_thumbprint
+from custodes.ledger.errors import CorruptEntry, IntegrityAlarm
+from custodes.ledger.integrity import AlarmLatch, HighWaterMark
 from custodes.ledger.keys import (
     load_or_create_cosigner,
     load_or_create_entry_signer,
@@ -30,6 +32,7 @@ from custodes.ledger.service import LogService
 from custodes.ledger.signers import SignerDirectory, signer_entry
 from custodes.ledger.store import SqlLogStore
 from custodes.ledger.witness import Witness
+from custodes.registry.audit import AuditReport, LogAuditor
 from custodes.registry.models import KillOrder
 from custodes.registry.principals import TokenStore
 from custodes.registry.queries import RegistryQueries
@@ -55,12 +58,15 @@ class Node:
         _, self.entry_signer = load_or_create_entry_signer(settings.node_key_file, "node")
         self.store = SqlLogStore(self.engine)
         self.signers = SignerDirectory(self.engine)
+        self.alarm = AlarmLatch(settings.data_dir / "integrity-alarm.json")
         self.log = LogService(
             self.store,
             self.log_signer,
             self.signers,
             max_pending=settings.max_pending_entries,
             verify_threads=settings.verify_threads,
+            alarm=self.alarm,
+            high_water=HighWaterMark(settings.data_dir / "high-water.json"),
         )
         self.registry = RegistryService(
             self.engine, self.log, self.entry_signer, settings.jurisdiction
@@ -85,20 +91,29 @@ class Node:
         self._integrator = threading.Thread(
             target=self._integrate_loop, name="integrator", daemon=True
         )
+        self._auditor = threading.Thread(target=self._audit_loop, name="auditor", daemon=True)
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
+        """Start sequencing and integration; first check the stored tree against what
+        this node signed and its high-water mark. On a mismatch the node still starts,
+        in alarm: it serves reads and refuses appends (see ``ledger.integrity``)."""
         self.log.sequencer.start()
-        if self.store.sequenced_size() == 0:
-            self.register_signer(f"node:{self.settings.origin}", self.entry_signer.public_key)
-        self.log.integrate()
+        self.log.check_stored_tree()
+        if not self.alarm.tripped:
+            if self.store.sequenced_size() == 0:
+                self.register_signer(f"node:{self.settings.origin}", self.entry_signer.public_key)
+            self.log.integrate()
         self._integrator.start()
+        if self.settings.audit_interval > 0:
+            self._auditor.start()
 
     def close(self) -> None:
         self._stop.set()
         self.log.sequenced.set()
-        if self._integrator.is_alive():
-            self._integrator.join(timeout=10)
+        for thread in (self._integrator, self._auditor):
+            if thread.is_alive():
+                thread.join(timeout=10)
         self.log.close()
         self.engine.dispose()
 
@@ -116,11 +131,38 @@ class Node:
             if woke:
                 time.sleep(min(self.settings.integrate_delay, interval))
                 self.log.sequenced.clear()
+            if self.alarm.tripped:
+                continue  # nothing more is signed until a person clears the alarm
             try:
                 while self.log.integrate() is not None and not self._stop.is_set():
                     pass
+            except IntegrityAlarm:
+                pass  # the latch logged it; appends and checkpoints have stopped
             except Exception:  # keep integrating after a transient database error
                 log.exception("integration failed; retrying in %.1fs", interval)
+
+    def _audit_loop(self) -> None:
+        while not self._stop.wait(self.settings.audit_interval):
+            try:
+                self.audit()
+            except IntegrityAlarm:
+                pass  # tripped and logged by audit()
+            except Exception:  # a transient database error: try again next interval
+                log.exception("the background audit failed; retrying later")
+
+    def audit(self) -> AuditReport:
+        """Audit the entries integrated since the last audit (``data_dir/audit.db``);
+        a corrupt entry trips the integrity alarm."""
+        target = open_engine(f"sqlite:///{(self.settings.data_dir / 'audit.db').resolve()}")
+        try:
+            auditor = LogAuditor(
+                self.store, target, self.log_signer.verifier(), self.entry_signer.public_key
+            )
+            return auditor.run()
+        except CorruptEntry as exc:
+            raise self.alarm.trip(f"the background audit found {exc.message}", exc.detail) from exc
+        finally:
+            target.dispose()
 
     # -- operations ---------------------------------------------------------------
     def register_signer(self, name: str, public_key: bytes, status: str = "active") -> int:

@@ -172,3 +172,28 @@ def test_concurrent_requests_cannot_roll_the_witness_back(witness: Witness, log:
         thread.join()
     assert sorted(outcomes) == ["409", "409", "409", "ok"]
     assert _stored_size(witness) in {17, 26, 37, 50}
+
+
+def test_every_trusted_key_of_an_origin_counts(engine: Engine, log: Log) -> None:
+    """A witness configured with two keys for one log (a rotation) accepts either."""
+    second = NoteSigner.generate(ORIGIN)
+    witness = Witness(
+        engine,
+        CosignatureSigner.generate("w.example/witness"),
+        [log.signer.verifier(), second.verifier()],
+    )
+    witness.add_checkpoint(log.request(0))
+    rotated = Log(second, entries=0)
+    rotated.leaves = list(log.leaves)
+    rotated.grow(3)
+    witness.add_checkpoint(rotated.request(10))
+    assert _stored_size(witness) == 13
+
+
+def test_a_size_beyond_what_a_witness_can_store_is_bad_input(witness: Witness, log: Log) -> None:
+    note = log.note(size=2**64 - 1, root=b"\x01" * 32)
+    with pytest.raises(BadRequest) as refused:
+        witness.add_checkpoint(format_add_checkpoint(0, [], note))
+    assert refused.value.status == 400
+    assert refused.value.code == "size_out_of_range"
+    assert witness.state(ORIGIN) is None

@@ -8,7 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from custodes import __version__
-from custodes.api import admin, entries, evals, killswitch, principals, proofs, registry, tlog
+from custodes.api import (
+    admin,
+    entries,
+    evals,
+    health,
+    killswitch,
+    principals,
+    proofs,
+    registry,
+    tlog,
+)
 from custodes.api.errors import install_error_handlers
 from custodes.config import Settings
 from custodes.federation.witnessing import WitnessRequester
@@ -43,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (
         entries.router,
+        health.router,
         proofs.router,
         admin.router,
         principals.router,

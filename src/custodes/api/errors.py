@@ -10,7 +10,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from custodes.errors import CustodesError, Overloaded
@@ -23,8 +23,12 @@ log = logging.getLogger("custodes.api")
 
 def error_response(exc: CustodesError) -> Response:
     if isinstance(exc, WitnessConflict):
-        return PlainTextResponse(
-            f"{exc.stored_size}\n", status_code=409, media_type="text/x.tlog.size"
+        # Exactly ``text/x.tlog.size``: Starlette would append "; charset=utf-8" to a
+        # text/* media type, and strict clients (sigsum's) refuse that form.
+        return Response(
+            f"{exc.stored_size}\n".encode(),
+            status_code=409,
+            headers={"content-type": "text/x.tlog.size"},
         )
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
     return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)

@@ -6,12 +6,14 @@ import base64
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from custodes.config import Settings
 from custodes.errors import ConfigError
 from custodes.federation.tlog_client import TlogClient
 from custodes.ledger.checkpoint import origin_of
@@ -21,7 +23,9 @@ from custodes.ledger.verifier import TrustedState, VerifyReport, verify_log
 
 __all__ = ["app", "default_state_dir"]
 
-app = typer.Typer(no_args_is_help=True, help="Verify transparency logs.")
+app = typer.Typer(
+    no_args_is_help=True, help="Verify transparency logs; audit this node's log; its alarms."
+)
 
 
 def default_state_dir() -> Path:
@@ -111,4 +115,75 @@ def verify(
         f"{base64.b64encode(report.checkpoint.root_hash).decode()}, "
         f"{len(report.cosigners)} cosignatures ({', '.join(report.cosigners) or 'none'})"
         f"{since}"
+    )
+
+
+@app.command("audit")
+def audit() -> None:
+    """Audit this node's log from its database (run in the data directory): every
+    entry's signature under the keys in force at its index, every leaf hash, and the
+    tree against every checkpoint the node signed. Names the first corrupt entry."""
+    from custodes.node import Node
+    from custodes.registry.audit import LogAuditor
+    from custodes.store.db import open_engine
+
+    node = Node(_existing_settings())
+    try:
+        with tempfile.TemporaryDirectory(prefix="custodes-audit-") as scratch:
+            target = open_engine(f"sqlite:///{Path(scratch) / 'audit.db'}")
+            try:
+                auditor = LogAuditor(
+                    node.store, target, node.log_signer.verifier(), node.entry_signer.public_key
+                )
+                with _progress() as bar:
+                    task = bar.add_task(node.settings.origin, total=None)
+                    report = auditor.run(lambda d, t: bar.update(task, completed=d, total=t))
+            finally:
+                target.dispose()
+    finally:
+        node.close()
+    typer.echo(
+        f"OK {node.settings.origin}: {report.entries} entries audited, "
+        f"{report.checkpoints} signed checkpoints re-derived"
+    )
+
+
+@app.command("alarm")
+def alarm(
+    clear: bool = typer.Option(False, "--clear", help="lift the alarm after investigating"),
+) -> None:
+    """Show this node's integrity alarms (or clear them); run in the data directory."""
+    from custodes.ledger.integrity import AlarmLatch
+
+    latch = AlarmLatch(_existing_settings().data_dir / "integrity-alarm.json")
+    if clear:
+        latch.clear()
+        typer.echo("alarm cleared; restart the node so it re-checks its stored tree")
+        return
+    alarms = latch.alarms()
+    if not alarms:
+        typer.echo("no integrity alarm")
+        return
+    typer.echo(json.dumps(alarms, indent=1))
+    raise typer.Exit(1)
+
+
+def _existing_settings() -> Settings:
+    settings = Settings()
+    if not (settings.data_dir / "log.key").exists():
+        raise ConfigError(
+            f"{settings.data_dir} holds no node (no log.key); run this in the node's data "
+            "directory or set CUSTODES_DATA_DIR"
+        )
+    return settings
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("auditing {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        console=Console(stderr=True),
     )

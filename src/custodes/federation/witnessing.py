@@ -97,13 +97,30 @@ class WitnessRequester:
         if response.status_code == 409 and response.headers.get("content-type", "").startswith(
             "text/x.tlog.size"
         ):
-            old = int(response.text.strip())
+            old = _size(verifier.name, response.text)
             self._node.store.set_peer_size(verifier.name, old)
             if old > checkpoint.size:
+                self._check_ahead(verifier.name, old)
                 return 0
             response = self._post(url, old, checkpoint)
+        if response.status_code == 422:
+            raise self._node.alarm.trip(
+                f"witness {verifier.name} refused our checkpoint as inconsistent with what it "
+                "cosigned before (a fork of our log)",
+                {"witness": verifier.name, "size": checkpoint.size, "answer": response.text[:500]},
+            )
         response.raise_for_status()
         return self._store(verifier, checkpoint, response.text)
+
+    def _check_ahead(self, witness: str, size: int) -> None:
+        """A witness holds more of our log than we do: we were rolled back, or forked."""
+        ours, _ = self._node.store.tree_size()
+        if size > ours:  # not just another worker's newer checkpoint
+            raise self._node.alarm.trip(
+                f"witness {witness} has cosigned size {size} of our log, but we hold only "
+                f"{ours}: this node's database was rolled back or its log forked",
+                {"witness": witness, "witness_size": size, "size": ours},
+            )
 
     def _store(self, verifier: NoteVerifier, checkpoint: StoredCheckpoint, body: str) -> int:
         text = parse_note(checkpoint.note).text
@@ -119,6 +136,13 @@ class WitnessRequester:
         if stored:
             self._node.store.set_peer_size(verifier.name, checkpoint.size)
         return min(stored, 1)
+
+
+def _size(witness: str, body: str) -> int:
+    text = body.strip()
+    if not text.isdigit() or len(text) > 20:
+        raise NoteError(f"witness {witness} answered 409 without a decimal size")
+    return int(text)
 
 
 def _note_signature(name: str, blob: str) -> NoteSignature:

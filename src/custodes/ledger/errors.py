@@ -5,7 +5,9 @@ from __future__ import annotations
 from custodes.errors import CustodesError
 
 __all__ = [
+    "CorruptEntry",
     "EnvelopeError",
+    "IntegrityAlarm",
     "LedgerError",
     "NoteError",
     "ProofError",
@@ -56,3 +58,25 @@ class VerificationError(LedgerError):
 
     code = "verification_failed"
     status = 422
+
+
+class IntegrityAlarm(LedgerError):
+    """The node found its own stored history inconsistent with what it signed, or a
+    witness reported a larger or different tree: appends stop until a person looks."""
+
+    code = "integrity_alarm"
+    status = 503
+
+
+class CorruptEntry(LedgerError):
+    """A stored entry cannot be what the node accepted: it does not parse, its
+    signature does not verify under the keys in force at its index, or it does not
+    hash to its leaf. Names the entry."""
+
+    code = "corrupt_entry"
+    status = 422
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"entry {index} is corrupt: {reason}", detail={"index": index})
+        self.index = index
+        self.reason = reason

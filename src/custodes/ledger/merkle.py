@@ -372,6 +372,23 @@ class CompactRange:
         compact._size = size
         return compact
 
+    @classmethod
+    def from_border(cls, size: int, border: Sequence[bytes]) -> CompactRange:
+        """Rebuild a range saved with ``border`` (one hash per set bit of ``size``)."""
+        if size < 0 or len(border) != size.bit_count():
+            raise _error("a compact range needs one hash per set bit of its size", tree_size=size)
+        for digest in border:
+            _check_hash("border hash", digest)
+        compact = cls()
+        compact._hashes = list(border)
+        compact._size = size
+        return compact
+
+    @property
+    def border(self) -> list[bytes]:
+        """The range's perfect nodes, largest first (what ``from_border`` takes)."""
+        return list(self._hashes)
+
     @property
     def size(self) -> int:
         """Number of leaves in the tree this range describes."""

@@ -22,7 +22,14 @@ from custodes.errors import BadRequest, NotFound
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.checkpoint import Checkpoint, sign_checkpoint
 from custodes.ledger.dsse import Envelope, parse_envelope, verify_envelope
-from custodes.ledger.errors import EnvelopeError
+from custodes.ledger.errors import EnvelopeError, IntegrityAlarm, LedgerError
+from custodes.ledger.integrity import (
+    AlarmLatch,
+    HighWaterMark,
+    check_growth,
+    check_tree_base,
+    right_edge_start,
+)
 from custodes.ledger.merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash
 from custodes.ledger.note import NoteSigner
 from custodes.ledger.payloads import DECISION_TYPE, DecisionRecord, validate_payload
@@ -73,6 +80,8 @@ class LogService:
         verify_threads: int = 2,
         accepted_types: frozenset[str] = frozenset({DECISION_TYPE}),
         agent_status: AgentStatus | None = None,
+        alarm: AlarmLatch | None = None,
+        high_water: HighWaterMark | None = None,
     ) -> None:
         self.store = store
         self.origin = log_signer.name
@@ -81,6 +90,8 @@ class LogService:
         self._accepted = accepted_types
         # Without a registry (a bare log) any registered signer may record decisions.
         self.agent_status = agent_status
+        self.alarm = alarm or AlarmLatch()
+        self.high_water = high_water
         self._verify_pool = ThreadPoolExecutor(verify_threads, thread_name_prefix="verify")
         self.sequenced = threading.Event()
         self.checkpointed = threading.Condition()
@@ -166,37 +177,83 @@ class LogService:
             _at(position, len(objs), self.check_entry, obj) for position, obj in enumerate(objs)
         ]
         self._verify_all(checked)
+        self.alarm.check()
         return self.sequencer.submit([c.sequenced() for c in checked])
 
     def append_own(self, envelope: Envelope, project: Projector | None = None) -> int:
         """Sequence an entry already verified by its service, with its projection, atomically."""
+        self.alarm.check()
         data = envelope.to_bytes()
         entry = SequencedEntry(data, leaf_hash(data), envelope.payload_type)
         return self.sequencer.submit([entry], project)[0]
 
     # -- integration --------------------------------------------------------------
     def integrate(self) -> StoredCheckpoint | None:
-        """Grow the tree over newly sequenced entries and sign a checkpoint for it."""
+        """Grow the tree over newly sequenced entries and sign a checkpoint for it.
+
+        Nothing is signed over state that has not been re-derived first: what the tree
+        builds on and every new entry are checked (``custodes.ledger.integrity``); a
+        mismatch trips the alarm latch and stops appends and checkpoints.
+        """
+        self.alarm.check()
         with self._integrate_lock, write_tx(self.store.engine) as conn:
-            size, _root, sequenced = self.store.lock_tree(conn)
+            size, stored_root, sequenced = self.store.lock_tree(conn)
             if sequenced == size:
                 return None
             end = min(sequenced, size + _MAX_INTEGRATE)
-            tree = CompactRange.from_reader(size, self.store.node_reader(conn))
+            tree = self._checked(lambda: self._base(conn, size, stored_root))
+            rows = self.store.entry_rows(conn, size, end)
+            leaves = self._checked(lambda: check_growth(size, end, rows))
             nodes: list[tuple[int, int, bytes]] = []
 
             def keep(level: int, index: int, digest: bytes) -> None:
                 if level % TILE_HEIGHT == 0:
                     nodes.append((level // TILE_HEIGHT, index, digest))
 
-            tree.extend(self.store.leaf_hashes(conn, size, end), keep)
+            tree.extend(leaves, keep)
             root = tree.root()
             note = sign_checkpoint(Checkpoint(self.origin, end, root), self._log_signer)
             self.store.save_integration(conn, nodes, end, root, note)
+        if self.high_water is not None:
+            self.high_water.advance(end, root)
         cp = StoredCheckpoint(end, root, note, time.time())
         with self.checkpointed:
             self.checkpointed.notify_all()
         return cp
+
+    def _base(self, conn: Connection, size: int, stored_root: bytes) -> CompactRange:
+        """The stored tree of ``size`` leaves, re-derived and checked (see integrity)."""
+        edge = self.store.entry_rows(conn, right_edge_start(size), size)
+        if [r[0] for r in edge] != list(range(right_edge_start(size), size)):
+            raise IntegrityAlarm("entries under the signed tree are missing", detail={"size": size})
+        note = self.store.checkpoint_note(conn, size)
+        signed = None if note is None else (note, [self._log_signer.verifier()])
+        mark = None if self.high_water is None else self.high_water.read()
+        reader = self.store.node_reader(conn)
+        right_edge = [(d, h) for _, d, h in edge]
+        return check_tree_base(
+            size, stored_root, reader, right_edge=right_edge, signed=signed, mark=mark
+        )
+
+    def _checked(self, check: Callable[[], T]) -> T:
+        """Run an integrity check; on a mismatch trip the latch and raise its error."""
+        try:
+            return check()
+        except IntegrityAlarm as exc:
+            raise self.alarm.trip(exc.message, exc.detail) from exc
+        except (NotFound, LedgerError) as exc:  # missing or malformed stored tiles
+            raise self.alarm.trip(f"the stored tree is unreadable: {exc.message}") from exc
+
+    def check_stored_tree(self) -> None:
+        """Check what the next integration builds on (run at start); trip on mismatch."""
+        if self.alarm.tripped:
+            return
+        with read_tx(self.store.engine) as conn:
+            size, root = self.store.tree_size(conn)
+            try:
+                self._checked(lambda: self._base(conn, size, root))
+            except IntegrityAlarm:
+                return  # tripped: the node serves reads and refuses appends
 
     def wait_for_checkpoint(self, size: int, timeout: float) -> bool:
         """Block until a checkpoint covers ``size`` entries (used by tests and the demo)."""

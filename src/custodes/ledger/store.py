@@ -307,6 +307,24 @@ class SqlLogStore:
         return int(row.size), bytes(row.root), int(sequenced)
 
     @staticmethod
+    def entry_rows(conn: Connection, start: int, end: int) -> list[tuple[int, bytes, bytes]]:
+        """(index, entry, stored leaf hash) of the stored entries in ``[start, end)``."""
+        rows = conn.execute(
+            select(entries.c.idx, entries.c.data, entries.c.leaf_hash)
+            .where(entries.c.idx >= start, entries.c.idx < end)
+            .order_by(entries.c.idx)
+        ).all()
+        return [(int(r.idx), _blob(r.data), _blob(r.leaf_hash)) for r in rows]
+
+    @staticmethod
+    def checkpoint_note(conn: Connection, size: int) -> bytes | None:
+        """The stored signed checkpoint at ``size``, read in the caller's transaction."""
+        found = conn.execute(
+            select(checkpoints.c.note).where(checkpoints.c.size == size)
+        ).scalar_one_or_none()
+        return None if found is None else _blob(found)
+
+    @staticmethod
     def save_integration(
         conn: Connection,
         nodes: Sequence[tuple[int, int, bytes]],
@@ -338,11 +356,13 @@ class SqlLogStore:
             return None
         return StoredCheckpoint(int(row.size), bytes(row.root), bytes(row.note), row.created_at)
 
-    def checkpoints_since(self, size: int) -> list[StoredCheckpoint]:
+    def checkpoints_since(self, size: int, until: int | None = None) -> list[StoredCheckpoint]:
+        """Stored checkpoints of sizes ``size`` and up (to ``until`` inclusive, if given)."""
+        query = select(checkpoints).where(checkpoints.c.size >= size)
+        if until is not None:
+            query = query.where(checkpoints.c.size <= until)
         with read_tx(self.engine) as conn:
-            rows = conn.execute(
-                select(checkpoints).where(checkpoints.c.size >= size).order_by(checkpoints.c.size)
-            ).all()
+            rows = conn.execute(query.order_by(checkpoints.c.size)).all()
         return [
             StoredCheckpoint(int(r.size), bytes(r.root), bytes(r.note), r.created_at) for r in rows
         ]

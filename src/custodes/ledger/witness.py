@@ -33,6 +33,9 @@ from custodes.store.db import read_tx, write_tx
 __all__ = ["AddCheckpoint", "Witness", "format_add_checkpoint", "parse_add_checkpoint"]
 
 _MAX_PROOF_LINES = 63
+# Sizes are stored as signed 64-bit integers (BIGINT); a checkpoint beyond that is
+# refused as bad input rather than overflowing the database.
+MAX_WITNESSED_SIZE = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,10 @@ class Witness:
     ) -> None:
         self._engine = engine
         self._signer = signer
-        self._logs = {v.name: v for v in logs}
+        # Every trusted key of a log counts (a log may rotate or hold two keys at once).
+        self._logs: dict[str, list[NoteVerifier]] = {}
+        for verifier in logs:
+            self._logs.setdefault(verifier.name, []).append(verifier)
         self._clock = clock
 
     @property
@@ -97,10 +103,16 @@ class Witness:
 
     def _open(self, request: AddCheckpoint) -> tuple[Checkpoint, str]:
         origin = origin_of(request.checkpoint)
-        verifier = self._logs.get(origin)
-        if verifier is None:
+        verifiers = self._logs.get(origin)
+        if not verifiers:
             raise NotFound(f"this witness does not witness the log {origin!r}", code="unknown_log")
-        checkpoint, note, _ = open_checkpoint(request.checkpoint, [verifier])
+        checkpoint, note, _ = open_checkpoint(request.checkpoint, verifiers)
+        if checkpoint.size > MAX_WITNESSED_SIZE:
+            raise BadRequest(
+                f"tree size {checkpoint.size} is larger than this witness can record "
+                f"({MAX_WITNESSED_SIZE}); no real log is that large",
+                code="size_out_of_range",
+            )
         if checkpoint.origin != origin:
             raise NoteError(
                 "checkpoint origin does not match its first line", code="malformed_checkpoint"

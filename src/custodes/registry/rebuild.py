@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Connection, Engine, insert, select
 
-from custodes.ledger.dsse import parse_envelope
+from custodes.errors import CustodesError
+from custodes.ledger.dsse import Envelope, parse_envelope
+from custodes.ledger.errors import CorruptEntry
 from custodes.ledger.payloads import DECISION_TYPE, SIGNER_TYPE, DecisionRecord, SignerRecord
 from custodes.ledger.signers import apply_signer
 from custodes.ledger.store import SqlLogStore, idempotency
@@ -25,7 +27,7 @@ from custodes.registry.service import ORDER_TYPE, PRINCIPAL_TYPE, REGISTRY_TYPE
 from custodes.registry.store import PROJECTION_TABLES
 from custodes.store.db import metadata, open_engine, read_tx, upgrade, write_tx
 
-__all__ = ["RebuildReport", "rebuild", "replay"]
+__all__ = ["EntryCheck", "RebuildReport", "apply_entry", "rebuild", "replay"]
 
 _CHUNK = 2_000
 _CHANGE = TypeAdapter(RegistryChange)
@@ -65,20 +67,48 @@ _APPLY: dict[str, Callable[[Connection, int, bytes], None]] = {
 }
 
 
-def replay(source: SqlLogStore, target: Engine, progress: Progress | None = None) -> int:
-    """Apply every entry of ``source``'s log, in order, to the empty projections of ``target``."""
+# Checks an entry before it is applied (the audit verifies its signature here).
+EntryCheck = Callable[[Connection, int, Envelope], None]
+
+
+def apply_entry(conn: Connection, index: int, data: bytes, check: EntryCheck | None = None) -> None:
+    """Apply one stored entry to the projections in ``conn``; name it if it is corrupt.
+
+    The live path stored the entry only after it parsed, verified and applied, so any
+    failure here means the stored bytes are not what the node accepted.
+    """
+    try:
+        envelope = parse_envelope(orjson.loads(data))
+        if check is not None:
+            check(conn, index, envelope)
+        apply = _APPLY.get(envelope.payload_type)
+        if apply is not None:
+            apply(conn, index, envelope.payload)
+    except CustodesError as exc:
+        raise CorruptEntry(index, exc.message) from exc
+    except (orjson.JSONDecodeError, ValidationError, ValueError) as exc:
+        raise CorruptEntry(index, str(exc).splitlines()[0]) from exc
+
+
+def replay(
+    source: SqlLogStore,
+    target: Engine,
+    progress: Progress | None = None,
+    check: EntryCheck | None = None,
+    *,
+    start: int = 0,
+) -> int:
+    """Apply the entries of ``source``'s log from ``start``, in order, to ``target``'s
+    projections (empty when ``start`` is 0); return the size replayed to."""
     size = source.sequenced_size()
-    for start in range(0, size, _CHUNK):
+    for first in range(start, size, _CHUNK):
         with read_tx(source.engine) as conn:
-            chunk = source.entry_data(conn, start, min(size, start + _CHUNK))
+            chunk = source.entry_data(conn, first, min(size, first + _CHUNK))
         with write_tx(target) as conn:
-            for index, data in enumerate(chunk, start):
-                envelope = parse_envelope(orjson.loads(data))
-                apply = _APPLY.get(envelope.payload_type)
-                if apply is not None:
-                    apply(conn, index, envelope.payload)
+            for index, data in enumerate(chunk, first):
+                apply_entry(conn, index, data, check)
         if progress is not None:
-            progress(start + len(chunk), size)
+            progress(first + len(chunk), size)
     return size
 
 
