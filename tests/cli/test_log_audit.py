@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import update
+from tests.cli.test_cli import assert_one_line_error, custodes
+from tests.enrol import enrol
 
 from custodes.config import Settings
 from custodes.ledger.dsse import EnvelopeSigner
@@ -12,8 +14,6 @@ from custodes.ledger.store import entries
 from custodes.node import Node
 from custodes.sdk import sign_decision
 from custodes.store.db import write_tx
-from tests.cli.test_cli import assert_one_line_error, custodes
-from tests.enrol import enrol
 
 ORIGIN = "audit.test/log"
 
