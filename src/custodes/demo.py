@@ -83,6 +83,7 @@ class Member:
             "CUSTODES_JURISDICTION": self.code,
             "CUSTODES_WITNESS_NAME": f"{self.code.lower()}.custodes.demo/witness",
             "CUSTODES_CHECKPOINT_INTERVAL": "0.5",
+            "CUSTODES_ADMIN_TOKEN": ADMIN,  # loopback only; init generates none then
             **extra,
         }
 

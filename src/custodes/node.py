@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from custodes.admin_token import AdminToken
 from custodes.config import Settings
 from custodes.killswitch.broadcast import OrderBroadcaster
 from custodes.killswitch.leases import LeaseIssuer
@@ -47,6 +48,7 @@ log = logging.getLogger("custodes.node")
 class Node:
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         self.settings = settings
+        self.admin_token = AdminToken.for_settings(settings)
         self.engine = engine or open_engine(settings.db_url)
         upgrade(self.engine)
         self.log_signer: NoteSigner = load_or_create_note_signer(
@@ -98,6 +100,11 @@ class Node:
         """Start sequencing and integration; first check the stored tree against what
         this node signed and its high-water mark. On a mismatch the node still starts,
         in alarm: it serves reads and refuses appends (see ``ledger.integrity``)."""
+        if self.admin_token.is_development:
+            log.warning(
+                "this node accepts the publicly known development admin token; run "
+                "`custodes init` in a new data directory or set CUSTODES_ADMIN_TOKEN"
+            )
         self.log.sequencer.start()
         self.log.check_stored_tree()
         if not self.alarm.tripped:

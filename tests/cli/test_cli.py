@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from custodes.config import Settings
+from custodes.admin_token import AdminToken
+from custodes.config import DEV_ADMIN_TOKEN, Settings
 from custodes.errors import ConfigError
 from custodes.ledger.keys import parse_entry_key
 from custodes.ledger.note import parse_private_key, parse_vkey
@@ -88,3 +90,35 @@ def test_production_refuses_the_development_admin_token(tmp_path: Path) -> None:
     assert Settings(environment="production", admin_token="s3cret-token").admin_token
     done = custodes("init", cwd=tmp_path, env={"CUSTODES_ENVIRONMENT": "production"})
     assert_one_line_error(done, "CUSTODES_ADMIN_TOKEN")
+
+
+def test_init_generates_an_admin_token_shown_once_and_kept_hashed(tmp_path: Path) -> None:
+    env = {"CUSTODES_DATA_DIR": str(tmp_path / "node")}
+    env_without_token = {k: v for k, v in os.environ.items() if k != "CUSTODES_ADMIN_TOKEN"}
+    first = subprocess.run(
+        [sys.executable, "-m", "custodes", "init"],
+        cwd=tmp_path,
+        env={**env_without_token, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert first.returncode == 0, first.stderr
+    token = json.loads(first.stdout)["admin_token"]
+    stored = (tmp_path / "node" / "admin-token.sha256").read_text()
+    assert token not in stored
+    assert stat.S_IMODE((tmp_path / "node" / "admin-token.sha256").stat().st_mode) == 0o600
+    settings = Settings(data_dir=tmp_path / "node")
+    admin = AdminToken.for_settings(settings)
+    assert admin.matches(token)
+    assert not admin.matches(DEV_ADMIN_TOKEN)
+    again = custodes("init", cwd=tmp_path, env=env)
+    assert "admin_token" not in json.loads(again.stdout)  # shown once, never again
+
+
+def test_serve_refuses_a_public_address_with_the_development_token(tmp_path: Path) -> None:
+    env = {"CUSTODES_DATA_DIR": str(tmp_path / "node")}
+    public = "0.0.0.0"  # noqa: S104 - the point: a public bind must be refused
+    done = custodes("serve", "--host", public, "--port", "1", cwd=tmp_path, env=env)
+    assert_one_line_error(done, "development admin token")

@@ -105,6 +105,7 @@ def node_env(
         CUSTODES_WITNESSED_LOGS=json.dumps(list(witnessed_logs)),
         CUSTODES_WITNESSES=json.dumps([{"url": p.url, "vkey": p.vkey} for p in witnesses]),
         CUSTODES_WITNESS_QUORUM=str(quorum),
+        CUSTODES_ADMIN_TOKEN=ADMIN_TOKEN,  # loopback test nodes; init generates none then
     )
     if database_url is not None:
         env["CUSTODES_DATABASE_URL"] = database_url

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from fastapi import Request
@@ -49,7 +48,7 @@ def require_admin(request: Request) -> None:
         raise AuthError(
             "this operation needs the node's admin token as a Bearer token", code="missing_token"
         )
-    if not hmac.compare_digest(token.encode(), node.settings.admin_token.encode()):
+    if not node.admin_token.matches(token):
         raise AuthError("the admin token is not valid for this node", code="bad_token", status=403)
 
 

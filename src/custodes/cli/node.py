@@ -2,24 +2,42 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import typer
 
+from custodes.admin_token import AdminToken, generate_admin_token
 from custodes.config import Settings
+from custodes.errors import ConfigError
 from custodes.node import Node
 
 __all__ = ["register"]
 
 
 def init() -> None:
-    """Create the data directory, keys and database; print the node's public keys as JSON."""
-    node = Node(Settings())
+    """Create the data directory, keys and database; print the node's public keys as JSON.
+
+    Unless CUSTODES_ADMIN_TOKEN is set, a new node also gets a random admin token,
+    printed here once (as "admin_token"); only its SHA-256 is kept.
+    """
+    settings = Settings()
+    node = Node(settings)
     try:
         node.start()
-        typer.echo(json.dumps({"origin": node.settings.origin, **node.vkeys()}, indent=1))
+        shown: dict[str, str] = {"origin": settings.origin, **node.vkeys()}
+        if "admin_token" not in settings.model_fields_set:
+            token = generate_admin_token(settings.data_dir)
+            if token is not None:
+                shown["admin_token"] = token
+        typer.echo(json.dumps(shown, indent=1))
     finally:
         node.close()
+    if "admin_token" in shown:
+        typer.echo(
+            "the admin token above is shown only once; keep it (CUSTODES_ADMIN_TOKEN=...)",
+            err=True,
+        )
 
 
 def serve(
@@ -31,8 +49,14 @@ def serve(
 
     from custodes.api import create_app
 
+    settings = Settings()
+    if AdminToken.for_settings(settings).is_development and not _is_loopback(host):
+        raise ConfigError(
+            f"refusing to serve on {host} with the publicly known development admin token; "
+            "run `custodes init` in a new data directory or set CUSTODES_ADMIN_TOKEN"
+        )
     uvicorn.run(
-        create_app(Settings()),
+        create_app(settings),
         host=host,
         port=port,
         log_level="warning",
@@ -48,6 +72,15 @@ def demo(
     from custodes.demo import run_demo
 
     raise typer.Exit(run_demo(base_port=base_port, keep=keep))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def register(app: typer.Typer) -> None:
