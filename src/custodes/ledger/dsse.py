@@ -50,7 +50,10 @@ _FIELDS = {"payload", "payloadType", "signatures"}
 
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE pre-authentication encoding: ``DSSEv1 SP LEN(type) SP type SP LEN(body) SP body``."""
-    type_bytes = payload_type.encode()
+    try:
+        type_bytes = payload_type.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate: no JSON text can carry it
+        raise EnvelopeError("payloadType must be valid Unicode", code="invalid_envelope") from exc
     return b"DSSEv1 %d %b %d %b" % (len(type_bytes), type_bytes, len(payload), payload)
 
 
