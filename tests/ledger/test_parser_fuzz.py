@@ -268,8 +268,11 @@ def test_witness_requests_parse_or_raise_ours(body: bytes, old: str) -> None:
     only_our_errors(parse_add_checkpoint, _encode(f"old {old}\n\n") + SIGNED)
 
 
-def test_a_witness_request_with_a_size_of_thousands_of_digits_is_refused_as_ours() -> None:
-    only_our_errors(parse_add_checkpoint, b"old " + b"9" * 5000 + b"\n\n" + SIGNED)
+@pytest.mark.parametrize("old", ["9" * 5000, "9" * 21, str(2**64)], ids=["5000", "21", "2^64"])
+def test_a_witness_request_with_an_old_size_beyond_uint64_is_a_400(old: str) -> None:
+    with pytest.raises(CustodesError) as caught:
+        parse_add_checkpoint(f"old {old}\n\n".encode() + SIGNED)
+    assert (caught.value.status, caught.value.code) == (400, "malformed_request")
 
 
 @FUZZ
