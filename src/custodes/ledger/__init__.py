@@ -1,13 +1,14 @@
 """The ledger: a C2SP tlog-tiles transparency log of DSSE-signed entries.
 
 Public verification API (DESIGN.md 4.1): hashing and proofs (RFC 6962/9162), signed
-notes, checkpoints and cosignatures (C2SP), DSSE envelopes, tiles, and client-side
-verification of a whole log.
+notes, checkpoints and cosignatures (C2SP), DSSE envelopes, tiles, strict Ed25519 (weak
+keys refused, one form per signature) and client-side verification of a whole log.
 """
 
 from custodes.ledger.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
 from custodes.ledger.cosignature import CosignatureSigner, cosign, verify_cosignature
 from custodes.ledger.dsse import Envelope, EnvelopeSigner, pae, parse_envelope, sign_envelope
+from custodes.ledger.ed25519 import check_public_key, public_key_problem, verify_strict
 from custodes.ledger.errors import (
     EnvelopeError,
     LedgerError,
@@ -56,6 +57,7 @@ __all__ = [
     "VerificationError",
     "VerifyReport",
     "WitnessConflict",
+    "check_public_key",
     "consistency_proof",
     "cosign",
     "inclusion_proof",
@@ -68,6 +70,7 @@ __all__ = [
     "parse_envelope",
     "parse_note",
     "parse_vkey",
+    "public_key_problem",
     "root_of",
     "sign_envelope",
     "sign_note",
@@ -75,4 +78,5 @@ __all__ = [
     "verify_cosignature",
     "verify_inclusion",
     "verify_log",
+    "verify_strict",
 ]

@@ -45,10 +45,11 @@ def _fast_path_safe(value: Any, depth: int = 0) -> bool:
 
 def canonical_dumps(value: Any) -> bytes:
     """Serialise ``value`` as RFC 8785 canonical JSON."""
-    if _fast_path_safe(value):
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     try:
+        if _fast_path_safe(value):
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         return bytes(rfc8785.dumps(value))
+    # orjson.JSONEncodeError is a TypeError: lone surrogates, which UTF-8 cannot carry.
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         raise EnvelopeError(
             f"value cannot be written as canonical JSON: {exc}", code="non_canonical_json"

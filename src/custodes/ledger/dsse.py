@@ -7,7 +7,8 @@ and so is standard base64 with non-zero padding bits (``non_canonical_json``).
 
 Key ids are the lowercase hex SHA-256 of the raw 32-byte Ed25519 public key (a
 thumbprint). DSSE treats the key id as an unauthenticated hint; here it selects the
-registered key, and the signature must then verify under that key.
+registered key, and the signature must then verify under that key, strictly
+(``custodes.ledger.ed25519``: no weak keys, no second forms of a signature).
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from custodes.ledger.canonical import canonical_dumps
+from custodes.ledger.ed25519 import verify_strict
 from custodes.ledger.errors import EnvelopeError
 
 __all__ = [
@@ -49,7 +50,10 @@ _FIELDS = {"payload", "payloadType", "signatures"}
 
 def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE pre-authentication encoding: ``DSSEv1 SP LEN(type) SP type SP LEN(body) SP body``."""
-    type_bytes = payload_type.encode()
+    try:
+        type_bytes = payload_type.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate: no JSON text can carry it
+        raise EnvelopeError("payloadType must be valid Unicode", code="invalid_envelope") from exc
     return b"DSSEv1 %d %b %d %b" % (len(type_bytes), type_bytes, len(payload), payload)
 
 
@@ -175,14 +179,12 @@ def verify_envelope(envelope: Envelope, lookup: KeyLookup) -> list[str]:
         public = lookup(signature.keyid)
         if public is None:
             continue
-        try:
-            Ed25519PublicKey.from_public_bytes(public).verify(signature.sig, message)
-        except (InvalidSignature, ValueError) as exc:
+        if not verify_strict(public, signature.sig, message):
             raise EnvelopeError(
                 f"signature by key {signature.keyid[:16]}… does not verify over the envelope",
                 code="bad_signature",
                 detail={"keyid": signature.keyid},
-            ) from exc
+            )
         verified.append(signature.keyid)
     if not verified:
         raise EnvelopeError(

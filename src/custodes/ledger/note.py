@@ -13,6 +13,8 @@ Where the spec leaves room, this module is strict:
   note (the spec's SHOULD); the verified list names each key once, so a repeated line
   never counts twice towards a quorum;
 * vkeys of type 0x04 (tlog-cosignature) parse here too; ``open_note`` ignores them;
+* weak public keys (small order, torsion, non-canonical) are refused, and signatures
+  are verified strictly (``custodes.ledger.ed25519``);
 * private keys use the x/mod form (not C2SP): ``PRIVATE+KEY+<name>+<hex key ID>+``
   ``base64(type || 32-byte seed)``.
 """
@@ -26,9 +28,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Self, TypeVar
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from custodes.ledger.ed25519 import public_key_problem, verify_strict
 from custodes.ledger.errors import NoteError
 
 __all__ = [
@@ -115,12 +117,19 @@ def key_id(name: str, key_type: int, public_key: bytes) -> bytes:
     return digest[:4]
 
 
-def _load_public_key(raw: bytes) -> Ed25519PublicKey:
-    try:
-        return Ed25519PublicKey.from_public_bytes(raw)
-    except ValueError as exc:  # wrong length
+def _check_public_key(raw: bytes) -> None:
+    """Refuse a key of the wrong length (bad_key) or a weak one (weak_public_key, 400)."""
+    problem = public_key_problem(raw)
+    if problem is None:
+        return
+    if len(raw) != 32:
         message = f"An Ed25519 public key is 32 bytes, not {len(raw)}; check the key."
-        raise NoteError(message, code="bad_key") from exc
+        raise NoteError(message, code="bad_key")
+    raise NoteError(
+        f"The verifier key is refused: {problem}. Ask its owner for a freshly generated key.",
+        code="weak_public_key",
+        status=400,
+    )
 
 
 @dataclass(frozen=True)
@@ -135,7 +144,6 @@ class NoteVerifier:
     public_key: bytes
     key_type: int = KEY_TYPE_ED25519
     key_id: bytes = field(init=False)
-    _key: Ed25519PublicKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.key_type not in _VERIFIER_TYPES:
@@ -144,15 +152,12 @@ class NoteVerifier:
                 "(0x01) or Ed25519 cosignature keys (0x04).",
                 code="bad_key",
             )
-        object.__setattr__(self, "_key", _load_public_key(self.public_key))
+        _check_public_key(self.public_key)
         object.__setattr__(self, "key_id", key_id(self.name, self.key_type, self.public_key))
 
     def verify(self, message: bytes, signature: bytes) -> bool:
-        try:
-            self._key.verify(signature, message)
-        except InvalidSignature:
-            return False
-        return True
+        """Strict Ed25519 (``custodes.ledger.ed25519.verify_strict``): no second forms."""
+        return verify_strict(self.public_key, signature, message)
 
     def vkey(self) -> str:
         """The verifier key string ``<name>+<hex key ID>+base64(type || public key)``."""
@@ -177,10 +182,10 @@ def parse_vkey(vkey: str) -> NoteVerifier:
     raw = _decode_base64(encoded)
     if raw is None or len(raw) != 33:
         raise _bad_vkey("the key part must be canonical base64 of a type byte and 32 key bytes")
-    verifier = NoteVerifier(name, raw[1:], raw[0])
-    if verifier.key_id.hex() != id_hex:
+    # The key ID first: a mistyped vkey is malformed (bad_key), not a weak key.
+    if key_id(name, raw[0], raw[1:]).hex() != id_hex:
         raise _bad_vkey(f"the key ID {id_hex} does not match the name and key")
-    return verifier
+    return NoteVerifier(name, raw[1:], raw[0])
 
 
 @dataclass(frozen=True)

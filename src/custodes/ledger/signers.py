@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from custodes.errors import BadRequest
 from custodes.ledger.dsse import Envelope, EnvelopeSigner, key_thumbprint, sign_envelope
+from custodes.ledger.ed25519 import check_public_key
 from custodes.ledger.payloads import SIGNER_TYPE, SignerRecord
 from custodes.ledger.store import Projector, signers
 from custodes.store.db import read_tx
@@ -92,6 +93,8 @@ def signer_entry(
             "a signer's public key is the raw 32-byte Ed25519 key, base64-encoded",
             code="bad_public_key",
         )
+    if status == "active":  # a weak key registered before it was refused can still retire
+        check_public_key(public_key, what="signer's public key")
     keyid = key_thumbprint(public_key)
     record = SignerRecord(
         name=name, keyid=keyid, public_key=base64.b64encode(public_key).decode(), status=status

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, insert, select, update
 
 from custodes.errors import BadRequest, NotFound
-from custodes.ledger.checkpoint import Checkpoint, open_checkpoint, origin_of
+from custodes.ledger.checkpoint import MAX_TREE_SIZE, Checkpoint, open_checkpoint, origin_of
 from custodes.ledger.cosignature import CosignatureSigner, cosign
 from custodes.ledger.errors import NoteError, ProofError, WitnessConflict
 from custodes.ledger.merkle import EMPTY_ROOT, verify_consistency
@@ -51,8 +51,11 @@ def format_add_checkpoint(old_size: int, proof: Sequence[bytes], checkpoint: byt
 
 
 def _decimal(text: str) -> int:
-    if not text.isdigit() or (len(text) > 1 and text[0] == "0"):
-        raise BadRequest(f"{text!r} is not a decimal size", code="malformed_request")
+    # A tree size is a uint64: at most 20 digits (and int() of thousands raises ValueError).
+    if not text.isdigit() or len(text) > 20 or (len(text) > 1 and text[0] == "0"):
+        raise BadRequest(f"{text[:24]!r} is not a decimal tree size", code="malformed_request")
+    if int(text) > MAX_TREE_SIZE:
+        raise BadRequest(f"old size {text} exceeds 2^64-1", code="malformed_request")
     return int(text)
 
 

@@ -37,7 +37,9 @@ Trust
 -----
 Keys come only from the caller (``trusted_keys``, by ``kid``); ``jku``, ``jwk`` and
 ``x5u`` headers are never fetched or used, since a card naming its own key proves
-nothing. Expired or revoked keys must be left out of ``trusted_keys`` (§8.4.3).
+nothing. Expired or revoked keys must be left out of ``trusted_keys`` (§8.4.3). Weak
+Ed25519 keys (small order, torsion, non-canonical) are refused, and EdDSA signatures are
+verified strictly (``custodes.ledger.ed25519``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from pydantic.alias_generators import to_camel
 
 from custodes.errors import BadRequest
 from custodes.ledger.canonical import canonical_dumps
+from custodes.ledger.ed25519 import public_key_problem, verify_strict
 from custodes.ledger.errors import EnvelopeError
 
 __all__ = [
@@ -511,8 +514,8 @@ def _protected_header(entry: AgentCardSignature, index: int) -> dict[str, Any]:
 
 def _verifies(key: PublicKey, alg: str, message: bytes, signature: bytes) -> bool:
     try:
-        if isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(signature, message)
+        if isinstance(key, ed25519.Ed25519PublicKey):  # strictly: no second forms
+            return verify_strict(key.public_bytes_raw(), signature, message)
         elif isinstance(key, ec.EllipticCurvePublicKey):
             size = _EC[alg][1]
             if len(signature) != 2 * size:  # RFC 7518 §3.4: R || S, each full width
@@ -568,7 +571,7 @@ def public_key_from_jwk(jwk: Mapping[str, Any]) -> PublicKey:
     kty, crv = jwk.get("kty"), jwk.get("crv")
     try:
         if kty == "OKP" and crv == "Ed25519":
-            return ed25519.Ed25519PublicKey.from_public_bytes(_member(jwk, "x", 32))
+            return ed25519.Ed25519PublicKey.from_public_bytes(_ed25519_x(jwk))
         if kty == "EC" and isinstance(crv, str) and crv in _CURVES:
             size = 32 if crv == "P-256" else 48
             x, y = (int.from_bytes(_member(jwk, m, size), "big") for m in ("x", "y"))
@@ -590,6 +593,19 @@ def _member(jwk: Mapping[str, Any], name: str, size: int | None = None) -> bytes
     raw = _b64decode(value, f"JWK member {name!r}", 0, error=_bad_key)
     if size is not None and len(raw) != size:  # RFC 7518 §6.2.1.2, RFC 8037 §2
         raise _bad_key(f"JWK member {name!r} is {len(raw)} bytes; expected {size}")
+    return raw
+
+
+def _ed25519_x(jwk: Mapping[str, Any]) -> bytes:
+    """The raw key of an Ed25519 JWK; weak keys (small order, torsion) are refused."""
+    raw = _member(jwk, "x", 32)
+    problem = public_key_problem(raw)
+    if problem is not None:
+        raise AgentCardError(
+            f"the Ed25519 JWK is refused: {problem}; sign with a freshly generated key",
+            code="weak_public_key",
+            status=400,
+        )
     return raw
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from custodes.errors import BadRequest, NotFound
 from custodes.ledger.dsse import key_thumbprint
+from custodes.ledger.ed25519 import check_public_key
 from custodes.ledger.store import signers
 from custodes.registry.cards import filled_from_card
 from custodes.registry.models import (
@@ -57,6 +58,7 @@ def _add_key(conn: Connection, owner: str, key_b64: str, index: int) -> str:
     public_key = base64.b64decode(key_b64, validate=True)
     if len(public_key) != 32:
         raise BadRequest("agent keys are raw 32-byte Ed25519 keys, base64", code="bad_public_key")
+    check_public_key(public_key, what=f"public key of {owner}")
     keyid = key_thumbprint(public_key)
     if conn.execute(select(signers.c.keyid).where(signers.c.keyid == keyid)).first():
         raise BadRequest(f"key {keyid[:16]}… is already registered", code="key_in_use", status=409)

@@ -1,0 +1,182 @@
+"""Strict Ed25519: refuse weak public keys; verify signatures that have one form only.
+
+RFC 8032 leaves verifiers room, and OpenSSL (under pyca/cryptography) uses it: it
+accepts a public key of small order, such as the identity point. With that key the
+signature ``R = identity, S = 0`` verifies over every message, so nobody holds the
+private key, anyone can sign, and the key's owner can disown anything "it" signed
+(Chalkias, Garillot and Nikolaenko, "Taming the many EdDSAs", 2020). So here:
+
+* a **public key** must be 32 bytes, canonically encoded (``y < p``, and no "negative
+  zero": the x sign bit set where x is 0), a point on the curve, not of small order and
+  without any small-order component (in the prime-order subgroup, as every key that
+  honest key generation makes is). libsodium refuses the small-order and non-canonical
+  keys (``has_small_order``); the subgroup check also refuses mixed-order keys, under
+  which cofactored and cofactorless verifiers disagree;
+* a **signature** must be 64 bytes with ``S < L`` (no malleable second spelling), and
+  its ``R`` canonical and not of small order; then pyca/cryptography verifies it.
+
+Checking a key costs a scalar multiplication in Python (about 2 ms), so the answer is
+cached for the 16,384 keys last seen; the per-signature checks compare bytes and
+integers, so strict verification costs what pyca/cryptography's does.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from custodes.errors import BadRequest
+
+__all__ = [
+    "GROUP_ORDER",
+    "SMALL_ORDER_ENCODINGS",
+    "check_public_key",
+    "public_key_problem",
+    "signature_problem",
+    "verify_strict",
+]
+
+_P = 2**255 - 19
+_D = -121665 * pow(121666, -1, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+GROUP_ORDER = 2**252 + 27742317777372353535851937790883648493  # L
+_Y_MASK = (1 << 255) - 1
+KEY_SIZE = 32
+SIGNATURE_SIZE = 64
+
+# The y coordinates of the eight points of order 1, 2, 4 and 8: 1 (the identity),
+# p - 1, 0 (x = ±sqrt(-1)) and ±y8 (each with two x).
+_Y8 = 0x05FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826
+_SMALL_ORDER_Y = (1, _P - 1, 0, _Y8, _P - _Y8)
+
+
+def _encodings(y: int) -> list[bytes]:
+    """Every 32-byte spelling of y: both sign bits, canonical and (if it fits) y + p."""
+    ys = [y] + ([y + _P] if y + _P <= _Y_MASK else [])
+    return [(v | sign << 255).to_bytes(KEY_SIZE, "little") for v in ys for sign in (0, 1)]
+
+
+# Eight points, fourteen spellings: the canonical eight, the "negative zero" forms of
+# the two points with x = 0, and y = p and y = p + 1 (non-canonical 0 and 1) with
+# either sign bit. libsodium's blocklist is the same set, compared without the sign bit.
+SMALL_ORDER_ENCODINGS: frozenset[bytes] = frozenset(
+    e for y in _SMALL_ORDER_Y for e in _encodings(y)
+)
+
+_Point = tuple[int, int, int, int]  # extended coordinates (X, Y, Z, T), x = X/Z, y = Y/Z
+_IDENTITY: _Point = (0, 1, 1, 0)
+
+
+def _add(p: _Point, q: _Point) -> _Point:
+    """Point addition on -x^2 + y^2 = 1 + d x^2 y^2 (complete, so it also doubles)."""
+    x1, y1, z1, t1 = p
+    x2, y2, z2, t2 = q
+    a = (y1 - x1) * (y2 - x2) % _P
+    b = (y1 + x1) * (y2 + x2) % _P
+    c = 2 * _D * t1 * t2 % _P
+    d = 2 * z1 * z2 % _P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
+
+
+def _multiply(point: _Point, scalar: int) -> _Point:
+    result = _IDENTITY
+    for bit in bin(scalar)[2:]:
+        result = _add(result, result)
+        if bit == "1":
+            result = _add(result, point)
+    return result
+
+
+def _is_identity(point: _Point) -> bool:
+    x, y, z, _ = point
+    return x % _P == 0 and (y - z) % _P == 0
+
+
+def _decode(raw: bytes) -> _Point | str:
+    """The point ``raw`` encodes (RFC 8032 5.1.3), or why it encodes none canonically."""
+    encoded = int.from_bytes(raw, "little")
+    y, sign = encoded & _Y_MASK, encoded >> 255
+    if y >= _P:
+        return "its y coordinate is not reduced modulo 2^255-19 (a non-canonical encoding)"
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P) % _P
+    if v * x * x % _P == -u % _P:
+        x = x * _SQRT_M1 % _P
+    if v * x * x % _P != u:
+        return "it is not a point on the Ed25519 curve"
+    if x == 0 and sign:
+        return "it sets the sign of x = 0 (a non-canonical 'negative zero' encoding)"
+    if x & 1 != sign:
+        x = _P - x
+    return (x, y, 1, x * y % _P)
+
+
+@lru_cache(maxsize=16384)
+def public_key_problem(raw: bytes) -> str | None:
+    """Why ``raw`` cannot be a trusted Ed25519 public key, or ``None`` if it can."""
+    if len(raw) != KEY_SIZE:
+        return f"an Ed25519 public key is {KEY_SIZE} bytes, not {len(raw)}"
+    if raw in SMALL_ORDER_ENCODINGS:
+        return "it is a point of small order, under which signatures can be forged"
+    point = _decode(raw)
+    if isinstance(point, str):
+        return point
+    if not _is_identity(_multiply(point, GROUP_ORDER)):
+        return "it has a small-order component (it is not in the prime-order subgroup)"
+    return None
+
+
+def check_public_key(raw: bytes, *, what: str = "public key") -> bytes:
+    """Return ``raw`` if it is a sound Ed25519 public key; raise ``BadRequest`` if not.
+
+    A key of the wrong length is ``bad_public_key``; a weak or non-canonical one
+    (small order, torsion, not on the curve, y >= p, negative zero) is
+    ``weak_public_key``. Both are 400: the sender must use another key.
+    """
+    problem = public_key_problem(bytes(raw))
+    if problem is None:
+        return raw
+    code = "bad_public_key" if len(raw) != KEY_SIZE else "weak_public_key"
+    raise BadRequest(
+        f"The {what} is refused: {problem}. Generate a new Ed25519 key pair with a "
+        "standard library and register its public key.",
+        code=code,
+    )
+
+
+def signature_problem(signature: bytes) -> str | None:
+    """Why ``signature`` is not a strict Ed25519 signature's form, or ``None``.
+
+    Checks the form only (length, ``S < L``, ``R`` canonical and not of small order);
+    ``verify_strict`` also checks the key and the equation.
+    """
+    if len(signature) != SIGNATURE_SIZE:
+        return f"an Ed25519 signature is {SIGNATURE_SIZE} bytes, not {len(signature)}"
+    r, s = bytes(signature[:32]), int.from_bytes(signature[32:], "little")
+    if s >= GROUP_ORDER:
+        return "its S is not reduced modulo the group order (a malleable second form)"
+    if r in SMALL_ORDER_ENCODINGS:
+        return "its R is a point of small order"
+    if int.from_bytes(r, "little") & _Y_MASK >= _P:
+        return "its R is not canonically encoded"
+    return None
+
+
+def verify_strict(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """True if ``signature`` is a strict Ed25519 signature over ``message`` by the key.
+
+    False for a weak key, ``S >= L``, a small-order or non-canonical ``R``, or a
+    signature that does not verify. Never raises on any bytes.
+    """
+    if public_key_problem(bytes(public_key)) is not None:
+        return False
+    if signature_problem(signature) is not None:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
