@@ -133,7 +133,10 @@ def test_verify_detects_a_rewritten_history(setup: Setup) -> None:
     verified = setup.append(50, "original")
     assert _verify(setup.node.url, state, setup.keys["log"])[0] == 0
     setup.node.stop()
-    # Same data dir, so the same log key, but a new database: a new history.
+    # Same data dir, so the same log key, but a new database: a new history. The node
+    # itself would refuse that (its high-water mark); a dishonest operator, who holds
+    # the keys, deletes the mark too, and only outside verifiers can catch them.
+    (Path(setup.env["CUSTODES_DATA_DIR"]) / "high-water.json").unlink()
     env = setup.env | {"CUSTODES_DATABASE_URL": f"sqlite:///{setup.tmp_path / 'other.db'}"}
     setup.node = NodeProcess(env, setup.tmp_path / "rewritten.log")
     with setup.node:
