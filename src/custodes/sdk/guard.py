@@ -347,6 +347,11 @@ class Guard:
         with self._lock:
             return self._state.lease
 
+    @property
+    def stream_connected(self) -> bool:
+        """Whether the kill-order stream is open now (orders then arrive as issued)."""
+        return self._response is not None
+
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
@@ -524,8 +529,6 @@ class Guard:
                     log.warning("the kill-order stream answered HTTP %s", response.status_code)
                     return False
                 self._response = response
-                if self._stop.is_set():  # stop() ran before it could see the response
-                    return True
                 self._read(response.iter_lines(), nonce)
                 return True
         except httpx.HTTPError as exc:
