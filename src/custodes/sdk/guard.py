@@ -4,7 +4,8 @@
 kill orders it has received and the time. ``Guard`` is the runtime around it: a thread
 keeps a lease (renewing at ``renew_at`` of its lifetime), another follows the node's
 kill-order stream (server-sent events), and ``check`` / ``action`` / ``run`` wrap every
-side-effecting action.
+side-effecting action. Only pushed orders the home node countersigned for this stream and
+agent are applied (``custodes.sdk.pushes``); others are ignored and move nothing.
 
 Halt episodes. The guard is *operating* once it has seen itself free to act (a valid
 lease, no order halting it everywhere). The first moment it finds itself halted
