@@ -3,6 +3,7 @@ half-life, fail closed when the node is gone, kill orders pushed, one safe state
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -514,3 +515,20 @@ def test_an_order_event_replayed_to_a_fresh_guard_is_ignored(
     eventually(lambda: hooks.territories == ["FR"])
     assert reason(second, "GB") is None
     assert hooks.safe_states == 1
+
+
+def test_a_flood_of_forged_pushes_is_logged_once(
+    new_guard: Callable[..., Guard],
+    node: FakeNode,
+    hooks: Hooks,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    guard = new_guard()
+    with caplog.at_level(logging.WARNING, logger="custodes.sdk.guard"):
+        for _ in range(200):
+            node.inject(_event(None, "", _order()))
+        node.suspend(AGENT, territory="FR")  # genuine, behind the flood
+        eventually(lambda: hooks.territories == ["FR"])
+    ignored = [r for r in caplog.records if "ignoring a kill-order event" in r.getMessage()]
+    assert len(ignored) == 1
+    assert reason(guard, "GB") is None

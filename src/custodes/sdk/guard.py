@@ -38,7 +38,14 @@ import httpx
 from custodes.errors import ConfigError, CustodesError
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.sdk.leases import Lease, LeaseError, LeaseRefused, request_lease
-from custodes.sdk.pushes import LogThrottle, UnverifiedPush, sse_events, stream_nonce, verify_push
+from custodes.sdk.pushes import (
+    LogThrottle,
+    PushedOrder,
+    UnverifiedPush,
+    sse_events,
+    stream_nonce,
+    verify_push,
+)
 from custodes.sdk.recorder import DecisionRecorder
 from custodes.sdk.transport import check_node_url, node_client
 
@@ -540,25 +547,31 @@ class Guard:
             self._response = None
 
     def _read(self, lines: Iterable[str], nonce: str) -> None:
-        seq = 0
+        seq = 0  # the last push accepted on this connection
         for event in sse_events(lines):
             if self._stop.is_set():
                 return
             if event is None or event[0] != "order":
                 continue
-            try:
-                pushed = verify_push(
-                    event[1],
-                    node_public_key=self._node_key,
-                    agent_id=self.agent_id,
-                    stream=nonce,
-                    after_seq=seq,
-                )
-            except UnverifiedPush as exc:
-                self._unverified.warning("ignoring a kill-order event: %s", exc.message)
+            pushed = self._verified(event[1], nonce, seq)
+            if pushed is None:
                 continue
             seq = pushed.seq
             try:
                 self._apply_order(pushed.order, pushed.index)
             except KillOrderError as exc:
                 log.warning("ignoring an unreadable kill order: %s", exc)
+
+    def _verified(self, data: str, nonce: str, seq: int) -> PushedOrder | None:
+        """The order the node pushed on this stream, or None (logged) for anything else."""
+        try:
+            return verify_push(
+                data,
+                node_public_key=self._node_key,
+                agent_id=self.agent_id,
+                stream=nonce,
+                after_seq=seq,
+            )
+        except UnverifiedPush as exc:
+            self._unverified.warning("ignoring a kill-order event: %s", exc.message)
+            return None
