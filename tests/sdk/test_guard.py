@@ -3,19 +3,23 @@ half-life, fail closed when the node is gone, kill orders pushed, one safe state
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from custodes.killswitch.broadcast import PushSigner
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.sdk.decisions import LedgerClient
 from custodes.sdk.fakes import FakeClock, FakeNode
 from custodes.sdk.guard import Guard, Halted
 from custodes.sdk.leases import LeaseError
+from custodes.sdk.pushes import stream_nonce
 from custodes.sdk.recorder import DecisionRecorder
 from tests.sdk.support import AGENT, eventually, make_guard, make_node
 
@@ -390,3 +394,141 @@ def test_a_slow_agent_clock_cannot_stretch_a_lease(signer: EnvelopeSigner) -> No
         assert caught.value.reason == "lease_expired"
     finally:
         guard.stop()
+
+
+# -- pushed events the node did not countersign for this guard --------------------------
+
+OTHER = "urn:custodes:gb:agent:other"
+FAR_AHEAD = 10**9  # a log index beyond any order: it would settle every order on a renewal
+
+
+def _order(agent_id: str = AGENT, territory: str | None = None) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "op": "suspend",
+        "order_id": uuid.uuid4().hex,
+        "agent_id": agent_id,
+        "scope": "territorial" if territory else "global",
+        "territory": territory,
+        "reason": "forged",
+        "actor": "regulator:gb",
+        "at": "2026-01-01T00:00:00+00:00",
+        "lifts": None,
+    }
+
+
+def _event(signer: EnvelopeSigner | None, stream: str, order: dict[str, Any]) -> dict[str, Any]:
+    """An order event at FAR_AHEAD: countersigned by ``signer`` for ``stream`` (or not at
+    all); its unsigned fields say the same as the signed ones."""
+    unsigned = {"index": FAR_AHEAD, "order": order, "envelope": {}}
+    if signer is None:
+        return unsigned
+    return PushSigner(signer, stream).sign(unsigned)
+
+
+FORGERIES: dict[str, Callable[[FakeNode, str], dict[str, Any]]] = {
+    "unsigned": lambda node, stream: _event(None, stream, _order()),
+    "signed by another key": lambda node, stream: _event(
+        EnvelopeSigner.generate(), stream, _order()
+    ),
+    "signed by the node for another agent": lambda node, stream: _event(
+        node.signer, stream_nonce(), _order(OTHER)
+    ),
+    "signed by the node for an earlier connection": lambda node, stream: _event(
+        node.signer, stream_nonce(), _order()
+    ),
+}
+
+
+@pytest.mark.parametrize("forge", FORGERIES.values(), ids=FORGERIES.keys())
+def test_a_forged_push_neither_halts_nor_records_nor_drops_a_genuine_order(
+    forge: Callable[[FakeNode, str], dict[str, Any]],
+    node: FakeNode,
+    *,
+    clock: FakeClock,
+    signer: EnvelopeSigner,
+    hooks: Hooks,
+    tmp_path: Path,
+) -> None:
+    """The renewal race: a lease issued before a genuine FR suspension arrives after it.
+    The guard settles only orders at or below the horizon it had when it asked; a forged
+    event far ahead must not have moved that horizon, or the lease would lift FR."""
+    ledger = LedgerClient(node.url, client=node.client())
+    recorder = DecisionRecorder(
+        ledger, AGENT, signer, tmp_path / "spool", flush_interval=0.01, retry_initial=0.01
+    )
+    guard = make_guard(
+        node,
+        clock,
+        signer,
+        safe_state=hooks.safe_state,
+        recorder=recorder,
+        on_territorial_halt=hooks.territorial,
+    )
+    try:
+        guard.start()
+        assert guard.wait_for_lease(5)
+        assert node.wait_for_subscribers()
+        (stream,) = node.stream_nonces()
+        assert node.inject(forge(node, stream)) == 1
+        node.suspend(AGENT, territory="DE")  # genuine, behind the forgery: once it is
+        eventually(lambda: hooks.territories == ["DE"])  # applied, so was the forgery
+
+        def genuine_order_during_the_renewal(lease: dict[str, Any]) -> dict[str, Any]:
+            node.suspend(AGENT, territory="FR")  # after the lease's territories were chosen
+            eventually(lambda: reason(guard, "FR") == "kill_order")  # the stream is in order
+            return lease
+
+        node.lease_hook = genuine_order_during_the_renewal
+        lease = guard.renew()
+        assert lease.jurisdictions == frozenset({"GB", "FR"})
+        assert reason(guard, "FR") == "kill_order"
+        assert reason(guard, "GB") is None
+        assert guard.halted() is None
+        assert recorder.flush(5)
+    finally:
+        guard.stop()
+        recorder.close()
+    assert hooks.safe_states == 0
+    assert hooks.territories == ["DE", "FR"]
+    halts = [d for d in node.decisions() if d.action == "halt"]
+    assert [d.jurisdiction for d in halts] == ["DE", "FR"]
+
+
+def test_an_order_event_replayed_to_a_fresh_guard_is_ignored(
+    new_guard: Callable[..., Guard], node: FakeNode, hooks: Hooks
+) -> None:
+    """A genuine suspension, captured from the stream and replayed after it was lifted,
+    to a guard that never saw the reinstate (a restarted agent)."""
+    first = new_guard()
+    order_id = node.suspend(AGENT)
+    eventually(lambda: hooks.safe_states == 1)
+    captured = node.pushed[-1]
+    node.reinstate(order_id)
+    eventually(lambda: reason(first) is None)
+    first.stop()
+    eventually(lambda: node.subscribers() == 0)
+    second = new_guard()
+    second.check("GB")
+    node.inject(captured)
+    node.suspend(AGENT, territory="FR")  # a genuine order behind the replay, as a barrier
+    eventually(lambda: hooks.territories == ["FR"])
+    assert reason(second, "GB") is None
+    assert hooks.safe_states == 1
+
+
+def test_a_flood_of_forged_pushes_is_logged_once(
+    new_guard: Callable[..., Guard],
+    node: FakeNode,
+    hooks: Hooks,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    guard = new_guard()
+    with caplog.at_level(logging.WARNING, logger="custodes.sdk.guard"):
+        for _ in range(200):
+            node.inject(_event(None, "", _order()))
+        node.suspend(AGENT, territory="FR")  # genuine, behind the flood
+        eventually(lambda: hooks.territories == ["FR"])
+    ignored = [r for r in caplog.records if "ignoring a kill-order event" in r.getMessage()]
+    assert len(ignored) == 1
+    assert reason(guard, "GB") is None

@@ -238,3 +238,14 @@ def test_next_change_is_the_next_lease_edge() -> None:
 def test_an_unreadable_order_is_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(KillOrderError):
         GuardState(AGENT).on_order(suspend("s1") | bad, 0)
+
+
+def test_an_order_for_another_agent_leaves_the_horizon() -> None:
+    # It says nothing about what the node knew of this agent's orders when it leased.
+    state = state_with(lease(), [])
+    state.on_order(order("suspend", "x1", agent_id="urn:custodes:gb:agent:other"), 10**9)
+    horizon = state.horizon  # a renewal asks now
+    assert horizon == -1
+    state.on_order(suspend("s1", "FR"), 5)  # arrives while the request is in flight
+    state.on_lease(lease(lease_id="l2", nbf=NOW, exp=NOW + 60), horizon=horizon)
+    assert [o.order_id for o in state.active_orders()] == ["s1"]

@@ -3,18 +3,24 @@ gets through; lease_request is what the node's lease endpoint reads."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
+from custodes.errors import CustodesError
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner, sign_envelope, verify_envelope
+from custodes.sdk.fakes import FakeNode
 from custodes.sdk.leases import (
     LEASE_REQUEST_TYPE,
     LEASE_TYPE,
+    Lease,
     LeaseError,
     lease_request,
+    request_lease,
     verify_lease,
 )
 from tests.sdk.support import AGENT
@@ -130,3 +136,62 @@ def test_the_node_issuers_lease_payload_verifies() -> None:
     )
     signed = sign_envelope(LEASE_TYPE, node_lease.model_dump_json().encode(), [NODE])
     assert verify(signed.to_json()).jurisdictions == frozenset({"GB"})
+
+
+# -- asking for a lease over a kept-alive connection ----------------------------------
+
+
+class ClosingNode:
+    """A fake node behind a connection that fails the first ``failures`` requests with
+    ``error`` — after the node has seen them, so a retry with the same nonce would be
+    refused as a replay."""
+
+    def __init__(self, error: type[httpx.TransportError], failures: int = 1) -> None:
+        self.node = FakeNode(lambda: float(NOW), lease_ttl=60)
+        self.node.register_agent(AGENT, AGENT_KEY.public_key, ["GB"])
+        self.error, self.failures = error, failures
+        self.nonces: list[str] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        envelope = orjson.loads(request.content)
+        payload = orjson.loads(base64.b64decode(envelope["payload"]))
+        self.nonces.append(payload["nonce"])
+        answer = self.node.transport.handle_request(request)
+        if len(self.nonces) <= self.failures:
+            raise self.error("the node closed the connection", request=request)
+        return answer
+
+    def ask(self) -> Lease:
+        http = httpx.Client(transport=httpx.MockTransport(self.handle))
+        return request_lease(
+            http, self.node.url, AGENT_KEY, AGENT, node_public_key=self.node.public_key, now=NOW
+        )
+
+
+@pytest.mark.parametrize("error", [httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError])
+def test_a_renewal_reset_by_a_closing_connection_is_asked_again_at_once(
+    error: type[httpx.TransportError],
+) -> None:
+    closing = ClosingNode(error)
+    lease = closing.ask()
+    assert len(closing.nonces) == 2
+    first, second = closing.nonces
+    assert first != second  # a fresh request: the node refuses a nonce it has seen
+    assert lease.nonce == second
+    assert lease.jurisdictions == frozenset({"GB"})
+
+
+def test_a_renewal_is_retried_once_only() -> None:
+    closing = ClosingNode(httpx.RemoteProtocolError, failures=2)
+    with pytest.raises(CustodesError) as caught:
+        closing.ask()
+    assert (caught.value.code, caught.value.status) == ("node_unreachable", 503)
+    assert len(closing.nonces) == 2
+
+
+def test_a_node_that_cannot_be_reached_is_not_asked_twice() -> None:
+    closing = ClosingNode(httpx.ConnectError)
+    with pytest.raises(CustodesError) as caught:
+        closing.ask()
+    assert caught.value.code == "node_unreachable"
+    assert len(closing.nonces) == 1

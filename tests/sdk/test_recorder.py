@@ -206,7 +206,7 @@ def test_a_revoked_agent_still_delivers_its_halt(
     node.revoke(AGENT)
     recorder = open_recorder()
     key = recorder.record("halt", "revoked by the home regulator")
-    assert recorder.flush(2.0)
+    assert recorder.flush(10)
     assert keys_at(node) == [key]
 
 
@@ -217,7 +217,7 @@ def test_a_decision_refused_for_good_is_set_aside_and_the_rest_delivered(
     recorder = open_recorder(batch_size=10)
     refused = [recorder.record("buy", "before the order reached me") for _ in range(2)]
     halt = recorder.record("halt", "revoked")
-    assert recorder.flush(2.0)
+    assert recorder.flush(10)
     assert recorder.pending() == 0
     assert keys_at(node) == [halt]
     rejected = recorder.rejected()
@@ -225,7 +225,7 @@ def test_a_decision_refused_for_good_is_set_aside_and_the_rest_delivered(
     assert all("agent_revoked" in r["reason"] for r in rejected)
     recorder.close()
     again = open_recorder()  # a restart never resends what was set aside
-    assert again.flush(1.0)
+    assert again.flush(10)
     assert keys_at(node) == [halt]
     assert (spool / "rejected.jsonl").exists()
 

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from custodes.api.deps import get_node, read_json, require_caller
-from custodes.killswitch.broadcast import Subscription
+from custodes.killswitch.broadcast import PushSigner, Subscription
 from custodes.node import Node
 from custodes.store.db import read_tx
 
@@ -78,17 +78,21 @@ def _snapshot(node: Node, agent_id: str | None) -> list[dict[str, Any]]:
     return events
 
 
-def _sse(event: dict[str, Any]) -> bytes:
-    return b"event: order\ndata: " + orjson.dumps(event) + b"\n\n"
+def _sse(event: dict[str, Any], push: PushSigner) -> bytes:
+    return b"event: order\ndata: " + orjson.dumps(push.sign(event)) + b"\n\n"
 
 
 async def _events(
-    request: Request, sub: Subscription, snapshot: list[dict[str, Any]], node: Node
+    request: Request,
+    sub: Subscription,
+    snapshot: list[dict[str, Any]],
+    node: Node,
+    push: PushSigner,
 ) -> AsyncIterator[bytes]:
     try:
         yield b": connected\n\n"
         for past in snapshot:
-            yield _sse(past)
+            yield _sse(past, push)
         while not await request.is_disconnected():
             try:
                 event = await asyncio.wait_for(sub.queue.get(), timeout=_HEARTBEAT)
@@ -97,24 +101,33 @@ async def _events(
                 continue
             if event is None:
                 return
-            yield _sse(event)
+            yield _sse(event, push)
     finally:
         node.broadcaster.unsubscribe(sub)
 
 
 @router.get(
     "/kill-orders/stream",
-    summary="Server-sent events: every kill order, as issued",
+    summary="Server-sent events: every kill order, as issued, countersigned by the node",
     response_class=StreamingResponse,
 )
 async def stream_orders(
-    request: Request, agent_id: Annotated[str | None, Query()] = None
+    request: Request,
+    agent_id: Annotated[str | None, Query()] = None,
+    nonce: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9a-f]{32,64}$",
+            description="the subscriber's fresh challenge, echoed in every countersignature",
+        ),
+    ] = None,
 ) -> StreamingResponse:
     node = get_node(request)
+    push = PushSigner(node.entry_signer, nonce)
     sub = node.broadcaster.subscribe(agent_id)  # before the snapshot: no gap
     snapshot = await run_in_threadpool(_snapshot, node, agent_id)
     return StreamingResponse(
-        _events(request, sub, snapshot, node),
+        _events(request, sub, snapshot, node, push),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

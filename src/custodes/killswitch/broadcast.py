@@ -4,18 +4,65 @@ Orders are published from whichever thread committed them; subscribers are async
 queues (one per server-sent-events stream). A subscriber that falls too far behind is
 dropped (its stream ends and it reconnects, receiving the active orders again): a slow
 reader never holds the node's memory hostage.
+
+``PushSigner`` countersigns what one stream pushes with the node's entry key (the key
+guards verify leases with), binding each event to the subscriber's stream nonce, a
+sequence number, the order's agent and log index (docs/design/0004), so a guard can
+refuse a forged, replayed or re-ordered event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["OrderBroadcaster", "Subscription"]
+from custodes.ledger.canonical import canonical_dumps
+from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
 
+__all__ = ["ORDER_PUSH_TYPE", "OrderBroadcaster", "PushSigner", "Subscription"]
+
+ORDER_PUSH_TYPE = "application/vnd.custodes.order-push+json"
 _QUEUE = 1_000
+
+
+class PushSigner:
+    """Countersigns the ``order`` events of one stream, numbering them from 1.
+
+    ``nonce`` is the subscriber's challenge for this connection (a fresh one is made when
+    it sent none: the events are then signed, but bound to no challenge of its own).
+    """
+
+    def __init__(
+        self,
+        signer: EnvelopeSigner,
+        nonce: str | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._signer, self._clock = signer, clock
+        self.nonce = nonce or secrets.token_hex(16)
+        self._seq = 0
+
+    def sign(self, event: dict[str, Any]) -> dict[str, Any]:
+        """``event`` ({"index", "order", ...}) with its countersignature as ``push``."""
+        self._seq += 1
+        payload = {
+            "v": 1,
+            "event": "order",
+            "stream": self.nonce,
+            "seq": self._seq,
+            "at": int(self._clock()),
+            "agent_id": event["order"]["agent_id"],
+            "index": event["index"],
+            "order": event["order"],
+        }
+        push = sign_envelope(ORDER_PUSH_TYPE, canonical_dumps(payload), [self._signer])
+        return event | {"push": push.to_json()}
 
 
 @dataclass(eq=False)

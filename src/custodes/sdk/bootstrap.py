@@ -18,6 +18,7 @@ from custodes.ledger.dsse import EnvelopeSigner
 from custodes.registry.models import AgentRecord, Contact, OperatorRecord
 from custodes.sdk.decisions import raise_for_error
 from custodes.sdk.registry import RegistryClient
+from custodes.sdk.transport import node_client
 
 __all__ = ["Authorities", "bootstrap", "enrol_agent", "register_principal"]
 
@@ -66,7 +67,7 @@ def bootstrap(
     operator: str = "acme",
     client: httpx.Client | None = None,
 ) -> Authorities:
-    http = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=30)
+    http = client or node_client(base_url, timeout=30)
     code = jurisdiction.lower()
     keys = EnvelopeSigner.generate(), EnvelopeSigner.generate()
     reg_id, op_id = f"regulator:{code}", f"operator:{operator}"

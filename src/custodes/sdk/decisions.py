@@ -13,6 +13,7 @@ from custodes.errors import CustodesError
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import Envelope, EnvelopeSigner, sign_envelope
 from custodes.ledger.payloads import DECISION_TYPE, DecisionRecord
+from custodes.sdk.transport import node_client
 
 __all__ = ["LedgerClient", "raise_for_error", "sign_decision"]
 
@@ -71,7 +72,7 @@ class LedgerClient:
         timeout: float = 30.0,
         client: httpx.Client | None = None,
     ) -> None:
-        self._http = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+        self._http = client or node_client(base_url, timeout=timeout)
         self._admin = admin_token
 
     def close(self) -> None:

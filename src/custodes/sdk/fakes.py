@@ -4,8 +4,10 @@
 ``httpx.MockTransport``: it issues leases signed with its own entry key, appends
 decision entries with deduplication by (agent, idempotency key), and pushes kill orders
 to server-sent-event subscribers (the active ones first on each connection, as the
-node does). Switches make it unreachable, overloaded (503 with
-Retry-After), refuse leases, lose the answers to appends, or issue forged leases::
+node does), each event countersigned for its stream as the node does. Switches make it
+unreachable, overloaded (503 with Retry-After), refuse leases, lose the answers to
+appends, or issue forged leases; ``inject`` puts raw (forged) events into the open
+streams, and ``pushed`` keeps every event sent, for replays::
 
     clock = FakeClock()
     node = FakeNode(clock, lease_ttl=60)
@@ -29,6 +31,7 @@ import httpx
 import orjson
 
 from custodes.errors import AuthError, BadRequest, CustodesError, Overloaded
+from custodes.killswitch.broadcast import PushSigner
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import (
     Envelope,
@@ -76,16 +79,36 @@ class _Agent:
     jurisdictions: tuple[str, ...]
 
 
+def _chunk(data: dict[str, Any]) -> bytes:
+    return b"event: order\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
 class _EventStream(httpx.SyncByteStream):
     """One subscriber's server-sent events; a comment heartbeat when idle."""
 
-    def __init__(self, agent_id: str | None, heartbeat: float, on_close: Callable[[], None]):
+    def __init__(
+        self,
+        agent_id: str | None,
+        heartbeat: float,
+        on_close: Callable[[], None],
+        push: PushSigner,
+    ):
         self.agent_id = agent_id
-        self._heartbeat, self._on_close = heartbeat, on_close
+        self._heartbeat, self._on_close, self._push = heartbeat, on_close, push
         self._queue: queue.Queue[bytes | None] = queue.Queue()
 
     def put(self, chunk: bytes | None) -> None:
         self._queue.put(chunk)
+
+    @property
+    def nonce(self) -> str:
+        return self._push.nonce
+
+    def send(self, event: dict[str, Any]) -> bytes:
+        """Countersign ``event`` for this stream and queue it; return the chunk sent."""
+        chunk = _chunk(self._push.sign(event))
+        self._queue.put(chunk)
+        return chunk
 
     def __iter__(self) -> Iterator[bytes]:
         while True:
@@ -141,12 +164,13 @@ class FakeNode:
         self.log: list[Envelope] = []
         self.received = 0  # decision entries received, duplicates and lost answers included
         self.lease_requests = 0
+        self.pushed: list[bytes] = []  # every order event sent, countersigned
         self._lock = threading.Lock()
         self._agents: dict[str, _Agent] = {}  # by key id
         self._dedup: dict[tuple[str, str], int] = {}
         self._nonces: set[str] = set()
         self._orders: dict[str, dict[str, Any]] = {}  # active, by order id
-        self._events: dict[str, bytes] = {}  # the active orders' stream events
+        self._events: dict[str, dict[str, Any]] = {}  # the active orders' stream events
         self._streams: list[_EventStream] = []
         self.transport = httpx.MockTransport(self._handle)
 
@@ -173,6 +197,11 @@ class FakeNode:
         with self._lock:
             return len(self._streams)
 
+    def stream_nonces(self) -> list[str]:
+        """The challenge of each open stream (what its countersignatures are bound to)."""
+        with self._lock:
+            return [stream.nonce for stream in self._streams]
+
     def wait_for_subscribers(self, count: int = 1, timeout: float = 5.0) -> bool:
         """Wait (real time) until ``count`` streams are open, so a pushed order is seen."""
         deadline = time.monotonic() + timeout
@@ -190,6 +219,16 @@ class FakeNode:
 
     def close(self) -> None:
         self._end_streams()
+
+    def inject(self, data: dict[str, Any] | bytes) -> int:
+        """Put an ``order`` event with ``data`` (or raw SSE bytes) into every open stream,
+        as an attacker on the path would; return how many streams got it."""
+        chunk = data if isinstance(data, bytes) else _chunk(data)
+        with self._lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.put(chunk)
+        return len(streams)
 
     # -- kill orders -----------------------------------------------------------------
 
@@ -222,20 +261,18 @@ class FakeNode:
             "lifts": lifts,
         }
         envelope = sign_envelope(KILL_ORDER_TYPE, canonical_dumps(order), [self.regulator])
-        with self._lock:
+        with self._lock:  # held while sending: each stream gets events in log order
             index = self._sequence(envelope)
             event = {"index": index, "order": order, "envelope": envelope.to_json()}
-            chunk = b"event: order\ndata: " + orjson.dumps(event) + b"\n\n"
             if lifts is None:
                 self._orders[order["order_id"]] = order
-                self._events[order["order_id"]] = chunk
+                self._events[order["order_id"]] = event
             else:
                 self._orders.pop(lifts, None)
                 self._events.pop(lifts, None)
-            streams = list(self._streams)
-        for stream in streams:
-            if stream.agent_id in (None, agent_id):
-                stream.put(chunk)
+            for stream in self._streams:
+                if stream.agent_id in (None, agent_id):
+                    self.pushed.append(stream.send(event))
         return str(order["order_id"])
 
     # -- HTTP ------------------------------------------------------------------------
@@ -370,13 +407,14 @@ class FakeNode:
 
     def _stream(self, request: httpx.Request) -> httpx.Response:
         agent_id = request.url.params.get("agent_id")
-        stream = _EventStream(agent_id, self.heartbeat, lambda: self._forget(stream))
+        push = PushSigner(self.signer, request.url.params.get("nonce"), clock=self.clock)
+        stream = _EventStream(agent_id, self.heartbeat, lambda: self._forget(stream), push)
         stream.put(b": connected\n\n")
         with self._lock:  # like the node: the active orders first, so a reconnect misses none
             self._streams.append(stream)
-            for order_id, chunk in self._events.items():
+            for order_id, event in self._events.items():
                 if agent_id in (None, self._orders[order_id]["agent_id"]):
-                    stream.put(chunk)
+                    self.pushed.append(stream.send(event))
         headers = {"Content-Type": "text/event-stream"}
         return httpx.Response(200, headers=headers, stream=stream)
 

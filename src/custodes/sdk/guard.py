@@ -4,7 +4,8 @@
 kill orders it has received and the time. ``Guard`` is the runtime around it: a thread
 keeps a lease (renewing at ``renew_at`` of its lifetime), another follows the node's
 kill-order stream (server-sent events), and ``check`` / ``action`` / ``run`` wrap every
-side-effecting action.
+side-effecting action. Only pushed orders the home node countersigned for this stream and
+agent are applied (``custodes.sdk.pushes``); others are ignored and move nothing.
 
 Halt episodes. The guard is *operating* once it has seen itself free to act (a valid
 lease, no order halting it everywhere). The first moment it finds itself halted
@@ -33,12 +34,20 @@ from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import httpx
-import orjson
 
 from custodes.errors import ConfigError, CustodesError
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.sdk.leases import Lease, LeaseError, LeaseRefused, request_lease
+from custodes.sdk.pushes import (
+    LogThrottle,
+    PushedOrder,
+    UnverifiedPush,
+    sse_events,
+    stream_nonce,
+    verify_push,
+)
 from custodes.sdk.recorder import DecisionRecorder
+from custodes.sdk.transport import check_node_url, node_client
 
 __all__ = ["Guard", "GuardState", "HaltReason", "Halted", "KillOrder", "KillOrderError"]
 
@@ -192,8 +201,10 @@ class GuardState:
     def on_order(self, order: Mapping[str, Any], index: int) -> KillOrder | None:
         """Apply a pushed order; return it, or None when it does not concern this agent."""
         parsed = KillOrder.parse(order, index)
+        if parsed.agent_id != self.agent_id:
+            return None  # says nothing about what the node knew of this agent's orders
         self._horizon = max(self._horizon, index)
-        if parsed.agent_id != self.agent_id or parsed.order_id in self._lifted:
+        if parsed.order_id in self._lifted:
             return None
         if parsed.lifts is not None:
             self._lifted.add(parsed.lifts)
@@ -256,48 +267,6 @@ class GuardState:
         return None
 
 
-class _SSEParser:
-    """Server-sent events, line by line: yields (event, data) at each blank line."""
-
-    def __init__(self) -> None:
-        self._event = "message"
-        self._data: list[str] = []
-
-    def feed(self, line: str) -> tuple[str, str] | None:
-        if not line:
-            found = (self._event, "\n".join(self._data)) if self._data else None
-            self._event, self._data = "message", []
-            return found
-        if line.startswith(":"):  # a comment: the node's heartbeat
-            return None
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._data.append(value)
-        return None
-
-
-def _parse_order_event(data: str) -> tuple[dict[str, Any], int]:
-    """The ``order`` and ``index`` of an ``order`` event's data."""
-    try:
-        message = orjson.loads(data)
-        order, index = message["order"], message["index"]
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise KillOrderError("an order event must carry {index, order, envelope}") from exc
-    if not isinstance(order, dict) or isinstance(index, bool) or not isinstance(index, int):
-        raise KillOrderError("an order event's order must be an object, its index an integer")
-    return order, index
-
-
-def _events(lines: Iterable[str]) -> Iterator[tuple[str, str] | None]:
-    """Each line's event (or None), so the reader can stop between heartbeats."""
-    parser = _SSEParser()
-    for line in lines:
-        yield parser.feed(line)
-
-
 def _interrupt(response: httpx.Response) -> None:
     """End a stream another thread is blocked reading.
 
@@ -336,12 +305,12 @@ class Guard:
         if not 0 < renew_at < 1:
             raise ConfigError("renew_at is a fraction of the lease lifetime, between 0 and 1")
         self.agent_id = agent_id
-        self._signer, self._node_url = signer, node_url.rstrip("/")
+        self._signer, self._node_url = signer, check_node_url(node_url)
         self._node_key = node_public_key
         self._safe_state, self._on_territorial = safe_state, on_territorial_halt
         self._recorder, self._clock, self._renew_at = recorder, clock, renew_at
         self._owns_http = http is None
-        self._http = http or httpx.Client()
+        self._http = http or node_client()
         self._retry = (retry_initial, retry_max)
         self._poll, self._read_timeout = poll, stream_read_timeout
         self._state = GuardState(agent_id)
@@ -352,6 +321,7 @@ class Guard:
         self._renew_now, self._has_lease = threading.Event(), threading.Event()
         self._threads: list[threading.Thread] = []
         self._response: httpx.Response | None = None
+        self._unverified = LogThrottle(log)
 
     # -- the checks an agent calls ---------------------------------------------------
 
@@ -384,6 +354,11 @@ class Guard:
     def lease(self) -> Lease | None:
         with self._lock:
             return self._state.lease
+
+    @property
+    def stream_connected(self) -> bool:
+        """Whether the kill-order stream is open now (orders then arrive as issued)."""
+        return self._response is not None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -549,11 +524,12 @@ class Guard:
     def _follow_once(self) -> bool:
         url = self._node_url + _STREAM_PATH
         timeout = httpx.Timeout(10.0, read=self._read_timeout)
+        nonce = stream_nonce()  # binds the node's countersignatures to this connection
         try:
             with self._http.stream(
                 "GET",
                 url,
-                params={"agent_id": self.agent_id},
+                params={"agent_id": self.agent_id, "nonce": nonce},
                 headers={"Accept": "text/event-stream"},
                 timeout=timeout,
             ) as response:
@@ -561,7 +537,7 @@ class Guard:
                     log.warning("the kill-order stream answered HTTP %s", response.status_code)
                     return False
                 self._response = response
-                self._read(response.iter_lines())
+                self._read(response.iter_lines(), nonce)
                 return True
         except httpx.HTTPError as exc:
             if not self._stop.is_set():  # stop() closes the stream under the reader
@@ -570,13 +546,32 @@ class Guard:
         finally:
             self._response = None
 
-    def _read(self, lines: Iterable[str]) -> None:
-        for event in _events(lines):
+    def _read(self, lines: Iterable[str], nonce: str) -> None:
+        seq = 0  # the last push accepted on this connection
+        for event in sse_events(lines):
             if self._stop.is_set():
                 return
             if event is None or event[0] != "order":
                 continue
+            pushed = self._verified(event[1], nonce, seq)
+            if pushed is None:
+                continue
+            seq = pushed.seq
             try:
-                self._apply_order(*_parse_order_event(event[1]))
+                self._apply_order(pushed.order, pushed.index)
             except KillOrderError as exc:
                 log.warning("ignoring an unreadable kill order: %s", exc)
+
+    def _verified(self, data: str, nonce: str, seq: int) -> PushedOrder | None:
+        """The order the node pushed on this stream, or None (logged) for anything else."""
+        try:
+            return verify_push(
+                data,
+                node_public_key=self._node_key,
+                agent_id=self.agent_id,
+                stream=nonce,
+                after_seq=seq,
+            )
+        except UnverifiedPush as exc:
+            self._unverified.warning("ignoring a kill-order event: %s", exc.message)
+            return None

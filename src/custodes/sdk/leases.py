@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import httpx
@@ -30,6 +31,7 @@ from custodes.ledger.dsse import (
     verify_envelope,
 )
 from custodes.ledger.errors import EnvelopeError
+from custodes.sdk.transport import check_node_url, is_stale_connection
 
 __all__ = [
     "LEASE_REQUEST_TYPE",
@@ -215,27 +217,53 @@ def request_lease(
 ) -> Lease:
     """Ask the home node for a lease and verify it.
 
-    Raises LeaseRefused when the node says no (403), LeaseError when its answer is not a
-    valid lease, and CustodesError ``node_unreachable`` (503) or the node's own error
-    otherwise.
+    A request sent on a kept-alive connection the node was closing meets a reset; it is
+    asked once more at once, as a fresh request (new nonce: the node refuses a nonce it
+    has seen, and may have seen the first). Raises LeaseRefused when the node says no
+    (403), LeaseError when its answer is not a valid lease, and CustodesError
+    ``node_unreachable`` (503) or the node's own error otherwise.
     """
-    request = lease_request(signer, agent_id, now)
-    body = request.to_bytes()
+    url = check_node_url(node_url) + _LEASES_PATH
+    ask = partial(_ask, http, url, signer=signer, agent_id=agent_id, key=node_public_key, now=now)
     try:
-        response = http.post(
-            node_url.rstrip("/") + _LEASES_PATH,
-            content=body,
-            headers={"Content-Type": "application/json"},
-            timeout=timeout,
-        )
+        return ask(timeout=timeout)
     except httpx.HTTPError as exc:
-        raise CustodesError(
-            f"the home node is unreachable: {exc}", code="node_unreachable", status=503
-        ) from exc
+        if not is_stale_connection(exc):
+            raise _unreachable(exc) from exc
+    try:
+        return ask(timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise _unreachable(exc) from exc
+
+
+def _unreachable(exc: httpx.HTTPError) -> CustodesError:
+    return CustodesError(
+        f"the home node is unreachable: {exc}", code="node_unreachable", status=503
+    )
+
+
+def _ask(
+    http: httpx.Client,
+    url: str,
+    *,
+    signer: EnvelopeSigner,
+    agent_id: str,
+    key: bytes,
+    now: float,
+    timeout: float,
+) -> Lease:
+    """One lease request (fresh nonce) and its verified answer; httpx errors pass through."""
+    request = lease_request(signer, agent_id, now)
+    response = http.post(
+        url,
+        content=request.to_bytes(),
+        headers={"Content-Type": "application/json"},
+        timeout=timeout,
+    )
     if not response.is_success:  # the node answers 201 Created
         raise _refusal(response)
     lease = verify_lease(
-        response.content, node_public_key=node_public_key, agent_id=agent_id, keyid=signer.keyid
+        response.content, node_public_key=key, agent_id=agent_id, keyid=signer.keyid
     )
     return _own_clock(lease, orjson.loads(request.payload)["nonce"], now)
 

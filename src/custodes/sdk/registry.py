@@ -31,6 +31,7 @@ from custodes.registry.models import (
 )
 from custodes.registry.service import ORDER_TYPE, REGISTRY_TYPE
 from custodes.sdk.decisions import raise_for_error
+from custodes.sdk.transport import node_client
 
 __all__ = ["RegistryClient", "new_order_id"]
 
@@ -56,7 +57,7 @@ class RegistryClient:
     ) -> None:
         self.principal = principal
         self._key = key
-        self._http = client or httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout)
+        self._http = client or node_client(base_url, timeout=timeout)
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     def close(self) -> None:
