@@ -62,7 +62,10 @@ from tests.integration.procs import ADMIN_TOKEN, NodeProcess, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 AGENTS = 20
-PUSH_BOUND_S = 1.0  # a pushed order, not the 60 s lease, must be what halts the guard
+# A pushed order, not the lease, must be what halts the guard. The lease (60 s, renewed
+# at half-life) always has at least 30 s left, so 10 s tells the two apart even on a busy
+# CI machine; push latency itself is measured in benchmarks/bench_killswitch.py.
+PUSH_BOUND_S = 10.0
 SHORT_TTL = 4
 WAIT_S = 15.0  # how long to wait for what must happen (a bound, never a measurement)
 _JSON = {"Content-Type": "application/json"}
