@@ -28,6 +28,7 @@ from custodes.registry.models import (
     PrincipalRecord,
 )
 from custodes.registry.principals import Principal
+from custodes.registry.private import request_body, seal_change
 from custodes.registry.service import ORDER_TYPE, REGISTRY_TYPE
 from custodes.registry.store import PROJECTION_TABLES
 from custodes.sdk.decisions import sign_decision
@@ -114,9 +115,10 @@ def submit(
     node: Node, actor: Actor, change: BaseModel, *, key: EnvelopeSigner | None = None
 ) -> int:
     """Sign ``change`` (with ``key``, by default the actor's) and submit it as ``actor``."""
-    payload = change.model_dump_json(exclude_none=True).encode()
+    sealed, opening = seal_change(change)  # private fields travel beside the envelope
+    payload = sealed.model_dump_json(exclude_none=True).encode()
     envelope = sign_envelope(REGISTRY_TYPE, payload, [key or actor.key])
-    return node.registry.submit_change(envelope.to_json(), actor.principal)
+    return node.registry.submit_change(request_body(envelope.to_json(), opening), actor.principal)
 
 
 def order(

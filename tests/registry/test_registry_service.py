@@ -25,12 +25,14 @@ from custodes.registry.models import (
     AgentRegister,
     AgentRotateKey,
     AgentUpdate,
+    Contact,
     ModelRecord,
     ModelRegister,
     OperatorRegister,
     OperatorUpdate,
     Skill,
 )
+from custodes.registry.private import request_body, seal_change
 from custodes.registry.queries import AgentFilter
 from custodes.registry.service import ORDER_TYPE, REGISTRY_TYPE
 from custodes.store.db import read_tx
@@ -57,6 +59,12 @@ from tests.registry.support import (
 CARD = json.loads((Path(__file__).parent / "fixtures" / "georoute-agent-card.json").read_text())
 
 
+def opened(record: dict[str, Any]) -> dict[str, Any]:
+    """A record read with its private fields, less the commitment the log holds instead."""
+    assert record.get("private", "").startswith("sha256:")
+    return {k: v for k, v in record.items() if k != "private"}
+
+
 def _entry(world: World, index: int) -> Any:
     with read_tx(world.node.engine) as conn:
         return parse_envelope(orjson.loads(world.node.store.entry_data(conn, index, index + 1)[0]))
@@ -74,7 +82,7 @@ def test_home_regulator_registers_an_operator(world: World) -> None:
     change = OperatorRegister(actor=world.home.id, at=now(), operator=record)
     index = submit(world.node, world.home, change)
     answer = world.node.queries.operator(record.id)
-    assert answer["record"] == record.model_dump(mode="json", exclude_none=True)
+    assert opened(answer["record"]) == record.model_dump(mode="json", exclude_none=True)
     assert answer["entry_index"] == index
     envelope = _entry(world, index)
     assert envelope.payload_type == REGISTRY_TYPE
@@ -100,7 +108,7 @@ def test_own_operator_registers_an_agent_that_can_then_record_decisions(world: W
         AgentRegister(actor=world.acme.id, at=now(), agent=record, keys=(b64(key),)),
     )
     answer = world.node.queries.agent(record.id)
-    assert answer["record"] == record.model_dump(mode="json", exclude_none=True)
+    assert opened(answer["record"]) == record.model_dump(mode="json", exclude_none=True)
     assert (answer["status"], answer["suspended_in"], answer["orders"]) == ("active", [], [])
     assert answer["entry_index"] == index
     assert answer["keys"] == [
@@ -117,8 +125,8 @@ def test_an_update_changes_the_record_and_keeps_the_old_version(world: World) ->
     changes = AgentChanges(version="2.0", operating_jurisdictions=(HOST,))
     index = submit(
         world.node,
-        world.acme,
-        AgentUpdate(actor=world.acme.id, at=now(), agent_id=agent_id, changes=changes),
+        world.home,  # territories are the home regulator's to set
+        AgentUpdate(actor=world.home.id, at=now(), agent_id=agent_id, changes=changes),
     )
     current = world.node.queries.agent(agent_id)
     assert current["entry_index"] == index
@@ -221,9 +229,11 @@ def test_models_are_registered_once(world: World) -> None:
         world.node, world.acme, ModelRegister(actor=world.acme.id, at=now(), model=model)
     )
     assert world.node.queries.model(model.id) == {
-        "record": model.model_dump(mode="json"),
+        "record": model.model_dump(mode="json", exclude_none=True),
         "entry_index": index,
         "as_of": None,
+        "holder": world.acme.id,
+        "status": "active",
     }
     state = registry_state(world.node)
     with pytest.raises(CustodesError) as caught:
@@ -343,7 +353,73 @@ def _new_operator(s: Scene, actor: Actor, oid: str) -> int:
     return _as(s, actor, change)
 
 
+def _regulated(s: Scene, actor: Actor, **changes: Any) -> int:
+    change = AgentUpdate(
+        actor=actor.id, at=now(), agent_id=s.target, changes=AgentChanges(**changes)
+    )
+    return _as(s, actor, change)
+
+
+def _opened_as(s: Scene, change: Any, opening: Any) -> int:
+    """Submit ``change`` as acme, signed as it is, with ``opening`` beside it."""
+    payload = change.model_dump_json(exclude_none=True).encode()
+    envelope = sign_envelope(REGISTRY_TYPE, payload, [s.w.acme.key]).to_json()
+    return s.w.node.registry.submit_change(request_body(envelope, opening), s.w.acme.principal)
+
+
+def _contact_change(s: Scene, contact: Contact = CONTACT) -> AgentUpdate:
+    changes = AgentChanges(contact=contact)
+    return AgentUpdate(actor=s.w.acme.id, at=now(), agent_id=s.target, changes=changes)
+
+
+def _mismatched_opening(s: Scene) -> int:
+    sealed, opening = seal_change(_contact_change(s))
+    assert opening is not None
+    other = CONTACT.model_copy(update={"email": "someone-else@example.org"})
+    forged = opening.model_copy(update={"fields": {"contact": other.model_dump()}})
+    return _opened_as(s, sealed, forged)
+
+
+def _missing_opening(s: Scene) -> int:
+    sealed, _opening = seal_change(_contact_change(s))
+    return _opened_as(s, sealed, None)
+
+
 REFUSALS: list[tuple[str, Case, int, str]] = [
+    # private fields: never in the log, and what is sent must open the commitment
+    (
+        "contact-logged-in-clear",
+        lambda s: _raw(s, _contact_change(s).model_dump_json(exclude_none=True).encode()),
+        422,
+        "personal_data_in_entry",
+    ),
+    ("private-fields-do-not-open-the-commitment", _mismatched_opening, 400, "private_mismatch"),
+    ("commitment-without-its-private-fields", _missing_opening, 422, "private_fields_missing"),
+    (
+        "private-fields-without-a-commitment",
+        lambda s: _opened_as(s, _update(s.w.acme, s.target), seal_change(_contact_change(s))[1]),
+        400,
+        "private_mismatch",
+    ),
+    # fields only the home regulator sets once the agent is registered
+    (
+        "operator-lowers-its-agents-risk-tier",
+        lambda s: _regulated(s, s.w.acme, risk_tier="minimal"),
+        403,
+        "forbidden",
+    ),
+    (
+        "operator-changes-its-agents-territories",
+        lambda s: _regulated(s, s.w.acme, operating_jurisdictions=(HOST,)),
+        403,
+        "forbidden",
+    ),
+    (
+        "operator-raises-its-agents-autonomy",
+        lambda s: _regulated(s, s.w.acme, autonomy_level=5),
+        403,
+        "forbidden",
+    ),
     # authority
     (
         "operator-registers-another-operators-agent",
