@@ -219,6 +219,34 @@ def test_a_suspended_agents_decisions_are_still_recorded(
     assert accepted.json() == {"indices": [size]}
 
 
+def _halt(client: TestClient, key: EnvelopeSigner, agent_id: str, why: str) -> Any:
+    body = canonical_dumps(sign_decision(key, agent_id, "halt", why).to_json())
+    return client.post(
+        "/api/v1/entries", content=body, headers={"Content-Type": "application/json"}
+    )
+
+
+def test_a_revoked_agent_records_one_halt_per_revocation(
+    app_client: TestClient, app_world: World, clients: dict[str, RegistryClient]
+) -> None:
+    agent_id, key = _agent(app_world)
+    home = clients["home"]
+    revocation = home.order("revoke", agent_id, "licence withdrawn")
+    assert _halt(app_client, key, agent_id, "stopped").status_code == 200
+    before = registry_state(app_world.node)
+    again = _halt(app_client, key, agent_id, "stopped, again")
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "halt_already_recorded"
+    assert "one halt per revocation" in again.json()["error"]["message"]
+    assert registry_state(app_world.node) == before
+    home.order("reinstate", agent_id, "restored on appeal", lifts=revocation["order_id"])
+    home.order("revoke", agent_id, "withdrawn again")
+    assert (
+        _halt(app_client, key, agent_id, "stopped after the second revocation").status_code == 200
+    )
+    assert _halt(app_client, key, agent_id, "and once more").status_code == 409
+
+
 def test_orders_refused_for_what_does_not_exist_or_already_does(
     app_world: World, clients: dict[str, RegistryClient]
 ) -> None:

@@ -590,3 +590,38 @@ def test_an_agent_as_of_an_index_is_the_record_and_status_then_with_proof(
     ).json()
     assert public["status"] == "suspended"
     _verified(app_client, public)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/registry/agents/urn:custodes:zz:agent:nobody",
+        "/api/v1/registry/operators/operator:acme",
+        "/api/v1/registry/models/model:nothing",
+    ],
+)
+@pytest.mark.parametrize("as_of", [2**63, 2**64 - 1, 10**30, -1])
+def test_an_as_of_beyond_any_log_index_is_a_4xx_in_the_error_shape(
+    app_client: TestClient, parties: Parties, path: str, as_of: int
+) -> None:
+    response = app_client.get(path, params={"as_of": as_of}, headers=bearer(parties.home.token))
+    assert 400 <= response.status_code < 500, response.text
+    assert set(response.json()) == {"error"}
+    assert response.json()["error"]["message"]
+
+
+def test_the_largest_as_of_is_answered(app_client: TestClient, parties: Parties) -> None:
+    response = app_client.get(
+        "/api/v1/registry/operators/operator:acme", params={"as_of": 2**63 - 1}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["as_of"] == 2**63 - 1
+
+
+def test_queries_refuse_an_as_of_past_the_databases_integers(
+    app_client: TestClient, parties: Parties
+) -> None:
+    node = node_of(app_client)
+    with pytest.raises(CustodesError) as caught:
+        node.queries.agent("urn:custodes:zz:agent:nobody", as_of=2**63)
+    assert (caught.value.status, caught.value.code) == (422, "bad_as_of")

@@ -28,6 +28,8 @@ from custodes.registry.models import (
     Contact,
     ModelRecord,
     ModelRegister,
+    ModelRetire,
+    ModelUpdate,
     OperatorRegister,
     OperatorUpdate,
     Skill,
@@ -659,3 +661,151 @@ def test_refused_and_nothing_is_written(scene: Scene, case: Case, status: int, c
     assert registry_state(scene.w.node) == before
     target = scene.w.node.queries.agent(scene.target)
     assert (target["status"], target["record"]["version"]) == ("active", "1.0")
+
+
+# --- models: bound to their holder ---------------------------------------------------------
+
+
+def _model(**fields: Any) -> ModelRecord:
+    values: dict[str, Any] = {
+        "id": f"model:{fresh_slug('held')}",
+        "provider": "Acme Models",
+        "name": "Acme-1",
+        "version": "1",
+        "digest": "sha256:" + "aa" * 32,
+        "training_compute_flop": 1e23,
+    }
+    return ModelRecord(**(values | fields))
+
+
+def _refused(world: World, change: Any, actor: Actor, status: int, code: str) -> CustodesError:
+    before = registry_state(world.node)
+    with pytest.raises(CustodesError) as caught:
+        submit(world.node, actor, change)
+    assert (caught.value.status, caught.value.code) == (status, code), caught.value.message
+    assert registry_state(world.node) == before
+    return caught.value
+
+
+def test_a_model_name_held_by_one_operator_cannot_be_taken_by_another(world: World) -> None:
+    model = _model()
+    submit(world.node, world.acme, ModelRegister(actor=world.acme.id, at=now(), model=model))
+    squat = ModelRegister(actor=world.globex.id, at=now(), model=model)
+    error = _refused(world, squat, world.globex, 409, "model_exists")
+    assert "held by operator:acme" in error.message
+    assert "ask regulator:zz" in error.message  # whom to dispute it with
+    assert error.detail == {
+        "model": model.id,
+        "holder": "operator:acme",
+        "dispute_with": "regulator:zz",
+    }
+    for change in (
+        ModelUpdate(
+            actor=world.globex.id, at=now(), model=model.model_copy(update={"version": "2"})
+        ),
+        ModelRetire(actor=world.globex.id, at=now(), model_id=model.id, reason="mine"),
+    ):
+        _refused(world, change, world.globex, 403, "forbidden")
+    retire = ModelRetire(actor=world.host.id, at=now(), model_id=model.id, reason="not here")
+    _refused(world, retire, world.host, 403, "forbidden")
+    assert world.node.queries.model(model.id)["holder"] == "operator:acme"
+
+
+def test_an_operator_cannot_register_a_model_in_another_operators_name(world: World) -> None:
+    change = ModelRegister(actor=world.globex.id, at=now(), model=_model(operator="operator:acme"))
+    _refused(world, change, world.globex, 403, "forbidden")
+
+
+def test_the_holder_updates_and_retires_its_model(world: World) -> None:
+    model = _model()
+    submit(world.node, world.acme, ModelRegister(actor=world.acme.id, at=now(), model=model))
+    newer = model.model_copy(update={"version": "2"})
+    index = submit(world.node, world.acme, ModelUpdate(actor=world.acme.id, at=now(), model=newer))
+    answer = world.node.queries.model(model.id)
+    assert (answer["record"]["version"], answer["entry_index"]) == ("2", index)
+    submit(
+        world.node,
+        world.acme,
+        ModelRetire(actor=world.acme.id, at=now(), model_id=model.id, reason="superseded"),
+    )
+    assert world.node.queries.model(model.id)["status"] == "retired"
+    again = ModelUpdate(actor=world.acme.id, at=now(), model=newer)
+    _refused(world, again, world.acme, 409, "model_retired")
+
+
+def test_the_home_regulator_corrects_a_squatted_model_for_its_rightful_holder(
+    world: World,
+) -> None:
+    """The dispute path: globex squats a name; the regulator hands it to acme."""
+    model = _model(provider="Acme Models (really)")
+    submit(world.node, world.globex, ModelRegister(actor=world.globex.id, at=now(), model=model))
+    corrected = model.model_copy(update={"operator": "operator:acme"})
+    submit(world.node, world.home, ModelUpdate(actor=world.home.id, at=now(), model=corrected))
+    assert world.node.queries.model(model.id)["holder"] == "operator:acme"
+    taken_back = ModelRetire(actor=world.globex.id, at=now(), model_id=model.id, reason="x")
+    _refused(world, taken_back, world.globex, 403, "forbidden")
+    newer = corrected.model_copy(update={"version": "2"})
+    submit(world.node, world.acme, ModelUpdate(actor=world.acme.id, at=now(), model=newer))
+    retire = ModelRetire(actor=world.home.id, at=now(), model_id=model.id, reason="withdrawn")
+    submit(world.node, world.home, retire)
+    assert world.node.queries.model(model.id)["status"] == "retired"
+
+
+# --- regulator-set fields and revoked agents ----------------------------------------------
+
+
+def test_the_home_regulator_sets_risk_tier_autonomy_and_territories(world: World) -> None:
+    agent_id = register_agent(world, EnvelopeSigner.generate())
+    changes = AgentChanges(risk_tier="critical", autonomy_level=1, operating_jurisdictions=(HOST,))
+    submit(
+        world.node,
+        world.home,
+        AgentUpdate(actor=world.home.id, at=now(), agent_id=agent_id, changes=changes),
+    )
+    # The operator may restate them unchanged alongside its own changes.
+    same = AgentChanges(version="1.1", risk_tier="critical", operating_jurisdictions=(HOST,))
+    submit(
+        world.node,
+        world.acme,
+        AgentUpdate(actor=world.acme.id, at=now(), agent_id=agent_id, changes=same),
+    )
+    undo = AgentChanges(risk_tier="high")
+    error = _refused(
+        world,
+        AgentUpdate(actor=world.acme.id, at=now(), agent_id=agent_id, changes=undo),
+        world.acme,
+        403,
+        "forbidden",
+    )
+    assert "risk tier" in error.message
+    record = world.node.queries.agent(agent_id)["record"]
+    assert (record["risk_tier"], record["autonomy_level"], record["version"]) == (
+        "critical",
+        1,
+        "1.1",
+    )
+
+
+def test_a_revoked_agent_is_frozen_until_reinstated(world: World) -> None:
+    key = EnvelopeSigner.generate()
+    agent_id = register_agent(world, key)
+    _, revocation = order(world.node, world.home, "revoke", agent_id)
+    fresh = EnvelopeSigner.generate()
+    for actor in (world.acme, world.home):
+        for change in (
+            AgentRotateKey(actor=actor.id, at=now(), agent_id=agent_id, add=(b64(fresh),)),
+            AgentRotateKey(
+                actor=actor.id, at=now(), agent_id=agent_id, add=(b64(fresh),), retire=(key.keyid,)
+            ),
+            AgentUpdate(
+                actor=actor.id, at=now(), agent_id=agent_id, changes=AgentChanges(version="9")
+            ),
+        ):
+            error = _refused(world, change, actor, 409, "agent_revoked")
+            assert "reinstate" in error.message
+    order(world.node, world.home, "reinstate", agent_id, lifts=revocation.order_id)
+    submit(
+        world.node,
+        world.acme,
+        AgentRotateKey(actor=world.acme.id, at=now(), agent_id=agent_id, add=(b64(fresh),)),
+    )
