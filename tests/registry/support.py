@@ -230,10 +230,11 @@ def decision(key: EnvelopeSigner, agent_id: str, n: int = 0, **fields: Any) -> d
 
 
 def registry_state(node: Node) -> dict[str, Any]:
-    """The log's length and every row of every registry table (tokens included)."""
+    """The log's length and every row of every registry table (tokens and private
+    fields included)."""
     state: dict[str, Any] = {"sequenced": node.store.sequenced_size()}
     with read_tx(node.engine) as conn:
-        for name in (*PROJECTION_TABLES, "api_tokens"):
+        for name in (*PROJECTION_TABLES, "api_tokens", "private_fields"):
             table = metadata.tables[name]
             rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
             state[name] = [tuple(r) for r in rows]

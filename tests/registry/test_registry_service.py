@@ -809,3 +809,25 @@ def test_a_revoked_agent_is_frozen_until_reinstated(world: World) -> None:
         world.acme,
         AgentRotateKey(actor=world.acme.id, at=now(), agent_id=agent_id, add=(b64(fresh),)),
     )
+
+
+def test_a_model_must_be_held_by_a_registered_operator(world: World) -> None:
+    change = ModelRegister(actor=world.home.id, at=now(), model=_model(operator="operator:nobody"))
+    _refused(world, change, world.home, 404, "unknown_operator")
+
+
+def test_private_fields_sent_twice_with_one_salt_are_refused(world: World) -> None:
+    """A replayed body (or a reused salt) would link records: 409, nothing written."""
+    agent_id = register_agent(world, EnvelopeSigner.generate())
+    change = AgentUpdate(
+        actor=world.acme.id, at=now(), agent_id=agent_id, changes=AgentChanges(contact=CONTACT)
+    )
+    sealed, opening = seal_change(change)
+    payload = sealed.model_dump_json(exclude_none=True).encode()
+    body = request_body(sign_envelope(REGISTRY_TYPE, payload, [world.acme.key]).to_json(), opening)
+    world.node.registry.submit_change(body, world.acme.principal)
+    before = registry_state(world.node)
+    with pytest.raises(CustodesError) as caught:
+        world.node.registry.submit_change(body, world.acme.principal)
+    assert (caught.value.status, caught.value.code) == (409, "salt_reused")
+    assert registry_state(world.node) == before

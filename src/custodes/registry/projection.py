@@ -240,6 +240,7 @@ def _model(conn: Connection, index: int, change: ModelRegister) -> None:
     held = model_holder(conn, record.id)
     if held is not None:
         raise _held_by(conn, record.id, held[0])
+    _check_operator(conn, record.operator)
     holder = record.operator or change.actor
     conn.execute(
         insert(models).values(
@@ -247,6 +248,16 @@ def _model(conn: Connection, index: int, change: ModelRegister) -> None:
         )
     )
     _version(conn, "model", record.id, index, record)
+
+
+def _check_operator(conn: Connection, operator_id: str | None) -> None:
+    if operator_id is None:
+        return
+    if not conn.execute(select(operators.c.id).where(operators.c.id == operator_id)).first():
+        raise NotFound(
+            f"operator {operator_id} is not registered; a model is held by a registered operator",
+            code="unknown_operator",
+        )
 
 
 def _live_model(conn: Connection, model_id: str) -> tuple[str, str]:
@@ -264,8 +275,9 @@ def _live_model(conn: Connection, model_id: str) -> tuple[str, str]:
 
 def _model_update(conn: Connection, index: int, change: ModelUpdate) -> None:
     record: ModelRecord = change.model
-    holder = record.operator or _live_model(conn, record.id)[0]
-    _live_model(conn, record.id)
+    _check_operator(conn, record.operator)
+    current, _status = _live_model(conn, record.id)
+    holder = record.operator or current
     conn.execute(
         update(models)
         .where(models.c.id == record.id)

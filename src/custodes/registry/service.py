@@ -275,13 +275,23 @@ def _split_body(obj: Any) -> tuple[Any, Opening | None]:
 
 def _keep_private(conn: Connection, index: int, change: Any, opening: Opening) -> None:
     record = held_record(change)
-    operator = isinstance(record, OperatorRecord)
+    known = select(private_fields.c.entry_index).where(
+        private_fields.c.commitment == record.private
+    )
+    if conn.execute(known).first() is not None:
+        raise BadRequest(
+            "these private fields were already committed with this salt; use a fresh "
+            "random salt for every change (a reused salt links records)",
+            code="salt_reused",
+            status=409,
+        )
+    is_operator = isinstance(record, OperatorRecord)
     conn.execute(
         insert(private_fields).values(
             commitment=record.private,
-            kind="operator" if operator else "agent",
+            kind="operator" if is_operator else "agent",
             record_id=record.id
-            if isinstance(record, OperatorRecord | AgentRecord)
+            if is_operator or isinstance(record, AgentRecord)
             else (change.agent_id),
             entry_index=index,
             salt=opening.salt,
