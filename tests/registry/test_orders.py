@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from custodes.errors import CustodesError
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner
+from custodes.registry.queries import NODE
 from custodes.sdk.decisions import sign_decision
 from custodes.sdk.registry import RegistryClient
 from tests.registry.support import (
@@ -43,7 +44,7 @@ def _agent(world: World) -> tuple[str, EnvelopeSigner]:
 
 
 def _state(world: World, agent_id: str) -> tuple[str, list[str]]:
-    answer = world.node.queries.agent(agent_id)
+    answer = world.node.queries.agent(agent_id, reader=NODE)
     return answer["status"], answer["suspended_in"]
 
 

@@ -31,7 +31,7 @@ from custodes.registry.models import (
     ModelRecord,
     Skill,
 )
-from custodes.registry.queries import PUBLIC_AGENT_FIELDS
+from custodes.registry.queries import NODE, PUBLIC_AGENT_FIELDS
 from custodes.registry.service import PRINCIPAL_TYPE
 from custodes.registry.store import api_tokens
 from custodes.sdk.registry import RegistryClient
@@ -623,5 +623,5 @@ def test_queries_refuse_an_as_of_past_the_databases_integers(
 ) -> None:
     node = node_of(app_client)
     with pytest.raises(CustodesError) as caught:
-        node.queries.agent("urn:custodes:zz:agent:nobody", as_of=2**63)
+        node.queries.agent("urn:custodes:zz:agent:nobody", as_of=2**63, reader=NODE)
     assert (caught.value.status, caught.value.code) == (422, "bad_as_of")

@@ -35,7 +35,7 @@ from custodes.registry.models import (
     Skill,
 )
 from custodes.registry.private import request_body, seal_change
-from custodes.registry.queries import AgentFilter
+from custodes.registry.queries import NODE, AgentFilter
 from custodes.registry.service import ORDER_TYPE, REGISTRY_TYPE
 from custodes.store.db import read_tx
 from tests.registry.support import (
@@ -83,7 +83,7 @@ def test_home_regulator_registers_an_operator(world: World) -> None:
     record = operator_record(f"operator:{fresh_slug('initech')}")
     change = OperatorRegister(actor=world.home.id, at=now(), operator=record)
     index = submit(world.node, world.home, change)
-    answer = world.node.queries.operator(record.id)
+    answer = world.node.queries.operator(record.id, reader=NODE)
     assert opened(answer["record"]) == record.model_dump(mode="json", exclude_none=True)
     assert answer["entry_index"] == index
     envelope = _entry(world, index)
@@ -97,7 +97,7 @@ def test_an_operator_updates_its_own_record(world: World) -> None:
     index = submit(
         world.node, world.globex, OperatorUpdate(actor=world.globex.id, at=now(), operator=moved)
     )
-    answer = world.node.queries.operator("operator:globex")
+    answer = world.node.queries.operator("operator:globex", reader=NODE)
     assert (answer["record"]["address"], answer["entry_index"]) == ("2 New Street", index)
 
 
@@ -109,7 +109,7 @@ def test_own_operator_registers_an_agent_that_can_then_record_decisions(world: W
         world.acme,
         AgentRegister(actor=world.acme.id, at=now(), agent=record, keys=(b64(key),)),
     )
-    answer = world.node.queries.agent(record.id)
+    answer = world.node.queries.agent(record.id, reader=NODE)
     assert opened(answer["record"]) == record.model_dump(mode="json", exclude_none=True)
     assert (answer["status"], answer["suspended_in"], answer["orders"]) == ("active", [], [])
     assert answer["entry_index"] == index
@@ -123,19 +123,19 @@ def test_own_operator_registers_an_agent_that_can_then_record_decisions(world: W
 
 def test_an_update_changes_the_record_and_keeps_the_old_version(world: World) -> None:
     agent_id = register_agent(world, EnvelopeSigner.generate())
-    registered = world.node.queries.agent(agent_id)["entry_index"]
+    registered = world.node.queries.agent(agent_id, reader=NODE)["entry_index"]
     changes = AgentChanges(version="2.0", operating_jurisdictions=(HOST,))
     index = submit(
         world.node,
         world.home,  # territories are the home regulator's to set
         AgentUpdate(actor=world.home.id, at=now(), agent_id=agent_id, changes=changes),
     )
-    current = world.node.queries.agent(agent_id)
+    current = world.node.queries.agent(agent_id, reader=NODE)
     assert current["entry_index"] == index
     assert current["record"]["version"] == "2.0"
     assert current["record"]["operating_jurisdictions"] == [HOST]
     assert current["record"]["intended_purpose"] == "automated trading within a mandate"
-    before = world.node.queries.agent(agent_id, as_of=index - 1)
+    before = world.node.queries.agent(agent_id, as_of=index - 1, reader=NODE)
     assert before["entry_index"] == registered
     assert (before["record"]["version"], before["record"]["operating_jurisdictions"]) == ("1.0", [])
 
@@ -145,10 +145,10 @@ def test_an_update_of_nested_fields_is_applied(world: World) -> None:
     changes = AgentChanges(skills=(Skill(id="fx-hedging", name="FX hedging"),), contact=CONTACT)
     update = AgentUpdate(actor=world.acme.id, at=now(), agent_id=agent_id, changes=changes)
     index = submit(world.node, world.acme, update)
-    record = world.node.queries.agent(agent_id)["record"]
+    record = world.node.queries.agent(agent_id, reader=NODE)["record"]
     assert record["skills"] == [{"id": "fx-hedging", "name": "FX hedging", "tags": []}]
     assert record["contact"] == CONTACT.model_dump()
-    found = world.node.queries.agents(AgentFilter(skill="fx-hedging"))["items"]
+    found = world.node.queries.agents(AgentFilter(skill="fx-hedging"), reader=NODE)["items"]
     assert [(a["record"]["id"], a["entry_index"]) for a in found] == [(agent_id, index)]
 
 
@@ -160,7 +160,7 @@ def test_the_home_regulator_may_change_an_agents_record(world: World) -> None:
         world.home,
         AgentUpdate(actor=world.home.id, at=now(), agent_id=agent_id, changes=changes),
     )
-    answer = world.node.queries.agent(agent_id)
+    answer = world.node.queries.agent(agent_id, reader=NODE)
     assert (answer["record"]["risk_tier"], answer["entry_index"]) == ("critical", index)
 
 
@@ -174,7 +174,7 @@ def _rotate(world: World, agent_id: str, add: EnvelopeSigner, retire: EnvelopeSi
 def test_rotation_retires_the_old_key_and_activates_the_new(world: World) -> None:
     old, new = EnvelopeSigner.generate(), EnvelopeSigner.generate()
     agent_id = register_agent(world, old)
-    added = world.node.queries.agent(agent_id)["entry_index"]
+    added = world.node.queries.agent(agent_id, reader=NODE)["entry_index"]
     rotated = _rotate(world, agent_id, add=new, retire=old)
 
     before = world.node.store.sequenced_size()
@@ -184,7 +184,7 @@ def test_rotation_retires_the_old_key_and_activates_the_new(world: World) -> Non
     assert world.node.store.sequenced_size() == before
     assert world.node.log.append([decision(new, agent_id)]) == [before]
 
-    keys = {k["keyid"]: k for k in world.node.queries.agent(agent_id)["keys"]}
+    keys = {k["keyid"]: k for k in world.node.queries.agent(agent_id, reader=NODE)["keys"]}
     assert keys == {
         old.keyid: {
             "keyid": old.keyid,
@@ -200,7 +200,7 @@ def test_rotation_retires_the_old_key_and_activates_the_new(world: World) -> Non
             "public_key": b64(new),
         },
     }
-    then = world.node.queries.agent(agent_id, as_of=rotated - 1)["keys"]
+    then = world.node.queries.agent(agent_id, as_of=rotated - 1, reader=NODE)["keys"]
     assert then == [
         {"keyid": old.keyid, "status": "active", "added_index": added, "public_key": b64(old)}
     ]
@@ -264,7 +264,7 @@ def test_a_verified_agent_card_fills_skills_and_interfaces(world: World) -> None
         agent_card_keys=trusted,
     )
     submit(world.node, world.acme, change)
-    stored = world.node.queries.agent(record.id)["record"]
+    stored = world.node.queries.agent(record.id, reader=NODE)["record"]
     assert [s["id"] for s in stored["skills"]] == [s["id"] for s in CARD["skills"]]
     assert [i["url"] for i in stored["interfaces"]] == [
         i["url"] for i in CARD["supportedInterfaces"]
@@ -659,7 +659,7 @@ def test_refused_and_nothing_is_written(scene: Scene, case: Case, status: int, c
     assert (caught.value.status, caught.value.code) == (status, code), caught.value.message
     assert caught.value.message.strip()
     assert registry_state(scene.w.node) == before
-    target = scene.w.node.queries.agent(scene.target)
+    target = scene.w.node.queries.agent(scene.target, reader=NODE)
     assert (target["status"], target["record"]["version"]) == ("active", "1.0")
 
 
@@ -778,7 +778,7 @@ def test_the_home_regulator_sets_risk_tier_autonomy_and_territories(world: World
         "forbidden",
     )
     assert "risk tier" in error.message
-    record = world.node.queries.agent(agent_id)["record"]
+    record = world.node.queries.agent(agent_id, reader=NODE)["record"]
     assert (record["risk_tier"], record["autonomy_level"], record["version"]) == (
         "critical",
         1,

@@ -1,7 +1,10 @@
 """Registry reads: current or ``as_of`` a log index, filtered, paginated, public or full.
 
 Every record answer names the entry that set it (``entry_index``) so a caller can ask
-for its inclusion proof; ``as_of`` answers come with that proof already.
+for its inclusion proof; ``as_of`` answers come with that proof already. Every read names
+its ``reader`` (a principal, None for the public, or ``NODE`` in-process): what it sees
+follows the read columns of the authority table, and private fields are opened only for
+the principals entitled to them (docs/design/0006-private-fields.md).
 """
 
 from __future__ import annotations
@@ -164,9 +167,7 @@ class RegistryQueries:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def agent(
-        self, agent_id: str, *, as_of: int | None = None, reader: Reader = NODE
-    ) -> dict[str, Any]:
+    def agent(self, agent_id: str, *, as_of: int | None = None, reader: Reader) -> dict[str, Any]:
         """An agent as ``reader`` may see it: public, full, or full with private fields."""
         _check_as_of(as_of)
         with read_tx(self._engine) as conn:
@@ -222,7 +223,7 @@ class RegistryQueries:
         *,
         limit: int = 50,
         after: str | None = None,
-        reader: Reader = NODE,
+        reader: Reader,
     ) -> dict[str, Any]:
         """A page of agents; each full only where ``reader`` may read it (no private fields)."""
         query = _filtered(where).order_by(agents.c.id).limit(min(max(limit, 1), MAX_PAGE) + 1)
@@ -241,7 +242,7 @@ class RegistryQueries:
         return {"items": items, "next": page[-1].id if more and page else None}
 
     def operator(
-        self, operator_id: str, *, as_of: int | None = None, reader: Reader = NODE
+        self, operator_id: str, *, as_of: int | None = None, reader: Reader
     ) -> dict[str, Any]:
         """An operator: public, or with its private fields for its home regulator and itself."""
         _check_as_of(as_of)
