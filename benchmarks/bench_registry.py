@@ -85,6 +85,7 @@ from custodes.registry.models import (
     Skill,
 )
 from custodes.registry.principals import DEFAULT_SCOPES, Principal
+from custodes.registry.private import request_body, seal_change
 from custodes.registry.projection import apply_change, apply_order
 from custodes.registry.rebuild import replay
 from custodes.registry.service import ORDER_TYPE, REGISTRY_TYPE
@@ -308,10 +309,10 @@ def _build(target: Path, plan: Plan) -> dict[str, Any]:
         )
         change = OperatorRegister(actor=REGULATOR, at=_BASE_TIME, operator=record)
         signer = EnvelopeSigner.from_seed(_seed("regulator"))
-        payload = change.model_dump_json(exclude_none=True).encode()
-        node.registry.submit_change(
-            sign_envelope(REGISTRY_TYPE, payload, [signer]).to_json(), regulator
-        )
+        sealed, opening = seal_change(change)  # the contact stays off the log
+        payload = sealed.model_dump_json(exclude_none=True).encode()
+        envelope = sign_envelope(REGISTRY_TYPE, payload, [signer]).to_json()
+        node.registry.submit_change(request_body(envelope, opening), regulator)
         bulk_updates = plan.updates - plan.live_updates
         for kind, count in (
             ("register", plan.agents),

@@ -21,6 +21,7 @@ from custodes.registry.models import (
     PrincipalRecord,
 )
 from custodes.registry.principals import DEFAULT_SCOPES, Principal
+from custodes.registry.private import request_body, seal_change
 from custodes.registry.service import REGISTRY_TYPE
 
 REGULATOR_KEY = EnvelopeSigner.from_seed(b"r" * 32)
@@ -48,9 +49,10 @@ def principal(node: Node, pid: str, role: str, key: EnvelopeSigner) -> Principal
 
 
 def submit(node: Node, actor: Principal, key: EnvelopeSigner, change: object) -> int:
-    payload = change.model_dump_json(exclude_none=True).encode()  # type: ignore[attr-defined]
+    sealed, opening = seal_change(change)  # private fields travel beside the envelope
+    payload = sealed.model_dump_json(exclude_none=True).encode()
     envelope = sign_envelope(REGISTRY_TYPE, payload, [key])
-    return node.registry.submit_change(envelope.to_json(), actor)
+    return node.registry.submit_change(request_body(envelope.to_json(), opening), actor)
 
 
 def enrol(

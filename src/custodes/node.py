@@ -74,6 +74,7 @@ class Node:
             self.engine, self.log, self.entry_signer, settings.jurisdiction
         )
         self.log.agent_status = self.registry.status
+        self.log.halt_recorded = self.registry.halt_recorded
         self.queries = RegistryQueries(self.engine)
         self.tokens = TokenStore(self.engine)
         self.broadcaster = OrderBroadcaster()

@@ -28,6 +28,7 @@ from custodes.registry.models import (
     PrincipalRecord,
 )
 from custodes.registry.principals import Principal
+from custodes.registry.private import request_body, seal_change
 from custodes.registry.service import ORDER_TYPE, REGISTRY_TYPE
 from custodes.registry.store import PROJECTION_TABLES
 from custodes.sdk.decisions import sign_decision
@@ -114,9 +115,10 @@ def submit(
     node: Node, actor: Actor, change: BaseModel, *, key: EnvelopeSigner | None = None
 ) -> int:
     """Sign ``change`` (with ``key``, by default the actor's) and submit it as ``actor``."""
-    payload = change.model_dump_json(exclude_none=True).encode()
+    sealed, opening = seal_change(change)  # private fields travel beside the envelope
+    payload = sealed.model_dump_json(exclude_none=True).encode()
     envelope = sign_envelope(REGISTRY_TYPE, payload, [key or actor.key])
-    return node.registry.submit_change(envelope.to_json(), actor.principal)
+    return node.registry.submit_change(request_body(envelope.to_json(), opening), actor.principal)
 
 
 def order(
@@ -228,10 +230,11 @@ def decision(key: EnvelopeSigner, agent_id: str, n: int = 0, **fields: Any) -> d
 
 
 def registry_state(node: Node) -> dict[str, Any]:
-    """The log's length and every row of every registry table (tokens included)."""
+    """The log's length and every row of every registry table (tokens and private
+    fields included)."""
     state: dict[str, Any] = {"sequenced": node.store.sequenced_size()}
     with read_tx(node.engine) as conn:
-        for name in (*PROJECTION_TABLES, "api_tokens"):
+        for name in (*PROJECTION_TABLES, "api_tokens", "private_fields"):
             table = metadata.tables[name]
             rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
             state[name] = [tuple(r) for r in rows]

@@ -15,31 +15,39 @@ from custodes.registry.authority import ACTIONS, RELATIONS, decide, require
 
 # Y  allowed, whatever the territory or the order's issuer
 # -  denied, even in the principal's own territory and for its own orders
-# T  allowed only in the principal's own territory
+# T  allowed only in the principal's own territory (for reads: one the agent operates in)
 # O  allowed only for orders the principal issued itself
 COLUMNS = (
     "agent.register",
     "agent.update",
+    "agent.update.regulated",
     "agent.rotate_key",
     "operator.register",
     "operator.update",
     "model.register",
+    "model.update",
+    "model.retire",
     "order.suspend.global",
     "order.suspend.territorial",
     "order.revoke.global",
     "order.revoke.territorial",
     "order.reinstate",
+    "agent.read",
+    "agent.read.private",
+    "operator.read.private",
 )
-#                        agent        operator  model   suspend   revoke    reinstate
-#                        reg upd rot  reg upd   reg     glob ter  glob ter
+# "regd" is agent.update.regulated (risk tier, autonomy, territories); the read columns
+# are the restricted agent record, the agent's private fields, the operator's.
+#                     agent             operator  model        suspend  revoke   rein  read
+#                     reg upd regd rot  reg upd   reg upd ret  glob ter glob ter      agt prv op
 EXPECTED = {
-    "home_regulator": "   Y   Y   Y    Y   Y     Y       Y    Y    Y    Y    Y",
-    "host_regulator": "   -   -   -    -   -     -       -    T    -    -    O",
-    "own_operator": "     Y   Y   Y    -   Y     Y       Y    Y    -    -    O",
-    "other_operator": "   -   -   -    -   -     -       -    -    -    -    -",
-    "auditor": "          -   -   -    -   -     -       -    -    -    -    -",
-    "agent": "            -   -   -    -   -     -       -    -    -    -    -",
-    "public": "           -   -   -    -   -     -       -    -    -    -    -",
+    "home_regulator": "Y   Y   Y    Y    Y   Y     Y   Y   Y    Y    Y   Y    Y   Y    Y   Y   Y",
+    "host_regulator": "-   -   -    -    -   -     -   -   -    -    T   -    -   O    Y   T   -",
+    "own_operator": "  Y   Y   -    Y    -   Y     Y   Y   Y    Y    Y   -    -   O    Y   Y   Y",
+    "other_operator": "-   -   -    -    -   -     -   -   -    -    -   -    -   -    -   -   -",
+    "auditor": "       -   -   -    -    -   -     -   -   -    -    -   -    -   -    Y   -   -",
+    "agent": "         -   -   -    -    -   -     -   -   -    -    -   -    -   -    -   -   -",
+    "public": "        -   -   -    -    -   -     -   -   -    -    -   -    -   -    -   -   -",
 }
 CELLS = [
     (relation, action, mark)
@@ -143,4 +151,5 @@ def test_a_denial_is_a_403_that_says_who_may_not_do_what() -> None:
     assert caught.value.code == "forbidden"
     assert "host_regulator" in caught.value.message.lower()
     assert "order.revoke.global" in caught.value.message
+    assert "may not revoke this agent" in caught.value.message
     require(decide("home_regulator", "order.revoke.global"))  # allowed: no error

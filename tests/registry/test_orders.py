@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from custodes.errors import CustodesError
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner
+from custodes.registry.queries import NODE
 from custodes.sdk.decisions import sign_decision
 from custodes.sdk.registry import RegistryClient
 from tests.registry.support import (
@@ -43,7 +44,7 @@ def _agent(world: World) -> tuple[str, EnvelopeSigner]:
 
 
 def _state(world: World, agent_id: str) -> tuple[str, list[str]]:
-    answer = world.node.queries.agent(agent_id)
+    answer = world.node.queries.agent(agent_id, reader=NODE)
     return answer["status"], answer["suspended_in"]
 
 
@@ -217,6 +218,34 @@ def test_a_suspended_agents_decisions_are_still_recorded(
     accepted = _append(app_client, key, agent_id, 1)
     assert accepted.status_code == 200, accepted.text
     assert accepted.json() == {"indices": [size]}
+
+
+def _halt(client: TestClient, key: EnvelopeSigner, agent_id: str, why: str) -> Any:
+    body = canonical_dumps(sign_decision(key, agent_id, "halt", why).to_json())
+    return client.post(
+        "/api/v1/entries", content=body, headers={"Content-Type": "application/json"}
+    )
+
+
+def test_a_revoked_agent_records_one_halt_per_revocation(
+    app_client: TestClient, app_world: World, clients: dict[str, RegistryClient]
+) -> None:
+    agent_id, key = _agent(app_world)
+    home = clients["home"]
+    revocation = home.order("revoke", agent_id, "licence withdrawn")
+    assert _halt(app_client, key, agent_id, "stopped").status_code == 200
+    before = registry_state(app_world.node)
+    again = _halt(app_client, key, agent_id, "stopped, again")
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "halt_already_recorded"
+    assert "one halt per revocation" in again.json()["error"]["message"]
+    assert registry_state(app_world.node) == before
+    home.order("reinstate", agent_id, "restored on appeal", lifts=revocation["order_id"])
+    home.order("revoke", agent_id, "withdrawn again")
+    assert (
+        _halt(app_client, key, agent_id, "stopped after the second revocation").status_code == 200
+    )
+    assert _halt(app_client, key, agent_id, "and once more").status_code == 409
 
 
 def test_orders_refused_for_what_does_not_exist_or_already_does(

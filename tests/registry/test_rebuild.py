@@ -24,11 +24,14 @@ from custodes.registry.models import (
     AgentUpdate,
     ModelRecord,
     ModelRegister,
+    ModelRetire,
+    ModelUpdate,
     Skill,
 )
-from custodes.registry.store import PROJECTION_TABLES, agents, kill_orders
+from custodes.registry.store import PROJECTION_TABLES, agents, kill_orders, private_fields
 from custodes.store.db import write_tx
 from tests.registry.support import (
+    CONTACT,
     HOST,
     OTHER,
     World,
@@ -86,11 +89,17 @@ def history(world: World) -> History:
     )
     revoked = register_agent(world, keys[1], sector="energy")
     other = register_agent(world, keys[2], by=world.home, risk_tier="critical")
-    change = AgentChanges(version="2.0", operating_jurisdictions=(HOST,))
+    change = AgentChanges(version="2.0", contact=CONTACT)  # the contact stays off the log
     submit(
         node,
         world.acme,
         AgentUpdate(actor=world.acme.id, at=now(), agent_id=trader, changes=change),
+    )
+    territories = AgentChanges(operating_jurisdictions=(HOST,))  # regulator-set
+    submit(
+        node,
+        world.home,
+        AgentUpdate(actor=world.home.id, at=now(), agent_id=trader, changes=territories),
     )
     rotated = EnvelopeSigner.generate()
     rotation = AgentRotateKey(
@@ -106,6 +115,10 @@ def history(world: World) -> History:
         training_compute_flop=1e22,
     )
     submit(node, world.acme, ModelRegister(actor=world.acme.id, at=now(), model=model))
+    corrected = model.model_copy(update={"version": "1.1"})
+    submit(node, world.home, ModelUpdate(actor=world.home.id, at=now(), model=corrected))
+    retire = ModelRetire(actor=world.acme.id, at=now(), model_id=model.id, reason="superseded")
+    submit(node, world.acme, retire)
     _, suspension = order(node, world.acme, "suspend", trader)
     order(node, world.acme, "reinstate", trader, lifts=suspension.order_id)
     order(node, world.host, "suspend", trader, territory=HOST)
@@ -131,6 +144,22 @@ def test_a_mixed_history_rebuilds_to_equal_tables(history: History) -> None:
     empty = [t for t, (live, _rebuilt, _same) in report.tables.items() if live == 0]
     assert empty == []  # the history touched every table
     assert report.tables["idempotency"][0] == history.decisions
+
+
+def test_private_fields_are_kept_beside_the_log_and_not_rebuilt(history: History) -> None:
+    """The clear text is not derivable from the log: rebuild neither needs nor compares it,
+    and erasing it leaves the replay (and every proof) as it was."""
+    node = history.world.node
+    assert "private_fields" not in PROJECTION_TABLES
+    with write_tx(node.engine) as conn:
+        kept = conn.execute(select(private_fields)).all()
+        assert kept  # operators' and the trader's contacts
+        conn.execute(delete(private_fields))
+    try:
+        assert rebuild(node.store).equal
+    finally:
+        with write_tx(node.engine) as conn:
+            conn.execute(private_fields.insert(), [dict(r._mapping) for r in kept])
 
 
 Tamper = Callable[[Connection, History], Callable[[Connection], None]]

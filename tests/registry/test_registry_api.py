@@ -31,7 +31,7 @@ from custodes.registry.models import (
     ModelRecord,
     Skill,
 )
-from custodes.registry.queries import PUBLIC_AGENT_FIELDS
+from custodes.registry.queries import NODE, PUBLIC_AGENT_FIELDS
 from custodes.registry.service import PRINCIPAL_TYPE
 from custodes.registry.store import api_tokens
 from custodes.sdk.registry import RegistryClient
@@ -311,7 +311,12 @@ def test_the_sdk_writes_the_registry_under_the_rules(
         new_key.keyid: "active",
     }
     listed = app_client.get("/api/v1/registry/models").json()
-    assert {"record": model.model_dump(mode="json"), "entry_index": modelled} in listed
+    assert {
+        "record": model.model_dump(mode="json", exclude_none=True),
+        "entry_index": modelled,
+        "holder": parties.home.id,
+        "status": "active",
+    } in listed
     before = _snapshot(app_client)
     with pytest.raises(CustodesError) as caught:
         parties.host.registry.update_agent(record.id, AgentChanges(version="6.6.6"))
@@ -431,6 +436,7 @@ def detailed(parties: Parties) -> str:
     """An agent with everything the public must not see."""
     record = agent_record(
         fresh_slug("detailed"),
+        operating_jurisdictions=(HOST,),
         contact=CONTACT,
         aliases=Aliases(mcp_name="acme-trader", spiffe_id="spiffe://acme.example/trader"),
         interfaces=(Interface(url="https://agents.acme.example/a2a", binding="JSONRPC"),),
@@ -457,21 +463,52 @@ def test_the_public_sees_no_contacts_aliases_interfaces_model_or_keys(
     assert error_code(app_client.get("/api/v1/registry/operators"), 401) == "missing_token"
 
 
-@pytest.mark.parametrize("who", ["home", "host", "acme", "auditor"])
-def test_principals_with_read_private_see_everything(
-    app_client: TestClient, parties: Parties, detailed: str, who: str
+# Who sees what of an agent operating in FR (authority.py's read columns, by hand):
+# (full logged record and keys, its private contact, its operator's private fields)
+READS = {
+    "home": (True, True, True),
+    "host": (True, True, False),  # FR: the agent operates in its territory
+    "other_host": (True, False, False),  # DE: it does not
+    "acme": (True, True, True),  # its operator
+    "search": (False, False, False),  # another operator
+    "auditor": (True, False, False),
+    "public": (False, False, False),
+}
+
+
+@pytest.fixture(scope="module")
+def other_host(app_client: TestClient) -> Party:
+    return enrol_party(app_client, "regulator:de", "regulator", OTHER)
+
+
+def _reader(parties: Parties, other_host: Party, who: str) -> dict[str, str]:
+    if who == "public":
+        return {}
+    party = other_host if who == "other_host" else getattr(parties, who)
+    return bearer(party.token)
+
+
+@pytest.mark.parametrize("who", list(READS))
+def test_each_principal_reads_only_what_it_is_entitled_to(
+    app_client: TestClient, parties: Parties, other_host: Party, detailed: str, who: str
 ) -> None:
-    token = getattr(parties, who).token
-    answer = app_client.get(f"/api/v1/registry/agents/{detailed}", headers=bearer(token)).json()
-    assert set(answer["record"]) >= HIDDEN
-    assert answer["record"]["contact"] == CONTACT.model_dump()
-    assert answer["record"]["model"] == "model:example-3"
-    assert len(answer["keys"]) == 1
-    assert answer["keys"][0]["public_key"]
-    assert answer["orders"] == []
-    listed = _search(app_client, bearer(token), operator="operator:acme", limit=200)["items"]
+    full, private, operator_private = READS[who]
+    headers = _reader(parties, other_host, who)
+    answer = app_client.get(f"/api/v1/registry/agents/{detailed}", headers=headers).json()
+    assert (set(answer["record"]) >= HIDDEN - {"contact"}) is full
+    assert ("contact" in answer["record"]) is private
+    if private:
+        assert answer["record"]["contact"] == CONTACT.model_dump()
+    assert (answer["record"].get("model") == "model:example-3") is full
+    assert len(answer["keys"]) == (1 if full else 0)
+    assert ("orders" in answer) is full
+    listed = _search(app_client, headers, operator="operator:acme", limit=200)["items"]
     mine = next(item for item in listed if item["record"]["id"] == detailed)
-    assert set(mine["record"]) >= HIDDEN
+    assert (set(mine["record"]) >= HIDDEN - {"contact"}) is full
+    assert "contact" not in mine["record"]  # private fields are served one record at a time
+    operator = app_client.get("/api/v1/registry/operators/operator:acme", headers=headers).json()
+    assert ("contact" in operator["record"]) is operator_private
+    assert ("address" in operator["record"]) is operator_private
 
 
 def test_a_token_without_read_private_gets_the_public_view(
@@ -553,3 +590,38 @@ def test_an_agent_as_of_an_index_is_the_record_and_status_then_with_proof(
     ).json()
     assert public["status"] == "suspended"
     _verified(app_client, public)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/registry/agents/urn:custodes:zz:agent:nobody",
+        "/api/v1/registry/operators/operator:acme",
+        "/api/v1/registry/models/model:nothing",
+    ],
+)
+@pytest.mark.parametrize("as_of", [2**63, 2**64 - 1, 10**30, -1])
+def test_an_as_of_beyond_any_log_index_is_a_4xx_in_the_error_shape(
+    app_client: TestClient, parties: Parties, path: str, as_of: int
+) -> None:
+    response = app_client.get(path, params={"as_of": as_of}, headers=bearer(parties.home.token))
+    assert 400 <= response.status_code < 500, response.text
+    assert set(response.json()) == {"error"}
+    assert response.json()["error"]["message"]
+
+
+def test_the_largest_as_of_is_answered(app_client: TestClient, parties: Parties) -> None:
+    response = app_client.get(
+        "/api/v1/registry/operators/operator:acme", params={"as_of": 2**63 - 1}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["as_of"] == 2**63 - 1
+
+
+def test_queries_refuse_an_as_of_past_the_databases_integers(
+    app_client: TestClient, parties: Parties
+) -> None:
+    node = node_of(app_client)
+    with pytest.raises(CustodesError) as caught:
+        node.queries.agent("urn:custodes:zz:agent:nobody", as_of=2**63, reader=NODE)
+    assert (caught.value.status, caught.value.code) == (422, "bad_as_of")

@@ -25,13 +25,17 @@ from custodes.registry.models import (
     AgentRegister,
     AgentRotateKey,
     AgentUpdate,
+    Contact,
     ModelRecord,
     ModelRegister,
+    ModelRetire,
+    ModelUpdate,
     OperatorRegister,
     OperatorUpdate,
     Skill,
 )
-from custodes.registry.queries import AgentFilter
+from custodes.registry.private import request_body, seal_change
+from custodes.registry.queries import NODE, AgentFilter
 from custodes.registry.service import ORDER_TYPE, REGISTRY_TYPE
 from custodes.store.db import read_tx
 from tests.registry.support import (
@@ -57,6 +61,12 @@ from tests.registry.support import (
 CARD = json.loads((Path(__file__).parent / "fixtures" / "georoute-agent-card.json").read_text())
 
 
+def opened(record: dict[str, Any]) -> dict[str, Any]:
+    """A record read with its private fields, less the commitment the log holds instead."""
+    assert record.get("private", "").startswith("sha256:")
+    return {k: v for k, v in record.items() if k != "private"}
+
+
 def _entry(world: World, index: int) -> Any:
     with read_tx(world.node.engine) as conn:
         return parse_envelope(orjson.loads(world.node.store.entry_data(conn, index, index + 1)[0]))
@@ -73,8 +83,8 @@ def test_home_regulator_registers_an_operator(world: World) -> None:
     record = operator_record(f"operator:{fresh_slug('initech')}")
     change = OperatorRegister(actor=world.home.id, at=now(), operator=record)
     index = submit(world.node, world.home, change)
-    answer = world.node.queries.operator(record.id)
-    assert answer["record"] == record.model_dump(mode="json", exclude_none=True)
+    answer = world.node.queries.operator(record.id, reader=NODE)
+    assert opened(answer["record"]) == record.model_dump(mode="json", exclude_none=True)
     assert answer["entry_index"] == index
     envelope = _entry(world, index)
     assert envelope.payload_type == REGISTRY_TYPE
@@ -87,7 +97,7 @@ def test_an_operator_updates_its_own_record(world: World) -> None:
     index = submit(
         world.node, world.globex, OperatorUpdate(actor=world.globex.id, at=now(), operator=moved)
     )
-    answer = world.node.queries.operator("operator:globex")
+    answer = world.node.queries.operator("operator:globex", reader=NODE)
     assert (answer["record"]["address"], answer["entry_index"]) == ("2 New Street", index)
 
 
@@ -99,8 +109,8 @@ def test_own_operator_registers_an_agent_that_can_then_record_decisions(world: W
         world.acme,
         AgentRegister(actor=world.acme.id, at=now(), agent=record, keys=(b64(key),)),
     )
-    answer = world.node.queries.agent(record.id)
-    assert answer["record"] == record.model_dump(mode="json", exclude_none=True)
+    answer = world.node.queries.agent(record.id, reader=NODE)
+    assert opened(answer["record"]) == record.model_dump(mode="json", exclude_none=True)
     assert (answer["status"], answer["suspended_in"], answer["orders"]) == ("active", [], [])
     assert answer["entry_index"] == index
     assert answer["keys"] == [
@@ -113,19 +123,19 @@ def test_own_operator_registers_an_agent_that_can_then_record_decisions(world: W
 
 def test_an_update_changes_the_record_and_keeps_the_old_version(world: World) -> None:
     agent_id = register_agent(world, EnvelopeSigner.generate())
-    registered = world.node.queries.agent(agent_id)["entry_index"]
+    registered = world.node.queries.agent(agent_id, reader=NODE)["entry_index"]
     changes = AgentChanges(version="2.0", operating_jurisdictions=(HOST,))
     index = submit(
         world.node,
-        world.acme,
-        AgentUpdate(actor=world.acme.id, at=now(), agent_id=agent_id, changes=changes),
+        world.home,  # territories are the home regulator's to set
+        AgentUpdate(actor=world.home.id, at=now(), agent_id=agent_id, changes=changes),
     )
-    current = world.node.queries.agent(agent_id)
+    current = world.node.queries.agent(agent_id, reader=NODE)
     assert current["entry_index"] == index
     assert current["record"]["version"] == "2.0"
     assert current["record"]["operating_jurisdictions"] == [HOST]
     assert current["record"]["intended_purpose"] == "automated trading within a mandate"
-    before = world.node.queries.agent(agent_id, as_of=index - 1)
+    before = world.node.queries.agent(agent_id, as_of=index - 1, reader=NODE)
     assert before["entry_index"] == registered
     assert (before["record"]["version"], before["record"]["operating_jurisdictions"]) == ("1.0", [])
 
@@ -135,10 +145,10 @@ def test_an_update_of_nested_fields_is_applied(world: World) -> None:
     changes = AgentChanges(skills=(Skill(id="fx-hedging", name="FX hedging"),), contact=CONTACT)
     update = AgentUpdate(actor=world.acme.id, at=now(), agent_id=agent_id, changes=changes)
     index = submit(world.node, world.acme, update)
-    record = world.node.queries.agent(agent_id)["record"]
+    record = world.node.queries.agent(agent_id, reader=NODE)["record"]
     assert record["skills"] == [{"id": "fx-hedging", "name": "FX hedging", "tags": []}]
     assert record["contact"] == CONTACT.model_dump()
-    found = world.node.queries.agents(AgentFilter(skill="fx-hedging"))["items"]
+    found = world.node.queries.agents(AgentFilter(skill="fx-hedging"), reader=NODE)["items"]
     assert [(a["record"]["id"], a["entry_index"]) for a in found] == [(agent_id, index)]
 
 
@@ -150,7 +160,7 @@ def test_the_home_regulator_may_change_an_agents_record(world: World) -> None:
         world.home,
         AgentUpdate(actor=world.home.id, at=now(), agent_id=agent_id, changes=changes),
     )
-    answer = world.node.queries.agent(agent_id)
+    answer = world.node.queries.agent(agent_id, reader=NODE)
     assert (answer["record"]["risk_tier"], answer["entry_index"]) == ("critical", index)
 
 
@@ -164,7 +174,7 @@ def _rotate(world: World, agent_id: str, add: EnvelopeSigner, retire: EnvelopeSi
 def test_rotation_retires_the_old_key_and_activates_the_new(world: World) -> None:
     old, new = EnvelopeSigner.generate(), EnvelopeSigner.generate()
     agent_id = register_agent(world, old)
-    added = world.node.queries.agent(agent_id)["entry_index"]
+    added = world.node.queries.agent(agent_id, reader=NODE)["entry_index"]
     rotated = _rotate(world, agent_id, add=new, retire=old)
 
     before = world.node.store.sequenced_size()
@@ -174,7 +184,7 @@ def test_rotation_retires_the_old_key_and_activates_the_new(world: World) -> Non
     assert world.node.store.sequenced_size() == before
     assert world.node.log.append([decision(new, agent_id)]) == [before]
 
-    keys = {k["keyid"]: k for k in world.node.queries.agent(agent_id)["keys"]}
+    keys = {k["keyid"]: k for k in world.node.queries.agent(agent_id, reader=NODE)["keys"]}
     assert keys == {
         old.keyid: {
             "keyid": old.keyid,
@@ -190,7 +200,7 @@ def test_rotation_retires_the_old_key_and_activates_the_new(world: World) -> Non
             "public_key": b64(new),
         },
     }
-    then = world.node.queries.agent(agent_id, as_of=rotated - 1)["keys"]
+    then = world.node.queries.agent(agent_id, as_of=rotated - 1, reader=NODE)["keys"]
     assert then == [
         {"keyid": old.keyid, "status": "active", "added_index": added, "public_key": b64(old)}
     ]
@@ -221,9 +231,11 @@ def test_models_are_registered_once(world: World) -> None:
         world.node, world.acme, ModelRegister(actor=world.acme.id, at=now(), model=model)
     )
     assert world.node.queries.model(model.id) == {
-        "record": model.model_dump(mode="json"),
+        "record": model.model_dump(mode="json", exclude_none=True),
         "entry_index": index,
         "as_of": None,
+        "holder": world.acme.id,
+        "status": "active",
     }
     state = registry_state(world.node)
     with pytest.raises(CustodesError) as caught:
@@ -252,7 +264,7 @@ def test_a_verified_agent_card_fills_skills_and_interfaces(world: World) -> None
         agent_card_keys=trusted,
     )
     submit(world.node, world.acme, change)
-    stored = world.node.queries.agent(record.id)["record"]
+    stored = world.node.queries.agent(record.id, reader=NODE)["record"]
     assert [s["id"] for s in stored["skills"]] == [s["id"] for s in CARD["skills"]]
     assert [i["url"] for i in stored["interfaces"]] == [
         i["url"] for i in CARD["supportedInterfaces"]
@@ -343,7 +355,73 @@ def _new_operator(s: Scene, actor: Actor, oid: str) -> int:
     return _as(s, actor, change)
 
 
+def _regulated(s: Scene, actor: Actor, **changes: Any) -> int:
+    change = AgentUpdate(
+        actor=actor.id, at=now(), agent_id=s.target, changes=AgentChanges(**changes)
+    )
+    return _as(s, actor, change)
+
+
+def _opened_as(s: Scene, change: Any, opening: Any) -> int:
+    """Submit ``change`` as acme, signed as it is, with ``opening`` beside it."""
+    payload = change.model_dump_json(exclude_none=True).encode()
+    envelope = sign_envelope(REGISTRY_TYPE, payload, [s.w.acme.key]).to_json()
+    return s.w.node.registry.submit_change(request_body(envelope, opening), s.w.acme.principal)
+
+
+def _contact_change(s: Scene, contact: Contact = CONTACT) -> AgentUpdate:
+    changes = AgentChanges(contact=contact)
+    return AgentUpdate(actor=s.w.acme.id, at=now(), agent_id=s.target, changes=changes)
+
+
+def _mismatched_opening(s: Scene) -> int:
+    sealed, opening = seal_change(_contact_change(s))
+    assert opening is not None
+    other = CONTACT.model_copy(update={"email": "someone-else@example.org"})
+    forged = opening.model_copy(update={"fields": {"contact": other.model_dump()}})
+    return _opened_as(s, sealed, forged)
+
+
+def _missing_opening(s: Scene) -> int:
+    sealed, _opening = seal_change(_contact_change(s))
+    return _opened_as(s, sealed, None)
+
+
 REFUSALS: list[tuple[str, Case, int, str]] = [
+    # private fields: never in the log, and what is sent must open the commitment
+    (
+        "contact-logged-in-clear",
+        lambda s: _raw(s, _contact_change(s).model_dump_json(exclude_none=True).encode()),
+        422,
+        "personal_data_in_entry",
+    ),
+    ("private-fields-do-not-open-the-commitment", _mismatched_opening, 400, "private_mismatch"),
+    ("commitment-without-its-private-fields", _missing_opening, 422, "private_fields_missing"),
+    (
+        "private-fields-without-a-commitment",
+        lambda s: _opened_as(s, _update(s.w.acme, s.target), seal_change(_contact_change(s))[1]),
+        400,
+        "private_mismatch",
+    ),
+    # fields only the home regulator sets once the agent is registered
+    (
+        "operator-lowers-its-agents-risk-tier",
+        lambda s: _regulated(s, s.w.acme, risk_tier="minimal"),
+        403,
+        "forbidden",
+    ),
+    (
+        "operator-changes-its-agents-territories",
+        lambda s: _regulated(s, s.w.acme, operating_jurisdictions=(HOST,)),
+        403,
+        "forbidden",
+    ),
+    (
+        "operator-raises-its-agents-autonomy",
+        lambda s: _regulated(s, s.w.acme, autonomy_level=5),
+        403,
+        "forbidden",
+    ),
     # authority
     (
         "operator-registers-another-operators-agent",
@@ -581,5 +659,175 @@ def test_refused_and_nothing_is_written(scene: Scene, case: Case, status: int, c
     assert (caught.value.status, caught.value.code) == (status, code), caught.value.message
     assert caught.value.message.strip()
     assert registry_state(scene.w.node) == before
-    target = scene.w.node.queries.agent(scene.target)
+    target = scene.w.node.queries.agent(scene.target, reader=NODE)
     assert (target["status"], target["record"]["version"]) == ("active", "1.0")
+
+
+# --- models: bound to their holder ---------------------------------------------------------
+
+
+def _model(**fields: Any) -> ModelRecord:
+    values: dict[str, Any] = {
+        "id": f"model:{fresh_slug('held')}",
+        "provider": "Acme Models",
+        "name": "Acme-1",
+        "version": "1",
+        "digest": "sha256:" + "aa" * 32,
+        "training_compute_flop": 1e23,
+    }
+    return ModelRecord(**(values | fields))
+
+
+def _refused(world: World, change: Any, actor: Actor, status: int, code: str) -> CustodesError:
+    before = registry_state(world.node)
+    with pytest.raises(CustodesError) as caught:
+        submit(world.node, actor, change)
+    assert (caught.value.status, caught.value.code) == (status, code), caught.value.message
+    assert registry_state(world.node) == before
+    return caught.value
+
+
+def test_a_model_name_held_by_one_operator_cannot_be_taken_by_another(world: World) -> None:
+    model = _model()
+    submit(world.node, world.acme, ModelRegister(actor=world.acme.id, at=now(), model=model))
+    squat = ModelRegister(actor=world.globex.id, at=now(), model=model)
+    error = _refused(world, squat, world.globex, 409, "model_exists")
+    assert "held by operator:acme" in error.message
+    assert "ask regulator:zz" in error.message  # whom to dispute it with
+    assert error.detail == {
+        "model": model.id,
+        "holder": "operator:acme",
+        "dispute_with": "regulator:zz",
+    }
+    for change in (
+        ModelUpdate(
+            actor=world.globex.id, at=now(), model=model.model_copy(update={"version": "2"})
+        ),
+        ModelRetire(actor=world.globex.id, at=now(), model_id=model.id, reason="mine"),
+    ):
+        _refused(world, change, world.globex, 403, "forbidden")
+    retire = ModelRetire(actor=world.host.id, at=now(), model_id=model.id, reason="not here")
+    _refused(world, retire, world.host, 403, "forbidden")
+    assert world.node.queries.model(model.id)["holder"] == "operator:acme"
+
+
+def test_an_operator_cannot_register_a_model_in_another_operators_name(world: World) -> None:
+    change = ModelRegister(actor=world.globex.id, at=now(), model=_model(operator="operator:acme"))
+    _refused(world, change, world.globex, 403, "forbidden")
+
+
+def test_the_holder_updates_and_retires_its_model(world: World) -> None:
+    model = _model()
+    submit(world.node, world.acme, ModelRegister(actor=world.acme.id, at=now(), model=model))
+    newer = model.model_copy(update={"version": "2"})
+    index = submit(world.node, world.acme, ModelUpdate(actor=world.acme.id, at=now(), model=newer))
+    answer = world.node.queries.model(model.id)
+    assert (answer["record"]["version"], answer["entry_index"]) == ("2", index)
+    submit(
+        world.node,
+        world.acme,
+        ModelRetire(actor=world.acme.id, at=now(), model_id=model.id, reason="superseded"),
+    )
+    assert world.node.queries.model(model.id)["status"] == "retired"
+    again = ModelUpdate(actor=world.acme.id, at=now(), model=newer)
+    _refused(world, again, world.acme, 409, "model_retired")
+
+
+def test_the_home_regulator_corrects_a_squatted_model_for_its_rightful_holder(
+    world: World,
+) -> None:
+    """The dispute path: globex squats a name; the regulator hands it to acme."""
+    model = _model(provider="Acme Models (really)")
+    submit(world.node, world.globex, ModelRegister(actor=world.globex.id, at=now(), model=model))
+    corrected = model.model_copy(update={"operator": "operator:acme"})
+    submit(world.node, world.home, ModelUpdate(actor=world.home.id, at=now(), model=corrected))
+    assert world.node.queries.model(model.id)["holder"] == "operator:acme"
+    taken_back = ModelRetire(actor=world.globex.id, at=now(), model_id=model.id, reason="x")
+    _refused(world, taken_back, world.globex, 403, "forbidden")
+    newer = corrected.model_copy(update={"version": "2"})
+    submit(world.node, world.acme, ModelUpdate(actor=world.acme.id, at=now(), model=newer))
+    retire = ModelRetire(actor=world.home.id, at=now(), model_id=model.id, reason="withdrawn")
+    submit(world.node, world.home, retire)
+    assert world.node.queries.model(model.id)["status"] == "retired"
+
+
+# --- regulator-set fields and revoked agents ----------------------------------------------
+
+
+def test_the_home_regulator_sets_risk_tier_autonomy_and_territories(world: World) -> None:
+    agent_id = register_agent(world, EnvelopeSigner.generate())
+    changes = AgentChanges(risk_tier="critical", autonomy_level=1, operating_jurisdictions=(HOST,))
+    submit(
+        world.node,
+        world.home,
+        AgentUpdate(actor=world.home.id, at=now(), agent_id=agent_id, changes=changes),
+    )
+    # The operator may restate them unchanged alongside its own changes.
+    same = AgentChanges(version="1.1", risk_tier="critical", operating_jurisdictions=(HOST,))
+    submit(
+        world.node,
+        world.acme,
+        AgentUpdate(actor=world.acme.id, at=now(), agent_id=agent_id, changes=same),
+    )
+    undo = AgentChanges(risk_tier="high")
+    error = _refused(
+        world,
+        AgentUpdate(actor=world.acme.id, at=now(), agent_id=agent_id, changes=undo),
+        world.acme,
+        403,
+        "forbidden",
+    )
+    assert "risk tier" in error.message
+    record = world.node.queries.agent(agent_id, reader=NODE)["record"]
+    assert (record["risk_tier"], record["autonomy_level"], record["version"]) == (
+        "critical",
+        1,
+        "1.1",
+    )
+
+
+def test_a_revoked_agent_is_frozen_until_reinstated(world: World) -> None:
+    key = EnvelopeSigner.generate()
+    agent_id = register_agent(world, key)
+    _, revocation = order(world.node, world.home, "revoke", agent_id)
+    fresh = EnvelopeSigner.generate()
+    for actor in (world.acme, world.home):
+        for change in (
+            AgentRotateKey(actor=actor.id, at=now(), agent_id=agent_id, add=(b64(fresh),)),
+            AgentRotateKey(
+                actor=actor.id, at=now(), agent_id=agent_id, add=(b64(fresh),), retire=(key.keyid,)
+            ),
+            AgentUpdate(
+                actor=actor.id, at=now(), agent_id=agent_id, changes=AgentChanges(version="9")
+            ),
+        ):
+            error = _refused(world, change, actor, 409, "agent_revoked")
+            assert "reinstate" in error.message
+    order(world.node, world.home, "reinstate", agent_id, lifts=revocation.order_id)
+    submit(
+        world.node,
+        world.acme,
+        AgentRotateKey(actor=world.acme.id, at=now(), agent_id=agent_id, add=(b64(fresh),)),
+    )
+
+
+def test_a_model_must_be_held_by_a_registered_operator(world: World) -> None:
+    change = ModelRegister(actor=world.home.id, at=now(), model=_model(operator="operator:nobody"))
+    _refused(world, change, world.home, 404, "unknown_operator")
+
+
+def test_private_fields_sent_twice_with_one_salt_are_refused(world: World) -> None:
+    """A replayed body (or a reused salt) would link records: 409, nothing written."""
+    agent_id = register_agent(world, EnvelopeSigner.generate())
+    change = AgentUpdate(
+        actor=world.acme.id, at=now(), agent_id=agent_id, changes=AgentChanges(contact=CONTACT)
+    )
+    sealed, opening = seal_change(change)
+    payload = sealed.model_dump_json(exclude_none=True).encode()
+    body = request_body(sign_envelope(REGISTRY_TYPE, payload, [world.acme.key]).to_json(), opening)
+    world.node.registry.submit_change(body, world.acme.principal)
+    before = registry_state(world.node)
+    with pytest.raises(CustodesError) as caught:
+        world.node.registry.submit_change(body, world.acme.principal)
+    assert (caught.value.status, caught.value.code) == (409, "salt_reused")
+    assert registry_state(world.node) == before

@@ -10,8 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from custodes.api.deps import caller, get_node, read_json, require_caller
 from custodes.api.proofs import proof_json
 from custodes.node import Node
-from custodes.registry.principals import Principal
-from custodes.registry.queries import AgentFilter
+from custodes.registry.queries import MAX_INDEX, AgentFilter
 
 __all__ = ["router"]
 
@@ -24,16 +23,15 @@ _ENVELOPE = {
                 "schema": {
                     "type": "object",
                     "description": "a DSSE envelope (canonical JSON) signed by the actor, "
-                    "payloadType application/vnd.custodes.registry+json",
+                    "payloadType application/vnd.custodes.registry+json; or, when the change "
+                    "commits to private fields, {envelope, private: {salt, fields}}: the clear "
+                    "text, checked against the commitment and kept off the log",
                 }
             }
         },
     }
 }
-
-
-def _private(principal: Principal | None) -> bool:
-    return principal is not None and principal.can("read:private")
+AsOf = Annotated[int | None, Query(ge=0, le=MAX_INDEX, description="a log index")]
 
 
 def _with_proof(node: Node, answer: dict[str, Any]) -> dict[str, Any]:
@@ -73,17 +71,13 @@ def list_agents(
     after: str | None = None,
 ) -> dict[str, Any]:
     where = AgentFilter(jurisdiction, sector, status, operator, skill)
-    return get_node(request).queries.agents(
-        where, limit=limit, after=after, public=not _private(caller(request))
-    )
+    return get_node(request).queries.agents(where, limit=limit, after=after, reader=caller(request))
 
 
 @router.get("/agents/{agent_id}", summary="One agent, now or as of a log index, with proof")
-def get_agent(
-    request: Request, agent_id: str, as_of: Annotated[int | None, Query(ge=0)] = None
-) -> dict[str, Any]:
+def get_agent(request: Request, agent_id: str, as_of: AsOf = None) -> dict[str, Any]:
     node = get_node(request)
-    answer = node.queries.agent(agent_id, as_of=as_of, public=not _private(caller(request)))
+    answer = node.queries.agent(agent_id, as_of=as_of, reader=caller(request))
     return _with_proof(node, answer)
 
 
@@ -94,11 +88,9 @@ def list_operators(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/operators/{operator_id}", summary="One operator, now or as of a log index")
-def get_operator(
-    request: Request, operator_id: str, as_of: Annotated[int | None, Query(ge=0)] = None
-) -> dict[str, Any]:
+def get_operator(request: Request, operator_id: str, as_of: AsOf = None) -> dict[str, Any]:
     node = get_node(request)
-    answer = node.queries.operator(operator_id, as_of=as_of, public=not _private(caller(request)))
+    answer = node.queries.operator(operator_id, as_of=as_of, reader=caller(request))
     return _with_proof(node, answer)
 
 
@@ -108,8 +100,6 @@ def list_models(request: Request) -> list[dict[str, Any]]:
 
 
 @router.get("/models/{model_id}", summary="One model, now or as of a log index")
-def get_model(
-    request: Request, model_id: str, as_of: Annotated[int | None, Query(ge=0)] = None
-) -> dict[str, Any]:
+def get_model(request: Request, model_id: str, as_of: AsOf = None) -> dict[str, Any]:
     node = get_node(request)
     return _with_proof(node, node.queries.model(model_id, as_of=as_of))

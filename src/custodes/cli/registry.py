@@ -17,7 +17,7 @@ from custodes.cli.remote import AS, KEY, NODE, TOKEN, acting_client, admin_token
 from custodes.config import Settings
 from custodes.errors import BadRequest, ConfigError
 from custodes.node import Node
-from custodes.registry.models import AgentRecord, Contact, OperatorRecord
+from custodes.registry.models import AgentRecord, Contact, ModelRecord, OperatorRecord
 from custodes.registry.rebuild import rebuild as rebuild_projection
 from custodes.sdk.bootstrap import register_principal
 
@@ -26,6 +26,8 @@ __all__ = ["app"]
 app = typer.Typer(no_args_is_help=True, help="The Unified Agentic Registry.")
 agent_app = typer.Typer(no_args_is_help=True, help="Agents: register, show, list, rotate keys.")
 app.add_typer(agent_app, name="agent")
+model_app = typer.Typer(no_args_is_help=True, help="Models: register, correct, retire.")
+app.add_typer(model_app, name="model")
 console = Console()
 
 
@@ -70,7 +72,8 @@ def operator(
     token: str = TOKEN,
     key: Path = KEY,
 ) -> None:
-    """Register an operator (as its home regulator)."""
+    """Register an operator (as its home regulator). Its address and contact are sent
+    beside the logged entry, which carries only a salted commitment to them."""
     record = OperatorRecord.model_validate(
         {
             "id": operator_id,
@@ -191,6 +194,48 @@ def rotate_key(
         agent_id, [_b64(k) for k in add], retire
     )
     typer.echo(f"rotated keys of {agent_id} at log index {index}")
+
+
+@model_app.command("register")
+def register_model(
+    record_file: Path = typer.Argument(help="the model record as JSON (see ModelRecord)"),
+    node: str = NODE,
+    actor: str = AS,
+    token: str = TOKEN,
+    key: Path = KEY,
+) -> None:
+    """Register a model; the operator registering it holds it."""
+    record = ModelRecord.model_validate(_json_file(record_file))
+    index = acting_client(node, actor, token, key).register_model(record)
+    typer.echo(f"registered {record.id} at log index {index}")
+
+
+@model_app.command("update")
+def update_model(
+    record_file: Path = typer.Argument(help="the corrected model record as JSON"),
+    node: str = NODE,
+    actor: str = AS,
+    token: str = TOKEN,
+    key: Path = KEY,
+) -> None:
+    """Correct a model's record (its holder, or its home regulator, who may hand it on)."""
+    record = ModelRecord.model_validate(_json_file(record_file))
+    index = acting_client(node, actor, token, key).update_model(record)
+    typer.echo(f"updated {record.id} at log index {index}")
+
+
+@model_app.command("retire")
+def retire_model(
+    model_id: str,
+    reason: str = typer.Option(..., help="why, for the log"),
+    node: str = NODE,
+    actor: str = AS,
+    token: str = TOKEN,
+    key: Path = KEY,
+) -> None:
+    """Retire a model (its holder, or its home regulator settling a dispute)."""
+    index = acting_client(node, actor, token, key).retire_model(model_id, reason)
+    typer.echo(f"retired {model_id} at log index {index}")
 
 
 @app.command("rebuild")

@@ -137,6 +137,10 @@ class LogService:
                 )
             self._check_agent(record.agent, record.action)
 
+    # Where a revoked agent recorded its halt since its revocation (None: not yet); set
+    # by the registry beside ``agent_status``.
+    halt_recorded: Callable[[str], int | None] | None = None
+
     def _check_agent(self, agent: str, action: str) -> None:
         if self.agent_status is None:
             return
@@ -147,13 +151,23 @@ class LogService:
                 code="unknown_agent",
                 status=403,
             )
-        # A revoked agent may still record that it halted: the evidence of compliance
-        # that forensics needs, and nothing it could act on.
-        if status == "revoked" and action != "halt":
+        if status != "revoked":
+            return
+        # A revoked agent may still record that it halted, once per revocation: the
+        # evidence of compliance forensics needs, and nothing it could act on or flood.
+        if action != "halt":
             raise EnvelopeError(
                 f"{agent} is revoked and may record only its halt",
                 code="agent_revoked",
                 status=403,
+            )
+        recorded = None if self.halt_recorded is None else self.halt_recorded(agent)
+        if recorded is not None:
+            raise EnvelopeError(
+                f"{agent} is revoked and already recorded its halt (log index {recorded}); "
+                "a revoked agent records one halt per revocation",
+                code="halt_already_recorded",
+                status=409,
             )
 
     def _verify_all(self, envelopes: Sequence[Checked]) -> None:

@@ -9,6 +9,29 @@ Each row names a principal's *relation* to the thing acted on and what it may do
     other_operator    no                      no              no       no
     auditor, agent, public: no registry or order action at all
 
+Regulated fields and models (the operator of a model is the one holding it)::
+
+    relation          agent.update.regulated  model.register/update/retire
+    home_regulator    yes                     yes (correct or retire any model)
+    own_operator      no                      yes (models it holds; a new id is its own)
+    everyone else     no                      no
+
+Reads (``read:private`` scope needed as well; without it, the public view)::
+
+    relation          agent.read (restricted)  agent.read.private  operator.read.private
+    home_regulator    yes                      yes                 yes
+    host_regulator    yes                      own territory       no
+    own_operator      yes                      yes                 yes (itself)
+    other_operator    no                       no                  no
+    auditor           yes                      no                  no
+    agent, public     no                       no                  no
+
+"Restricted" is the full logged record (aliases, interfaces, model, keys); "private" is
+the clear text kept beside the log (contacts, the operator's address). A host regulator
+may read an agent's accountable contact only when the agent operates in its territory:
+that is whom it must reach when it suspends it there. The operator's own address and
+desk stay with its home regulator.
+
 ``decide`` answers one question from this table; tests/registry/test_authority.py
 checks every role x action x relation cell.
 """
@@ -25,15 +48,21 @@ __all__ = ["ACTIONS", "RELATIONS", "Action", "Relation", "Rule", "decide", "requ
 Action = Literal[
     "agent.register",
     "agent.update",
+    "agent.update.regulated",
     "agent.rotate_key",
     "operator.register",
     "operator.update",
     "model.register",
+    "model.update",
+    "model.retire",
     "order.suspend.global",
     "order.suspend.territorial",
     "order.revoke.global",
     "order.revoke.territorial",
     "order.reinstate",
+    "agent.read",
+    "agent.read.private",
+    "operator.read.private",
 ]
 Relation = Literal[
     "home_regulator",
@@ -49,15 +78,21 @@ Rule = Literal["allow", "own_territory", "own_order", "deny"]
 ACTIONS: tuple[Action, ...] = (
     "agent.register",
     "agent.update",
+    "agent.update.regulated",
     "agent.rotate_key",
     "operator.register",
     "operator.update",
     "model.register",
+    "model.update",
+    "model.retire",
     "order.suspend.global",
     "order.suspend.territorial",
     "order.revoke.global",
     "order.revoke.territorial",
     "order.reinstate",
+    "agent.read",
+    "agent.read.private",
+    "operator.read.private",
 )
 RELATIONS: tuple[Relation, ...] = (
     "home_regulator",
@@ -73,6 +108,8 @@ _HOME: dict[Action, Rule] = dict.fromkeys(ACTIONS, "allow")
 _HOST: dict[Action, Rule] = {
     "order.suspend.territorial": "own_territory",
     "order.reinstate": "own_order",
+    "agent.read": "allow",
+    "agent.read.private": "own_territory",
 }
 _OPERATOR: dict[Action, Rule] = {
     "agent.register": "allow",
@@ -80,14 +117,21 @@ _OPERATOR: dict[Action, Rule] = {
     "agent.rotate_key": "allow",
     "operator.update": "allow",
     "model.register": "allow",
+    "model.update": "allow",
+    "model.retire": "allow",
     "order.suspend.global": "allow",
     "order.suspend.territorial": "allow",
     "order.reinstate": "own_order",
+    "agent.read": "allow",
+    "agent.read.private": "allow",
+    "operator.read.private": "allow",
 }
+_AUDITOR: dict[Action, Rule] = {"agent.read": "allow"}
 TABLE: dict[Relation, dict[Action, Rule]] = {
     "home_regulator": _HOME,
     "host_regulator": _HOST,
     "own_operator": _OPERATOR,
+    "auditor": _AUDITOR,
 }
 
 
@@ -103,15 +147,21 @@ _WHO: dict[str, str] = {
 _WHAT: dict[str, str] = {
     "agent.register": "register this agent",
     "agent.update": "change this agent's record",
+    "agent.update.regulated": "change this agent's risk tier, autonomy or territories",
     "agent.rotate_key": "rotate this agent's keys",
     "operator.register": "register this operator",
     "operator.update": "change this operator's record",
     "model.register": "register models here",
+    "model.update": "change this model's record",
+    "model.retire": "retire this model",
     "order.suspend.global": "suspend this agent globally",
     "order.suspend.territorial": "suspend this agent in that territory",
     "order.revoke.global": "revoke this agent",
     "order.revoke.territorial": "revoke this agent",
     "order.reinstate": "lift this order",
+    "agent.read": "read this agent's full record",
+    "agent.read.private": "read this agent's private fields",
+    "operator.read.private": "read this operator's private fields",
 }
 
 
@@ -142,7 +192,8 @@ def decide(
         )
     if rule == "own_order":
         return Decision(issued_by_principal, f"{relation} may lift only orders it issued")
-    return Decision(False, f"{relation} may not {action}")
+    who, what = _WHO.get(relation, relation), _WHAT.get(action, action)
+    return Decision(False, f"{who} ({relation}) may not {what} ({action})")
 
 
 def require(decision: Decision) -> None:

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = [
     "AGENT_ID",
     "CRITICAL_SECTORS",
+    "REGULATED_AGENT_FIELDS",
     "AgentChanges",
+    "AgentPrivate",
     "AgentRecord",
     "AgentRegister",
     "AgentRotateKey",
@@ -26,6 +28,9 @@ __all__ = [
     "KillOrder",
     "ModelRecord",
     "ModelRegister",
+    "ModelRetire",
+    "ModelUpdate",
+    "OperatorPrivate",
     "OperatorRecord",
     "OperatorRegister",
     "OperatorUpdate",
@@ -37,6 +42,9 @@ __all__ = [
 CRITICAL_SECTORS = frozenset({"finance", "energy"})
 AGENT_ID = r"^urn:custodes:[a-z]{2}:agent:[a-z0-9][a-z0-9-]{0,62}$"
 JURISDICTION = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+OPERATOR_ID = r"^operator:[a-z0-9][a-z0-9-]{0,62}$"
+# A salted commitment to a record's private fields (see custodes.registry.private).
+COMMITMENT = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
 
 
 class _Record(BaseModel):
@@ -80,13 +88,31 @@ class PrincipalRecord(_Record):
 
 
 class OperatorRecord(_Record):
-    """A provider or deployer (Annex VIII 1-3): who answers for an agent, around the clock."""
+    """A provider or deployer (Annex VIII 1-3): who answers for an agent, around the clock.
 
-    id: str = Field(pattern=r"^operator:[a-z0-9][a-z0-9-]{0,62}$")
+    ``address`` and ``contact`` are private: a logged change carries only ``private``, a
+    salted commitment to them, and the clear text travels beside it (custodes.registry.private).
+    """
+
+    id: str = Field(pattern=OPERATOR_ID)
     legal_name: str = Field(min_length=1, max_length=256)
     kind: Literal["provider", "deployer", "provider-deployer"]
     jurisdiction: JURISDICTION
+    address: str | None = Field(default=None, min_length=1, max_length=1024)
+    contact: Contact | None = None
+    private: COMMITMENT | None = None
+
+
+class OperatorPrivate(_Record):
+    """An operator's private fields: required, and never logged in clear."""
+
     address: str = Field(min_length=1, max_length=1024)
+    contact: Contact
+
+
+class AgentPrivate(_Record):
+    """An agent's private fields (its own accountable contact), never logged in clear."""
+
     contact: Contact
 
 
@@ -97,15 +123,18 @@ class ModelRecord(_Record):
     version: str = Field(min_length=1, max_length=64)
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     training_compute_flop: float = Field(ge=0)
+    # The operator answering for the model; it defaults to the operator registering it,
+    # who alone (with its home regulator) may then change or retire it.
+    operator: str | None = Field(default=None, pattern=OPERATOR_ID)
 
 
 class AgentRecord(_Record):
     id: str = Field(pattern=AGENT_ID)
     name: str = Field(min_length=1, max_length=256)
     version: str = Field(min_length=1, max_length=64)
-    operator: str = Field(pattern=r"^operator:[a-z0-9][a-z0-9-]{0,62}$")
+    operator: str = Field(pattern=OPERATOR_ID)
     deployer: str | None = None
-    contact: Contact | None = None  # defaults to the operator's 24/7 contact
+    contact: Contact | None = None  # private; defaults to the operator's 24/7 contact
     home_jurisdiction: JURISDICTION
     operating_jurisdictions: tuple[JURISDICTION, ...] = ()
     sector: str = Field(min_length=1, max_length=64)
@@ -116,6 +145,7 @@ class AgentRecord(_Record):
     interfaces: tuple[Interface, ...] = ()
     aliases: Aliases = Aliases()
     model: str | None = None
+    private: COMMITMENT | None = None  # commits to the contact, which is never logged
 
     @property
     def critical(self) -> bool:
@@ -136,6 +166,12 @@ class AgentChanges(_Record):
     interfaces: tuple[Interface, ...] | None = None
     aliases: Aliases | None = None
     model: str | None = None
+    private: COMMITMENT | None = None  # a new contact, committed (replaces the old one)
+
+
+# Fields only the agent's home regulator changes once the agent is registered: they set
+# how closely it is watched (lease lifetime, autonomy) and where host regulators act.
+REGULATED_AGENT_FIELDS = frozenset({"risk_tier", "operating_jurisdictions", "autonomy_level"})
 
 
 class _Change(_Record):
@@ -180,6 +216,19 @@ class ModelRegister(_Change):
     model: ModelRecord
 
 
+class ModelUpdate(_Change):
+    """Correct a model's record (its holder or the home regulator; the id stays)."""
+
+    op: Literal["model.update"] = "model.update"
+    model: ModelRecord
+
+
+class ModelRetire(_Change):
+    op: Literal["model.retire"] = "model.retire"
+    model_id: str = Field(pattern=r"^model:[a-z0-9][a-z0-9.-]{0,62}$")
+    reason: str = Field(min_length=1, max_length=2048)
+
+
 class KillOrder(_Record):
     """Suspend or revoke an agent (globally or in one territory), or lift an order."""
 
@@ -209,6 +258,8 @@ RegistryChange = Annotated[
     | AgentRegister
     | AgentUpdate
     | AgentRotateKey
-    | ModelRegister,
+    | ModelRegister
+    | ModelUpdate
+    | ModelRetire,
     Field(discriminator="op"),
 ]

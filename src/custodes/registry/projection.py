@@ -24,7 +24,10 @@ from custodes.registry.models import (
     AgentRotateKey,
     AgentUpdate,
     KillOrder,
+    ModelRecord,
     ModelRegister,
+    ModelRetire,
+    ModelUpdate,
     OperatorRegister,
     OperatorUpdate,
     PrincipalRecord,
@@ -41,7 +44,14 @@ from custodes.registry.store import (
     record_versions,
 )
 
-__all__ = ["agent_status", "apply_change", "apply_order", "apply_principal", "load_agent"]
+__all__ = [
+    "agent_status",
+    "apply_change",
+    "apply_order",
+    "apply_principal",
+    "load_agent",
+    "model_holder",
+]
 
 
 def _json(record: BaseModel) -> str:
@@ -201,12 +211,90 @@ def _agent_rotate(conn: Connection, index: int, change: AgentRotateKey) -> None:
     conn.execute(update(agents).where(agents.c.id == change.agent_id).values(entry_index=index))
 
 
+def model_holder(conn: Connection, model_id: str) -> tuple[str, str] | None:
+    """(holder, status) of a registered model, None if there is none."""
+    row = conn.execute(select(models.c.holder, models.c.status).where(models.c.id == model_id))
+    found = row.first()
+    return None if found is None else (str(found.holder), str(found.status))
+
+
+def _held_by(conn: Connection, model_id: str, holder: str) -> BadRequest:
+    regulator = conn.execute(
+        select(principals.c.id).where(
+            principals.c.role == "regulator",
+            principals.c.jurisdiction
+            == select(operators.c.jurisdiction).where(operators.c.id == holder).scalar_subquery(),
+        )
+    ).scalar()
+    dispute = regulator or "the home regulator of this node"
+    return BadRequest(
+        f"{model_id} is already registered and held by {holder}; only {holder} or its "
+        f"home regulator may change or retire it. If the name is yours, ask {dispute} to "
+        "correct or retire it",
+        code="model_exists",
+        status=409,
+        detail={"model": model_id, "holder": holder, "dispute_with": regulator},
+    )
+
+
 def _model(conn: Connection, index: int, change: ModelRegister) -> None:
     record = change.model
-    if conn.execute(select(models.c.id).where(models.c.id == record.id)).first():
-        raise BadRequest(f"{record.id} is already registered", code="model_exists", status=409)
-    conn.execute(insert(models).values(id=record.id, record=_json(record), entry_index=index))
+    held = model_holder(conn, record.id)
+    if held is not None:
+        raise _held_by(conn, record.id, held[0])
+    _check_operator(conn, record.operator)
+    holder = record.operator or change.actor
+    conn.execute(
+        insert(models).values(
+            id=record.id, record=_json(record), entry_index=index, holder=holder, status="active"
+        )
+    )
     _version(conn, "model", record.id, index, record)
+
+
+def _check_operator(conn: Connection, operator_id: str | None) -> None:
+    if operator_id is None:
+        return
+    if not conn.execute(select(operators.c.id).where(operators.c.id == operator_id)).first():
+        raise NotFound(
+            f"operator {operator_id} is not registered; a model is held by a registered operator",
+            code="unknown_operator",
+        )
+
+
+def _live_model(conn: Connection, model_id: str) -> tuple[str, str]:
+    held = model_holder(conn, model_id)
+    if held is None:
+        raise NotFound(f"no model {model_id} is registered", code="unknown_model")
+    if held[1] == "retired":
+        raise BadRequest(
+            f"{model_id} is retired; register the model under a new id",
+            code="model_retired",
+            status=409,
+        )
+    return held
+
+
+def _model_update(conn: Connection, index: int, change: ModelUpdate) -> None:
+    record: ModelRecord = change.model
+    _check_operator(conn, record.operator)
+    current, _status = _live_model(conn, record.id)
+    holder = record.operator or current
+    conn.execute(
+        update(models)
+        .where(models.c.id == record.id)
+        .values(record=_json(record), entry_index=index, holder=holder)
+    )
+    _version(conn, "model", record.id, index, record)
+
+
+def _model_retire(conn: Connection, index: int, change: ModelRetire) -> None:
+    _live_model(conn, change.model_id)
+    conn.execute(
+        update(models)
+        .where(models.c.id == change.model_id)
+        .values(status="retired", entry_index=index)
+    )
 
 
 _APPLY: dict[type[BaseModel], Callable[[Connection, int, object], None]] = {
@@ -216,6 +304,8 @@ _APPLY: dict[type[BaseModel], Callable[[Connection, int, object], None]] = {
     AgentUpdate: _agent_update,  # type: ignore[dict-item]
     AgentRotateKey: _agent_rotate,  # type: ignore[dict-item]
     ModelRegister: _model,  # type: ignore[dict-item]
+    ModelUpdate: _model_update,  # type: ignore[dict-item]
+    ModelRetire: _model_retire,  # type: ignore[dict-item]
 }
 
 

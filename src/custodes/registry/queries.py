@@ -1,20 +1,28 @@
 """Registry reads: current or ``as_of`` a log index, filtered, paginated, public or full.
 
 Every record answer names the entry that set it (``entry_index``) so a caller can ask
-for its inclusion proof; ``as_of`` answers come with that proof already.
+for its inclusion proof; ``as_of`` answers come with that proof already. Every read names
+its ``reader`` (a principal, None for the public, or ``NODE`` in-process): what it sees
+follows the read columns of the authority table, and private fields are opened only for
+the principals entitled to them (docs/design/0006-private-fields.md).
 """
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, Final
 
 import orjson
 from sqlalchemy import Connection, Engine, Select, and_, or_, select
 
-from custodes.errors import NotFound
+from custodes.errors import BadRequest, NotFound
 from custodes.ledger.store import signers
+from custodes.registry import relations
+from custodes.registry.authority import Action, Relation, decide
+from custodes.registry.models import AgentRecord
+from custodes.registry.principals import Principal
 from custodes.registry.store import (
     agent_jurisdictions,
     agent_skills,
@@ -23,11 +31,27 @@ from custodes.registry.store import (
     kill_orders,
     models,
     operators,
+    private_fields,
     record_versions,
 )
 from custodes.store.db import read_tx
 
-__all__ = ["PUBLIC_AGENT_FIELDS", "AgentFilter", "RegistryQueries"]
+__all__ = [
+    "NODE",
+    "PUBLIC_AGENT_FIELDS",
+    "PUBLIC_OPERATOR_FIELDS",
+    "AgentFilter",
+    "RegistryQueries",
+]
+
+
+class _Node(Enum):
+    NODE = "node"
+
+
+NODE: Final = _Node.NODE
+"""The node itself as a reader: everything, private fields included (in-process use)."""
+Reader = Principal | None | _Node
 
 # What the public may see of an agent; contacts, aliases, interfaces, model and keys
 # are for regulators, auditors and the operator.
@@ -46,7 +70,50 @@ PUBLIC_AGENT_FIELDS = frozenset(
         "skills",
     }
 )
+PUBLIC_OPERATOR_FIELDS = frozenset({"id", "legal_name", "kind", "jurisdiction"})
 MAX_PAGE = 200
+MAX_INDEX = 2**63 - 1  # log indices are signed 64-bit integers in the database
+
+
+def _may(reader: Reader, relation: Relation, action: Action, territory: str | None = None) -> bool:
+    if reader is NODE:
+        return True
+    if reader is None or not reader.can("read:private"):
+        return False
+    where = reader.jurisdiction
+    return decide(relation, action, territory=territory, principal_jurisdiction=where).allowed
+
+
+def _agent_view(reader: Reader, record: dict[str, Any]) -> tuple[bool, bool]:
+    """(full record, private fields) that ``reader`` may see of an agent (authority table)."""
+    if reader is NODE:
+        return True, True
+    agent = AgentRecord.model_validate(record)
+    relation = relations.to_agent(reader, agent)
+    operating = reader is not None and reader.jurisdiction in agent.operating_jurisdictions
+    territory = reader.jurisdiction if operating and reader is not None else None
+    return (
+        _may(reader, relation, "agent.read"),
+        _may(reader, relation, "agent.read.private", territory),
+    )
+
+
+def _check_as_of(as_of: int | None) -> None:
+    if as_of is not None and not 0 <= as_of <= MAX_INDEX:
+        raise BadRequest(
+            f"as_of is a log index, from 0 to {MAX_INDEX}", code="bad_as_of", status=422
+        )
+
+
+def _opened(conn: Connection, record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with the clear text behind its commitment, where it is still kept."""
+    commitment = record.get("private")
+    if commitment is None:
+        return record
+    row = conn.execute(
+        select(private_fields.c.fields).where(private_fields.c.commitment == commitment)
+    ).first()
+    return record if row is None else {**record, **orjson.loads(row.fields)}
 
 
 @dataclass(frozen=True)
@@ -100,14 +167,17 @@ class RegistryQueries:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def agent(
-        self, agent_id: str, *, as_of: int | None = None, public: bool = False
-    ) -> dict[str, Any]:
+    def agent(self, agent_id: str, *, as_of: int | None = None, reader: Reader) -> dict[str, Any]:
+        """An agent as ``reader`` may see it: public, full, or full with private fields."""
+        _check_as_of(as_of)
         with read_tx(self._engine) as conn:
             record, index = self._version(conn, "agent", agent_id, as_of)
+            full, private = _agent_view(reader, record)
             status = status_at(conn, agent_id, as_of)
-            keys = [] if public else self._keys(conn, agent_id, as_of)
-        if public:
+            keys = self._keys(conn, agent_id, as_of) if full else []
+            if private:
+                record = _opened(conn, record)
+        if not full:
             record = {k: v for k, v in record.items() if k in PUBLIC_AGENT_FIELDS}
             status = {"status": status["status"], "suspended_in": status["suspended_in"]}
         return {"record": record, **status, "keys": keys, "entry_index": index, "as_of": as_of}
@@ -148,8 +218,14 @@ class RegistryQueries:
         return list(history.values())
 
     def agents(
-        self, where: AgentFilter, *, limit: int = 50, after: str | None = None, public: bool = False
+        self,
+        where: AgentFilter,
+        *,
+        limit: int = 50,
+        after: str | None = None,
+        reader: Reader,
     ) -> dict[str, Any]:
+        """A page of agents; each full only where ``reader`` may read it (no private fields)."""
         query = _filtered(where).order_by(agents.c.id).limit(min(max(limit, 1), MAX_PAGE) + 1)
         if after is not None:
             query = query.where(agents.c.id > after)
@@ -159,21 +235,26 @@ class RegistryQueries:
         items = []
         for row in page:
             record = orjson.loads(row.record)
-            if public:
+            if not _agent_view(reader, record)[0]:
                 record = {k: v for k, v in record.items() if k in PUBLIC_AGENT_FIELDS}
             items.append({"record": record, "status": row.status, "entry_index": row.entry_index})
         more = len(rows) > len(page)
         return {"items": items, "next": page[-1].id if more and page else None}
 
     def operator(
-        self, operator_id: str, *, as_of: int | None = None, public: bool = False
+        self, operator_id: str, *, as_of: int | None = None, reader: Reader
     ) -> dict[str, Any]:
+        """An operator: public, or with its private fields for its home regulator and itself."""
+        _check_as_of(as_of)
         with read_tx(self._engine) as conn:
             record, index = self._version(conn, "operator", operator_id, as_of)
-        if public:
-            record = {
-                k: v for k, v in record.items() if k in {"id", "legal_name", "kind", "jurisdiction"}
-            }
+            relation = relations.to_operator(
+                None if reader is NODE else reader, operator_id, record["jurisdiction"]
+            )
+            if _may(reader, relation, "operator.read.private"):
+                record = _opened(conn, record)
+            else:
+                record = {k: v for k, v in record.items() if k in PUBLIC_OPERATOR_FIELDS}
         return {"record": record, "entry_index": index, "as_of": as_of}
 
     def operators(self) -> list[dict[str, Any]]:
@@ -182,14 +263,29 @@ class RegistryQueries:
         return [{"record": orjson.loads(r.record), "entry_index": r.entry_index} for r in rows]
 
     def model(self, model_id: str, *, as_of: int | None = None) -> dict[str, Any]:
+        _check_as_of(as_of)
         with read_tx(self._engine) as conn:
             record, index = self._version(conn, "model", model_id, as_of)
-        return {"record": record, "entry_index": index, "as_of": as_of}
+            held = conn.execute(
+                select(models.c.holder, models.c.status).where(models.c.id == model_id)
+            ).first()
+        answer = {"record": record, "entry_index": index, "as_of": as_of}
+        if as_of is None and held is not None:
+            answer |= {"holder": held.holder, "status": held.status}
+        return answer
 
     def models(self) -> list[dict[str, Any]]:
         with read_tx(self._engine) as conn:
             rows = conn.execute(select(models).order_by(models.c.id)).all()
-        return [{"record": orjson.loads(r.record), "entry_index": r.entry_index} for r in rows]
+        return [
+            {
+                "record": orjson.loads(r.record),
+                "entry_index": r.entry_index,
+                "holder": r.holder,
+                "status": r.status,
+            }
+            for r in rows
+        ]
 
     def orders(
         self, agent_id: str | None = None, *, active_only: bool = False

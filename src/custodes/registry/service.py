@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, insert, select
 
-from custodes.errors import AuthError, BadRequest
+from custodes.errors import AuthError, BadRequest, NotFound
+from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import (
     Envelope,
     EnvelopeSigner,
@@ -25,14 +26,19 @@ from custodes.ledger.dsse import (
     verify_envelope,
 )
 from custodes.ledger.service import LogService
+from custodes.registry import relations
 from custodes.registry.authority import Action, Relation, decide, require
 from custodes.registry.cards import check_card
+from custodes.registry.halts import HaltRecords
 from custodes.registry.models import (
+    REGULATED_AGENT_FIELDS,
     AgentRecord,
     AgentRegister,
     AgentRotateKey,
     AgentUpdate,
     KillOrder,
+    ModelRegister,
+    ModelUpdate,
     OperatorRecord,
     OperatorRegister,
     OperatorUpdate,
@@ -40,14 +46,16 @@ from custodes.registry.models import (
     RegistryChange,
 )
 from custodes.registry.principals import Principal
+from custodes.registry.private import Opening, held_record, verify_opening
 from custodes.registry.projection import (
     agent_status,
     apply_change,
     apply_order,
     apply_principal,
     load_agent,
+    model_holder,
 )
-from custodes.registry.store import kill_orders
+from custodes.registry.store import kill_orders, private_fields
 from custodes.store.db import read_tx
 
 __all__ = [
@@ -67,6 +75,14 @@ _STATUS_TTL = 1.0
 OrderListener = Callable[[int, KillOrder, dict[str, Any]], None]
 
 
+def _invalid(exc: ValidationError, what: str) -> BadRequest:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "payload"
+    return BadRequest(
+        f"{what} is invalid at {where}: {first['msg']}", code="invalid_payload", status=422
+    )
+
+
 def _parse(model: Any, payload: bytes, what: str) -> Any:
     try:
         return (
@@ -75,11 +91,7 @@ def _parse(model: Any, payload: bytes, what: str) -> Any:
             else (model.model_validate_json(payload))
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "payload"
-        raise BadRequest(
-            f"{what} is invalid at {where}: {first['msg']}", code="invalid_payload", status=422
-        ) from exc
+        raise _invalid(exc, what) from exc
 
 
 class RegistryService:
@@ -93,6 +105,7 @@ class RegistryService:
         self._listeners: list[OrderListener] = []
         self._status: dict[str, tuple[str | None, float]] = {}
         self._lock = threading.Lock()
+        self._halts = HaltRecords(engine)
 
     def on_order(self, listener: OrderListener) -> None:
         self._listeners.append(listener)
@@ -121,18 +134,26 @@ class RegistryService:
         return envelope
 
     def submit_change(self, obj: Any, principal: Principal) -> int:
+        """Log a signed registry change; ``obj`` is its envelope, or ``{"envelope",
+        "private"}`` when the change commits to private fields (sent beside it, kept
+        here, never logged)."""
         _need(principal, "registry:write")
-        envelope = self.signed_by(obj, REGISTRY_TYPE, principal)
+        raw, opening = _split_body(obj)
+        envelope = self.signed_by(raw, REGISTRY_TYPE, principal)
         change = _parse(_CHANGE, envelope.payload, "registry change")
         _actor(change.actor, principal)
+        opening = verify_opening(change, opening)
         if isinstance(change, AgentRegister):
             self._check_new_agent(change)
         if isinstance(change, OperatorRegister | OperatorUpdate):
             self._check_home(change.operator.jurisdiction, "operators")
 
         def project(conn: Connection, index: int) -> None:
+            _check_live(conn, change)
             require(self._decide(conn, principal, change))
             apply_change(conn, index, change)
+            if opening is not None:
+                _keep_private(conn, index, change, opening)
 
         index = self._log.append_own(envelope, project)
         self._forget(getattr(change, "agent_id", None))
@@ -176,36 +197,28 @@ class RegistryService:
             check_card(change)
 
     # -- authority ----------------------------------------------------------------
-    @staticmethod
-    def _relation_to_agent(principal: Principal, agent: AgentRecord) -> Relation:
-        if principal.role == "regulator":
-            home = principal.jurisdiction == agent.home_jurisdiction
-            return "home_regulator" if home else "host_regulator"
-        if principal.role == "operator":
-            return "own_operator" if agent.operator == principal.id else "other_operator"
-        return "auditor" if principal.role == "auditor" else "public"
-
     def _relation(self, conn: Connection, principal: Principal, change: BaseModel) -> Relation:
         if isinstance(change, AgentRegister):
-            return self._relation_to_agent(principal, change.agent)
+            return relations.to_agent(principal, change.agent)
         if isinstance(change, AgentUpdate | AgentRotateKey):
-            return self._relation_to_agent(principal, load_agent(conn, change.agent_id))
+            return relations.to_agent(principal, load_agent(conn, change.agent_id))
         if isinstance(change, OperatorRegister | OperatorUpdate):
-            return _relation_to_operator(principal, change.operator)
-        if principal.role == "regulator":
-            return (
-                "home_regulator"
-                if principal.jurisdiction == self.jurisdiction
-                else ("host_regulator")
-            )
-        return "own_operator" if principal.role == "operator" else "public"
+            record = change.operator
+            return relations.to_operator(principal, record.id, record.jurisdiction)
+        if isinstance(change, ModelRegister | ModelUpdate):
+            named = change.model.operator
+            if named is not None and named != principal.id and principal.role == "operator":
+                return "other_operator"  # an operator cannot make another hold a model
+        return relations.to_model(principal, self.jurisdiction, _holder(conn, change))
 
     def _decide(self, conn: Connection, principal: Principal, change: Any) -> Any:
         action: Action = change.op
+        if isinstance(change, AgentUpdate) and _touches_regulated(conn, change):
+            action = "agent.update.regulated"
         return decide(self._relation(conn, principal, change), action)
 
     def _decide_order(self, conn: Connection, principal: Principal, order: KillOrder) -> Any:
-        relation = self._relation_to_agent(principal, load_agent(conn, order.agent_id))
+        relation = relations.to_agent(principal, load_agent(conn, order.agent_id))
         if order.op == "reinstate":
             issuer = conn.execute(
                 select(kill_orders.c.authority).where(kill_orders.c.order_id == order.lifts)
@@ -233,21 +246,87 @@ class RegistryService:
             self._status[agent_id] = (found, now)
         return found
 
+    def halt_recorded(self, agent_id: str) -> int | None:
+        """Where a revoked agent recorded its one halt since its revocation (None: not yet)."""
+        return self._halts.since_revocation(agent_id)
+
     def _forget(self, agent_id: str | None) -> None:
         if agent_id is not None:
             with self._lock:
                 self._status.pop(agent_id, None)
 
 
-def _relation_to_operator(principal: Principal, record: OperatorRecord) -> Relation:
-    # The record's jurisdiction is this node's (checked first): another member's regulator
-    # is a host here and may not register or change operators.
-    if principal.role == "regulator":
-        same = principal.jurisdiction == record.jurisdiction
-        return "home_regulator" if same else "host_regulator"
-    if principal.role == "operator":
-        return "own_operator" if principal.id == record.id else "other_operator"
-    return "auditor" if principal.role == "auditor" else "public"
+def _split_body(obj: Any) -> tuple[Any, Opening | None]:
+    if not (isinstance(obj, dict) and "envelope" in obj):
+        return obj, None
+    extra = set(obj) - {"envelope", "private"}
+    if extra:
+        raise BadRequest(
+            f"unexpected fields {sorted(extra)}: send 'envelope' and, if any, 'private'",
+            code="invalid_payload",
+            status=422,
+        )
+    private = obj.get("private")
+    try:
+        return obj["envelope"], None if private is None else Opening.model_validate(private)
+    except ValidationError as exc:
+        raise _invalid(exc, "the private fields") from exc
+
+
+def _keep_private(conn: Connection, index: int, change: Any, opening: Opening) -> None:
+    record = held_record(change)
+    known = select(private_fields.c.entry_index).where(
+        private_fields.c.commitment == record.private
+    )
+    if conn.execute(known).first() is not None:
+        raise BadRequest(
+            "these private fields were already committed with this salt; use a fresh "
+            "random salt for every change (a reused salt links records)",
+            code="salt_reused",
+            status=409,
+        )
+    is_operator = isinstance(record, OperatorRecord)
+    conn.execute(
+        insert(private_fields).values(
+            commitment=record.private,
+            kind="operator" if is_operator else "agent",
+            record_id=record.id
+            if is_operator or isinstance(record, AgentRecord)
+            else (change.agent_id),
+            entry_index=index,
+            salt=opening.salt,
+            fields=canonical_dumps(opening.fields).decode(),
+        )
+    )
+
+
+def _holder(conn: Connection, change: Any) -> str | None:
+    if isinstance(change, ModelRegister):
+        return None
+    model_id = change.model.id if isinstance(change, ModelUpdate) else change.model_id
+    held = model_holder(conn, model_id)
+    if held is None:
+        raise NotFound(f"no model {model_id} is registered", code="unknown_model")
+    return held[0]
+
+
+def _touches_regulated(conn: Connection, change: AgentUpdate) -> bool:
+    current = load_agent(conn, change.agent_id).model_dump()
+    wanted = change.changes.model_dump(exclude_none=True)
+    return any(wanted[f] != current[f] for f in REGULATED_AGENT_FIELDS & set(wanted))
+
+
+def _check_live(conn: Connection, change: Any) -> None:
+    """A revoked agent's record and keys are frozen until its revocation is lifted."""
+    if not isinstance(change, AgentUpdate | AgentRotateKey):
+        return
+    if agent_status(conn, change.agent_id) == "revoked":
+        raise BadRequest(
+            f"{change.agent_id} is revoked: its record and keys cannot change. Its home "
+            "regulator may lift the revocation first (a reinstate order)",
+            code="agent_revoked",
+            status=409,
+        )
 
 
 def _need(principal: Principal, scope: str) -> None:

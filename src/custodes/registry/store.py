@@ -1,7 +1,9 @@
 """Registry tables: projections of principal, registry, order and decision entries.
 
-All but ``api_tokens`` are rebuilt by replaying the log (``custodes registry rebuild``);
-tokens are credentials, not state, and are never logged.
+All but ``api_tokens`` and ``private_fields`` are rebuilt by replaying the log
+(``custodes registry rebuild``); tokens are credentials, not state, and are never logged;
+private fields are logged only as salted commitments, so the log cannot restore them
+(docs/design/0006-private-fields.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ __all__ = [
     "models",
     "operators",
     "principals",
+    "private_fields",
     "record_versions",
 ]
 
@@ -83,6 +86,9 @@ models = Table(
     Column("id", String(128), primary_key=True),
     Column("record", Text, nullable=False),
     Column("entry_index", BigInteger, nullable=False),
+    # The principal holding the model (its operator) and whether it is retired.
+    Column("holder", String(128), nullable=False, server_default=""),
+    Column("status", String(16), nullable=False, server_default="active"),
 )
 key_events = Table(
     "key_events",
@@ -117,6 +123,19 @@ record_versions = Table(
     Column("id", String(128), primary_key=True),
     Column("entry_index", BigInteger, primary_key=True),
     Column("record", Text, nullable=False),
+)
+
+# The clear text behind each commitment in a registry entry, never logged; served only to
+# the principals entitled to it (authority.READ_TABLE). Erasing a row keeps proofs valid.
+private_fields = Table(
+    "private_fields",
+    metadata,
+    Column("commitment", String(71), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("record_id", String(128), nullable=False, index=True),
+    Column("entry_index", BigInteger, nullable=False),
+    Column("salt", String(128), nullable=False),
+    Column("fields", Text, nullable=False),
 )
 
 PROJECTION_TABLES = (

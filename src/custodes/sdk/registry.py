@@ -26,9 +26,13 @@ from custodes.registry.models import (
     KillOrder,
     ModelRecord,
     ModelRegister,
+    ModelRetire,
+    ModelUpdate,
     OperatorRecord,
     OperatorRegister,
+    OperatorUpdate,
 )
+from custodes.registry.private import request_body, seal_change
 from custodes.registry.service import ORDER_TYPE, REGISTRY_TYPE
 from custodes.sdk.decisions import raise_for_error
 from custodes.sdk.transport import node_client
@@ -64,16 +68,26 @@ class RegistryClient:
         self._http.close()
 
     def _post(self, path: str, payload_type: str, change: BaseModel) -> dict[str, Any]:
-        payload = change.model_dump_json(exclude_none=True).encode()
-        body = canonical_dumps(sign_envelope(payload_type, payload, [self._key]).to_json())
+        # Private fields (contacts, addresses) never enter the signed, logged payload:
+        # it carries a salted commitment and the clear text travels beside it.
+        sealed, opening = seal_change(change)
+        payload = sealed.model_dump_json(exclude_none=True).encode()
+        envelope = sign_envelope(payload_type, payload, [self._key]).to_json()
+        body = canonical_dumps(request_body(envelope, opening))
         response = self._http.post(path, content=body, headers=self._headers)
         raise_for_error(response)
         answer: dict[str, Any] = response.json()
         return answer
 
+    def _change(self, change: BaseModel) -> int:
+        return int(self._post("/api/v1/registry/entries", REGISTRY_TYPE, change)["index"])
+
     def register_operator(self, record: OperatorRecord) -> int:
         change = OperatorRegister(actor=self.principal, at=_now(), operator=record)
-        return int(self._post("/api/v1/registry/entries", REGISTRY_TYPE, change)["index"])
+        return self._change(change)
+
+    def update_operator(self, record: OperatorRecord) -> int:
+        return self._change(OperatorUpdate(actor=self.principal, at=_now(), operator=record))
 
     def register_agent(
         self,
@@ -91,11 +105,11 @@ class RegistryClient:
             agent_card=agent_card,
             agent_card_keys=agent_card_keys,
         )
-        return int(self._post("/api/v1/registry/entries", REGISTRY_TYPE, change)["index"])
+        return self._change(change)
 
     def update_agent(self, agent_id: str, changes: AgentChanges) -> int:
         change = AgentUpdate(actor=self.principal, at=_now(), agent_id=agent_id, changes=changes)
-        return int(self._post("/api/v1/registry/entries", REGISTRY_TYPE, change)["index"])
+        return self._change(change)
 
     def rotate_key(
         self, agent_id: str, add: Sequence[bytes] = (), retire: Sequence[str] = ()
@@ -107,11 +121,18 @@ class RegistryClient:
             add=tuple(base64.b64encode(k).decode() for k in add),
             retire=tuple(retire),
         )
-        return int(self._post("/api/v1/registry/entries", REGISTRY_TYPE, change)["index"])
+        return self._change(change)
 
     def register_model(self, record: ModelRecord) -> int:
-        change = ModelRegister(actor=self.principal, at=_now(), model=record)
-        return int(self._post("/api/v1/registry/entries", REGISTRY_TYPE, change)["index"])
+        return self._change(ModelRegister(actor=self.principal, at=_now(), model=record))
+
+    def update_model(self, record: ModelRecord) -> int:
+        """Correct a model's record (as its holder or its home regulator)."""
+        return self._change(ModelUpdate(actor=self.principal, at=_now(), model=record))
+
+    def retire_model(self, model_id: str, reason: str) -> int:
+        change = ModelRetire(actor=self.principal, at=_now(), model_id=model_id, reason=reason)
+        return self._change(change)
 
     def order(
         self,
@@ -138,10 +159,15 @@ class RegistryClient:
         return self._post("/api/v1/kill-orders", ORDER_TYPE, order)
 
     def agent(self, agent_id: str, as_of: int | None = None) -> dict[str, Any]:
+        """An agent as this principal may see it (private fields only where entitled)."""
+        return self._get(f"/api/v1/registry/agents/{agent_id}", as_of)
+
+    def operator(self, operator_id: str, as_of: int | None = None) -> dict[str, Any]:
+        return self._get(f"/api/v1/registry/operators/{operator_id}", as_of)
+
+    def _get(self, path: str, as_of: int | None) -> dict[str, Any]:
         params = {} if as_of is None else {"as_of": as_of}
-        response = self._http.get(
-            f"/api/v1/registry/agents/{agent_id}", params=params, headers=self._headers
-        )
+        response = self._http.get(path, params=params, headers=self._headers)
         raise_for_error(response)
         answer: dict[str, Any] = response.json()
         return answer
