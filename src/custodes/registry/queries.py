@@ -4,7 +4,7 @@ Every record answer names the entry that set it (``entry_index``) so a caller ca
 for its inclusion proof; ``as_of`` answers come with that proof already. Every read names
 its ``reader`` (a principal, None for the public, or ``NODE`` in-process): what it sees
 follows the read columns of the authority table, and private fields are opened only for
-the principals entitled to them (docs/design/0006-private-fields.md).
+the principals entitled to them (docs/design/0008-private-fields.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 All but ``api_tokens`` and ``private_fields`` are rebuilt by replaying the log
 (``custodes registry rebuild``); tokens are credentials, not state, and are never logged;
 private fields are logged only as salted commitments, so the log cannot restore them
-(docs/design/0006-private-fields.md).
+(docs/design/0008-private-fields.md).
 """
 
 from __future__ import annotations
