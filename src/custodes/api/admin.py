@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from custodes.api.deps import get_node, read_body, require_admin
+from custodes.api.bodies import read_body
+from custodes.api.deps import get_node, require_admin
 from custodes.api.validation import parse_model
 from custodes.errors import BadRequest
 from custodes.ledger.dsse import key_thumbprint

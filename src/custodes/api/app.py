@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from custodes import __version__
 from custodes.api import admin, entries, evals, killswitch, principals, proofs, registry, tlog
+from custodes.api.bodies import BodyGate
 from custodes.api.errors import install_error_handlers
 from custodes.config import Settings
 from custodes.federation.witnessing import WitnessRequester
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="A witnessed transparency log of signed agent decisions (C2SP tlog-tiles).",
         lifespan=lifespan,
     )
+    app.state.bodies = BodyGate(settings.max_large_bodies)
     install_error_handlers(app)
     for router in (
         entries.router,

@@ -20,7 +20,8 @@ from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 
-from custodes.api.deps import get_node, read_json, require_caller
+from custodes.api.bodies import read_json
+from custodes.api.deps import get_node, require_caller
 from custodes.api.proofs import proof_json
 from custodes.errors import AuthError, BadRequest, NotFound
 from custodes.evals.results import DRIFT_ALERT_TYPE, RESULT_TYPE, DriftAlert, EvalResult

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from custodes.api.deps import get_node, read_json, require_caller
+from custodes.api.bodies import read_json
+from custodes.api.deps import get_node, require_caller
 from custodes.killswitch.broadcast import Subscription
 from custodes.node import Node
 from custodes.store.db import read_tx

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from custodes.api.deps import caller, get_node, read_json, require_caller
+from custodes.api.bodies import read_json
+from custodes.api.deps import caller, get_node, require_caller
 from custodes.api.proofs import proof_json
 from custodes.node import Node
 from custodes.registry.principals import Principal

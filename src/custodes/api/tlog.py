@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 
-from custodes.api.deps import get_node, read_body
+from custodes.api.bodies import read_body
+from custodes.api.deps import get_node
 from custodes.errors import NotFound
 from custodes.ledger.tiles import (
     TILE_WIDTH,

@@ -8,13 +8,16 @@ import typer
 
 from custodes.config import Settings
 from custodes.node import Node
+from custodes.store.db import check_writable, open_engine, upgrade
 
 __all__ = ["register"]
 
 
 def init() -> None:
     """Create the data directory, keys and database; print the node's public keys as JSON."""
-    node = Node(Settings())
+    settings = Settings()
+    ensure_writable(settings)
+    node = Node(settings)
     try:
         node.start()
         typer.echo(json.dumps({"origin": node.settings.origin, **node.vkeys()}, indent=1))
@@ -30,14 +33,21 @@ def serve(
     import uvicorn
 
     from custodes.api import create_app
+    from custodes.api.server import server_config
 
-    uvicorn.run(
-        create_app(Settings()),
-        host=host,
-        port=port,
-        log_level="warning",
-        timeout_graceful_shutdown=5,
-    )
+    settings = Settings()
+    ensure_writable(settings)
+    uvicorn.Server(server_config(create_app(settings), settings, host, port)).run()
+
+
+def ensure_writable(settings: Settings) -> None:
+    """Refuse to start (StoreError: one line) on a database that cannot take writes."""
+    engine = open_engine(settings.db_url)
+    try:
+        upgrade(engine)
+        check_writable(engine)
+    finally:
+        engine.dispose()
 
 
 def demo(
