@@ -8,8 +8,9 @@ so it is refused past that size before it is parsed. Larger bodies are batches: 
 Retry-After instead of queueing memory and CPU without bound. A refusal sent before the
 body was read closes the connection, so the rest of the body is never drained.
 
-Parsing runs in a worker thread (one at a time: it holds the GIL, so two would only take
-turns). For a batch, the order keeps hostile input cheap: JSON (orjson), the batch's
+Parsing runs in a worker thread; a large body's parsing and checks run one body at a
+time (they hold the GIL, so two would only take turns with every other request). For
+a batch, the order keeps hostile input cheap: JSON (orjson), the batch's
 size, each envelope's shape, and only then the RFC 8785 check. An envelope holds only
 strings, so that check is orjson's fast path; a body of floats is refused before it
 could reach the slow reference canonicaliser that stalled the node.
@@ -108,10 +109,11 @@ def _refused(size: int, limit: int) -> BodyRefused:
 
 
 class BodyGate:
-    """Admits at most ``slots`` large bodies at once (a non-blocking semaphore), and
-    parses bodies in a worker thread, one at a time.
+    """Admits at most ``slots`` large bodies at once (a non-blocking semaphore), and runs
+    the work on large bodies in a worker thread, one at a time (``heavy``).
 
-    Only the event loop's thread touches the count, so it needs no lock.
+    Only the event loop's thread touches the count, so it needs no lock. Small bodies
+    (leases, registry changes) never wait behind a large one.
     """
 
     def __init__(self, slots: int, threshold: int = MAX_ENTRY_SIZE) -> None:
@@ -119,7 +121,10 @@ class BodyGate:
         self.free = slots
         self._parser: anyio.CapacityLimiter | None = None  # made on the serving loop
 
-    async def parse(self, function: Callable[..., T], *args: Any) -> T:
+    async def run(self, function: Callable[..., T], *args: Any, heavy: bool = False) -> T:
+        """``function(*args)`` in a worker thread; a heavy one waits for the others."""
+        if not heavy:
+            return await anyio.to_thread.run_sync(function, *args)
         if self._parser is None:
             self._parser = anyio.CapacityLimiter(1)
         return await anyio.to_thread.run_sync(function, *args, limiter=self._parser)
@@ -287,4 +292,4 @@ def body_gate(request: Request) -> BodyGate:
 async def read_json(request: Request, limit: int = MAX_ENTRY_SIZE) -> Any:
     """A canonical DSSE envelope body of at most ``limit`` bytes, parsed off the loop."""
     raw = await read_body(request, min(limit, MAX_ENTRY_SIZE))
-    return await body_gate(request).parse(parse_envelope_body, raw)
+    return await body_gate(request).run(parse_envelope_body, raw)
