@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from custodes.api.bodies import read_body
 from custodes.api.deps import get_node, require_admin
+from custodes.api.openapi import bearer, errors
 from custodes.api.validation import parse_model
 from custodes.registry.models import PrincipalRecord
 
@@ -25,17 +26,17 @@ class TokenIn(BaseModel):
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
+    body = {
+        "required": True,
+        "content": {"application/json": {"schema": model.model_json_schema()}},
     }
+    return bearer({"requestBody": body})
 
 
 @router.post(
     "/principals",
     status_code=201,
+    responses=errors(400, 401, 403, 409, 413, 422),
     openapi_extra=_schema(PrincipalRecord),
     summary="Register a regulator, auditor or operator with its signing key",
 )
@@ -49,6 +50,7 @@ async def add_principal(request: Request) -> dict[str, Any]:
 @router.post(
     "/tokens",
     status_code=201,
+    responses=errors(400, 401, 403, 404, 413, 422),
     openapi_extra=_schema(TokenIn),
     summary="Issue an API token for a principal (the secret is shown once)",
 )
@@ -59,7 +61,13 @@ async def add_token(request: Request) -> dict[str, Any]:
     return await run_in_threadpool(node.tokens.issue, body.principal, body.scopes, body.ttl_seconds)
 
 
-@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke an API token")
+@router.delete(
+    "/tokens/{token_id}",
+    status_code=204,
+    summary="Revoke an API token",
+    responses=errors(401, 403, 404, 422),
+    openapi_extra=bearer(),
+)
 async def revoke_token(token_id: str, request: Request) -> Response:
     require_admin(request)
     await run_in_threadpool(get_node(request).tokens.revoke, token_id)

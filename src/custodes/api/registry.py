@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from custodes.api.bodies import read_json
 from custodes.api.deps import caller, get_node, require_caller
+from custodes.api.openapi import ENVELOPE_BODY, bearer, errors
 from custodes.api.proofs import proof_json
 from custodes.node import Node
 from custodes.registry.principals import Principal
@@ -17,20 +18,8 @@ from custodes.registry.queries import AgentFilter
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
-_ENVELOPE = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "a DSSE envelope (canonical JSON) signed by the actor, "
-                    "payloadType application/vnd.custodes.registry+json",
-                }
-            }
-        },
-    }
-}
+# The public view without a token, the private one with it.
+_MAYBE_TOKEN: dict[str, Any] = {"security": [{}, {"bearer": []}]}
 
 
 def _private(principal: Principal | None) -> bool:
@@ -50,7 +39,8 @@ def _with_proof(node: Node, answer: dict[str, Any]) -> dict[str, Any]:
 @router.post(
     "/entries",
     status_code=201,
-    openapi_extra=_ENVELOPE,
+    responses=errors(400, 401, 403, 404, 409, 413, 422),
+    openapi_extra=bearer(ENVELOPE_BODY),
     summary="Register or change an operator, agent, key or model (signed by the actor)",
 )
 async def submit(request: Request) -> dict[str, Any]:
@@ -62,7 +52,12 @@ async def submit(request: Request) -> dict[str, Any]:
     return {"index": index}
 
 
-@router.get("/agents", summary="Search agents (public view without a token)")
+@router.get(
+    "/agents",
+    summary="Search agents (public view without a token)",
+    responses=errors(400, 401, 403, 422),
+    openapi_extra=_MAYBE_TOKEN,
+)
 def list_agents(
     request: Request,
     jurisdiction: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
@@ -79,7 +74,12 @@ def list_agents(
     )
 
 
-@router.get("/agents/{agent_id}", summary="One agent, now or as of a log index, with proof")
+@router.get(
+    "/agents/{agent_id}",
+    summary="One agent, now or as of a log index, with proof",
+    responses=errors(400, 401, 403, 404, 422),
+    openapi_extra=_MAYBE_TOKEN,
+)
 def get_agent(
     request: Request, agent_id: str, as_of: Annotated[int | None, Query(ge=0)] = None
 ) -> dict[str, Any]:
@@ -88,13 +88,23 @@ def get_agent(
     return _with_proof(node, answer)
 
 
-@router.get("/operators", summary="Registered operators")
+@router.get(
+    "/operators",
+    summary="Registered operators",
+    responses=errors(401, 403),
+    openapi_extra=bearer(),
+)
 def list_operators(request: Request) -> list[dict[str, Any]]:
     require_caller(request)
     return get_node(request).queries.operators()
 
 
-@router.get("/operators/{operator_id}", summary="One operator, now or as of a log index")
+@router.get(
+    "/operators/{operator_id}",
+    summary="One operator, now or as of a log index",
+    responses=errors(400, 401, 403, 404, 422),
+    openapi_extra=_MAYBE_TOKEN,
+)
 def get_operator(
     request: Request, operator_id: str, as_of: Annotated[int | None, Query(ge=0)] = None
 ) -> dict[str, Any]:
@@ -103,12 +113,16 @@ def get_operator(
     return _with_proof(node, answer)
 
 
-@router.get("/models", summary="Registered models")
+@router.get("/models", summary="Registered models", responses=errors())
 def list_models(request: Request) -> list[dict[str, Any]]:
     return get_node(request).queries.models()
 
 
-@router.get("/models/{model_id}", summary="One model, now or as of a log index")
+@router.get(
+    "/models/{model_id}",
+    summary="One model, now or as of a log index",
+    responses=errors(400, 404, 422),
+)
 def get_model(
     request: Request, model_id: str, as_of: Annotated[int | None, Query(ge=0)] = None
 ) -> dict[str, Any]:
