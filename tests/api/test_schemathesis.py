@@ -74,3 +74,27 @@ def test_every_answer_is_declared_and_none_is_a_server_error(case: schemathesis.
     # Admin operations get the admin token, so their bodies are checked, not just refused.
     headers = ADMIN if case.path.startswith("/api/v1/admin/") else None
     case.call_and_validate(headers=headers, checks=CHECKS)
+
+
+class NodeWorkflow(schema.as_state_machine()):  # type: ignore[misc]
+    """Chains along the document's links: a new principal's entry is read and a token
+    issued to it and revoked; an appended entry is read back."""
+
+    def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
+        return {"headers": ADMIN} if case.path.startswith("/api/v1/admin/") else {}
+
+    def validate_response(
+        self, response: object, case: schemathesis.Case, **kwargs: object
+    ) -> None:
+        case.validate_response(response, checks=CHECKS)  # type: ignore[arg-type]
+
+
+TestNodeWorkflow = NodeWorkflow.TestCase
+TestNodeWorkflow.settings = settings(
+    max_examples=MAX_EXAMPLES,
+    stateful_step_count=4,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from custodes.api.bodies import read_body
 from custodes.api.deps import get_node, require_admin
-from custodes.api.openapi import bearer, errors
+from custodes.api.openapi import bearer, errors, link_to_entry
 from custodes.api.validation import parse_model
 from custodes.errors import BadRequest
 from custodes.ledger.dsse import key_thumbprint
@@ -53,7 +53,7 @@ def list_signers(request: Request) -> list[dict[str, object]]:
     "/admin/signers",
     summary="Register a signer key (admin token)",
     status_code=201,
-    responses=errors(400, 401, 403, 409, 413, 422),
+    responses={201: link_to_entry("/index"), **errors(400, 401, 403, 409, 413, 422)},
     openapi_extra=bearer(
         {
             "requestBody": {

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from custodes.api.bodies import BodyLimit, body_gate, parse_entries, read_body
 from custodes.api.deps import get_node
-from custodes.api.openapi import ENTRIES_BODY, errors
+from custodes.api.openapi import ENTRIES_BODY, errors, link_to_entry
 from custodes.errors import NotFound
 from custodes.ledger.tiles import MAX_ENTRY_SIZE
 from custodes.store.db import read_tx
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/api/v1", tags=["ledger"])
         "JSON. Answers with the assigned indices once they are durable. All or nothing: "
         "one bad entry rejects the batch and nothing is written."
     ),
-    responses=errors(400, 403, 409, 413, 422),
+    responses={200: link_to_entry("/indices/0"), **errors(400, 403, 409, 413, 422)},
     openapi_extra=ENTRIES_BODY,
 )
 async def append_entries(request: Request) -> Response:
@@ -44,7 +44,12 @@ async def append_entries(request: Request) -> Response:
     return Response(orjson.dumps({"indices": indices}), media_type="application/json")
 
 
-@router.get("/entries/{index}", summary="Read one sequenced entry", responses=errors(404, 422))
+@router.get(
+    "/entries/{index}",
+    summary="Read one sequenced entry",
+    operation_id="get_entry",
+    responses=errors(404, 422),
+)
 def get_entry(index: Annotated[int, Path(ge=0)], request: Request) -> dict[str, Any]:
     node = get_node(request)
     if index >= node.store.sequenced_size():

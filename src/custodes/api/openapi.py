@@ -25,6 +25,7 @@ __all__ = [
     "bearer",
     "error_schemas",
     "errors",
+    "link_to_entry",
 ]
 
 
@@ -146,6 +147,18 @@ PLAIN_TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 BINARY = {
     "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 }
+
+
+def link_to_entry(pointer: str) -> dict[str, Any]:
+    """An OpenAPI link from an answer naming a log index to ``GET /api/v1/entries/{index}``."""
+    return {
+        "links": {
+            "ReadTheEntry": {
+                "operationId": "get_entry",
+                "parameters": {"index": f"$response.body#{pointer}"},
+            }
+        }
+    }
 
 
 def bearer(extra: dict[str, Any] | None = None) -> dict[str, Any]:
