@@ -173,12 +173,15 @@ async def read_body(request: Request, limit: BodyLimit | int, slot: Slot | None 
     if slot is not None and declared is not None:
         slot.need(declared)
     chunks: list[bytes] = []
+    head = b""  # the body's first bytes, enough to tell a batch from an envelope
     size = 0
     try:
         async for chunk in request.stream():
             chunks.append(chunk)
             size += len(chunk)
-            allowed = limits.for_head(chunks[0] if len(chunks[0]) >= 16 else b"".join(chunks))
+            if len(head) < len(_BATCH_HEAD):
+                head = (head + chunk)[: len(_BATCH_HEAD)]
+            allowed = limits.for_head(head)
             if size > allowed:
                 raise _refused(size, allowed)
             if slot is not None:
