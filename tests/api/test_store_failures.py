@@ -6,7 +6,8 @@ raised while a change is applied stays a 4xx: never a 503 that tells the client 
 
 The database is made read-only the way each one can be on a running node: SQLite's
 ``query_only`` pragma and PostgreSQL's ``default_transaction_read_only``, set on every
-new connection after the pool is emptied; the refusals are the drivers' own.
+new connection after the pool is emptied; a full disk is SQLite's ``max_page_count``.
+The refusals are the drivers' own.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from custodes.api import create_app
 from custodes.config import Settings
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.node import Node
-from tests.api.support import ADMIN, assert_error, node_of, register, snapshot
+from tests.api.support import (
+    ADMIN,
+    assert_error,
+    decision,
+    node_of,
+    post_entries,
+    register,
+    snapshot,
+)
 
 _DRIVER_TEXTS = ("attempt to write a readonly database", "read-only transaction", "sqlite3")
 
@@ -73,6 +82,27 @@ def test_a_read_only_database_gives_an_actionable_503_and_a_log_line(
     logged = [r.getMessage() for r in caplog.records if r.name == "custodes.store"]
     assert any("read" in line and "only" in line for line in logged), logged
     assert read_only_client.get("/api/v1/node").status_code == 200  # reads still work
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_full_disk_gives_an_actionable_503(
+    agent_client: TestClient, agent: EnvelopeSigner
+) -> None:
+    """SQLite cannot grow the file past ``max_page_count``: the driver's "disk is full"."""
+    engine = node_of(agent_client).engine
+    with engine.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()
+    before = snapshot(agent_client)
+    batch = {"entries": [decision(agent, n, rationale="r" * 4000) for n in range(50)]}
+    detail = assert_error(post_entries(agent_client, batch), 503, "store_unavailable")
+    assert "disk" in detail["reason"]
+    assert snapshot(agent_client) == before
 
 
 def test_a_key_that_is_not_base64_is_a_client_error_not_a_503(client: TestClient) -> None:
