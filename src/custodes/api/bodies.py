@@ -140,6 +140,8 @@ class BodyGate:
 
 
 class Slot:
+    """One request's claim on a ``BodyGate``, taken only once its body proves large."""
+
     def __init__(self, gate: BodyGate) -> None:
         self._gate = gate
         self.claimed = False
