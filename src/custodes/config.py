@@ -40,7 +40,19 @@ class Settings(BaseSettings):
     integrate_delay: float = Field(default=0.05, ge=0)
     max_pending_entries: int = Field(default=20_000, gt=0)
     max_batch_entries: int = Field(default=2_000, gt=0)
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    # A batch of max_batch_entries decisions of up to ~2 KB each; clients split larger
+    # batches (the SDK halves its batch on 413). A single envelope is limited to one
+    # entry's size (65,535 bytes) whatever this says.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # Bodies over one entry's size (batches) read and parsed at once; the next is 503.
+    max_large_bodies: int = Field(default=4, gt=0)
+    # Read deadlines (seconds): a request's headers, from the connection's opening or the
+    # previous response; its body, from its headers. A client that trickles is dropped.
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    keep_alive_timeout: int = Field(default=5, gt=0)
+    # Open connections (kill-order streams included); beyond, new ones are closed at once.
+    max_connections: int = Field(default=2048, gt=0)
     verify_threads: int = Field(default=2, gt=0)
     witnessed_logs: list[str] = Field(default_factory=list)
     witnesses: list[WitnessPeer] = Field(default_factory=list)

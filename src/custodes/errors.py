@@ -7,6 +7,7 @@ integrity failures, the evidence (``detail``)::
     CustodesError
     ├── ConfigError            settings or key files a person must fix       (500)
     ├── StoreError             the database refused or is unreachable        (503)
+    │                          (a reason and what to check; the driver's text is logged)
     ├── NotFound               an index, tile or record that does not exist  (404)
     ├── AuthError              missing or wrong credentials                  (401/403)
     ├── BadRequest             input that cannot be parsed or is out of range (400/413/422)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from custodes.api.deps import get_node, read_body, require_admin
+from custodes.api.bodies import read_body
+from custodes.api.deps import get_node, require_admin
+from custodes.api.openapi import bearer, errors, link_to_entry
 from custodes.api.validation import parse_model
 from custodes.errors import BadRequest
 from custodes.ledger.dsse import key_thumbprint
@@ -25,7 +26,7 @@ class SignerIn(BaseModel):
     public_key: str = Field(description="raw 32-byte Ed25519 public key, base64")
 
 
-@router.get("/node", summary="This node's origin, keys and tree size")
+@router.get("/node", summary="This node's origin, keys and tree size", responses=errors())
 def node_info(request: Request) -> dict[str, Any]:
     node = get_node(request)
     size, root = node.store.tree_size()
@@ -43,7 +44,7 @@ def node_info(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/signers", summary="Keys allowed to sign entries")
+@router.get("/signers", summary="Keys allowed to sign entries", responses=errors())
 def list_signers(request: Request) -> list[dict[str, object]]:
     return get_node(request).signers.list()
 
@@ -52,12 +53,15 @@ def list_signers(request: Request) -> list[dict[str, object]]:
     "/admin/signers",
     summary="Register a signer key (admin token)",
     status_code=201,
-    openapi_extra={
-        "requestBody": {
-            "content": {"application/json": {"schema": SignerIn.model_json_schema()}},
-            "required": True,
+    responses={201: link_to_entry("/index"), **errors(400, 401, 403, 409, 413, 422)},
+    openapi_extra=bearer(
+        {
+            "requestBody": {
+                "content": {"application/json": {"schema": SignerIn.model_json_schema()}},
+                "required": True,
+            }
         }
-    },
+    ),
 )
 async def add_signer(request: Request) -> dict[str, Any]:
     # Authenticate before reading the body: an anonymous caller learns nothing from it.
@@ -65,7 +69,7 @@ async def add_signer(request: Request) -> dict[str, Any]:
     body = parse_model(SignerIn, await read_body(request, 64 * 1024))
     try:
         public_key = base64.b64decode(body.public_key, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or characters outside ASCII
         raise BadRequest("public_key must be base64", code="bad_public_key") from exc
     node = get_node(request)
     index = await run_in_threadpool(node.register_signer, body.name, public_key)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -19,12 +20,32 @@ from custodes.api import (
     registry,
     tlog,
 )
+from custodes.api.bodies import BodyGate
 from custodes.api.errors import install_error_handlers
+from custodes.api.openapi import error_schemas
 from custodes.config import Settings
 from custodes.federation.witnessing import WitnessRequester
 from custodes.node import Node
 
 __all__ = ["create_app"]
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI's document plus the error body and the bearer scheme the routes use by hand."""
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = FastAPI.openapi(app)  # cached on the app from now on
+        components = schema.setdefault("components", {})
+        components.setdefault("schemas", {}).update(error_schemas())
+        components.setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+        }
+        return schema
+
+    return document
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -50,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="A witnessed transparency log of signed agent decisions (C2SP tlog-tiles).",
         lifespan=lifespan,
     )
+    app.state.bodies = BodyGate(settings.max_large_bodies)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     for router in (
         entries.router,

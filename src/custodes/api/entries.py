@@ -7,32 +7,18 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from custodes.api.deps import get_node, read_body
-from custodes.errors import BadRequest, NotFound
-from custodes.ledger.canonical import parse_canonical
+from custodes.api.bodies import BodyLimit, body_gate, parse_entries, read_body
+from custodes.api.deps import get_node
+from custodes.api.openapi import ENTRIES_BODY, errors, link_to_entry
+from custodes.errors import NotFound
+from custodes.ledger.tiles import MAX_ENTRY_SIZE
 from custodes.store.db import read_tx
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["ledger"])
-
-
-def _entries_of(body: Any, max_entries: int) -> list[Any]:
-    if isinstance(body, dict) and set(body) == {"entries"}:
-        batch = body["entries"]
-        if not isinstance(batch, list):
-            raise BadRequest('"entries" must be a list of DSSE envelopes', code="invalid_batch")
-        if len(batch) > max_entries:
-            raise BadRequest(
-                f"batch has {len(batch)} entries; send at most {max_entries} per request",
-                code="batch_too_large",
-                status=413,
-            )
-        return batch
-    return [body]
 
 
 @router.post(
@@ -43,16 +29,27 @@ def _entries_of(body: Any, max_entries: int) -> list[Any]:
         "JSON. Answers with the assigned indices once they are durable. All or nothing: "
         "one bad entry rejects the batch and nothing is written."
     ),
+    responses={200: link_to_entry("/indices/0"), **errors(400, 403, 409, 413, 422)},
+    openapi_extra=ENTRIES_BODY,
 )
 async def append_entries(request: Request) -> Response:
     node = get_node(request)
-    raw = await read_body(request, node.settings.max_body_bytes)
-    objs = _entries_of(parse_canonical(raw), node.settings.max_batch_entries)
-    indices = await run_in_threadpool(node.log.append, objs)
+    settings, gate = node.settings, body_gate(request)
+    limit = BodyLimit(min(MAX_ENTRY_SIZE, settings.max_body_bytes), settings.max_body_bytes)
+    async with gate.slot() as slot:
+        raw = await read_body(request, limit, slot)
+        # A large batch's parsing and checks hold the GIL for long: one batch at a time.
+        objs = await gate.run(parse_entries, raw, settings.max_batch_entries, heavy=slot.claimed)
+        indices = await gate.run(node.log.append, objs, heavy=slot.claimed)
     return Response(orjson.dumps({"indices": indices}), media_type="application/json")
 
 
-@router.get("/entries/{index}", summary="Read one sequenced entry")
+@router.get(
+    "/entries/{index}",
+    summary="Read one sequenced entry",
+    operation_id="get_entry",
+    responses=errors(404, 422),
+)
 def get_entry(index: Annotated[int, Path(ge=0)], request: Request) -> dict[str, Any]:
     node = get_node(request)
     if index >= node.store.sequenced_size():

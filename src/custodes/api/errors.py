@@ -30,7 +30,9 @@ def error_response(exc: CustodesError) -> Response:
             status_code=409,
             headers={"content-type": "text/x.tlog.size"},
         )
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else {}
+    if getattr(exc, "close_connection", False):  # refused unread: do not drain the body
+        headers["Connection"] = "close"
     return JSONResponse(exc.to_json(), status_code=exc.status, headers=headers)
 
 

@@ -20,7 +20,9 @@ from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 
-from custodes.api.deps import get_node, read_json, require_caller
+from custodes.api.bodies import read_json
+from custodes.api.deps import get_node, require_caller
+from custodes.api.openapi import ENVELOPE_BODY, bearer, errors
 from custodes.api.proofs import proof_json
 from custodes.errors import AuthError, BadRequest, NotFound
 from custodes.evals.results import DRIFT_ALERT_TYPE, RESULT_TYPE, DriftAlert, EvalResult
@@ -40,12 +42,10 @@ _MODELS: dict[str, type[EvalResult | DriftAlert]] = {
 
 
 def _envelope_doc(payload_type: str) -> dict[str, Any]:
-    schema = {
-        "type": "object",
-        "description": f"a DSSE envelope (canonical JSON) signed by the caller, payloadType "
-        f"{payload_type}",
-    }
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+    body = ENVELOPE_BODY["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    described = schema | {"description": f"signed by the caller, payloadType {payload_type}"}
+    return {"requestBody": body | {"content": {"application/json": {"schema": described}}}}
 
 
 def _parse(payload_type: str, payload: bytes, principal: Principal) -> BaseModel:
@@ -101,7 +101,8 @@ async def _submit(request: Request, payload_type: str) -> dict[str, int]:
 @router.post(
     "/results",
     status_code=201,
-    openapi_extra=_envelope_doc(RESULT_TYPE),
+    responses=errors(400, 401, 403, 404, 409, 413, 422),
+    openapi_extra=bearer(_envelope_doc(RESULT_TYPE)),
     summary="Log a signed benchmark result (evals:write)",
 )
 async def submit_result(request: Request) -> dict[str, int]:
@@ -111,7 +112,8 @@ async def submit_result(request: Request) -> dict[str, int]:
 @router.post(
     "/drift-alerts",
     status_code=201,
-    openapi_extra=_envelope_doc(DRIFT_ALERT_TYPE),
+    responses=errors(400, 401, 403, 404, 409, 413, 422),
+    openapi_extra=bearer(_envelope_doc(DRIFT_ALERT_TYPE)),
     summary="Log a signed drift alert for a live agent (evals:write)",
 )
 async def submit_drift_alert(request: Request) -> dict[str, int]:
@@ -129,7 +131,11 @@ def _entry(node: Node, index: int) -> dict[str, Any]:
     return entry
 
 
-@router.get("/results/{index}", summary="A logged result or drift alert, with its proof")
+@router.get(
+    "/results/{index}",
+    summary="A logged result or drift alert, with its proof",
+    responses=errors(404, 422),
+)
 def get_result(index: Annotated[int, Path(ge=0)], request: Request) -> dict[str, Any]:
     node = get_node(request)
     entry = _entry(node, index)

@@ -12,7 +12,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from custodes.api.deps import get_node, read_json, require_caller
+from custodes.api.bodies import read_json
+from custodes.api.deps import get_node, require_caller
+from custodes.api.openapi import ENVELOPE_BODY, bearer, errors
 from custodes.killswitch.broadcast import PushSigner, Subscription
 from custodes.node import Node
 from custodes.store.db import read_tx
@@ -21,25 +23,13 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["kill switch"])
 _HEARTBEAT = 15.0
-_ENVELOPE = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "a DSSE envelope (canonical JSON) signed by the actor",
-                }
-            }
-        },
-    }
-}
 
 
 @router.post(
     "/kill-orders",
     status_code=201,
-    openapi_extra=_ENVELOPE,
+    responses=errors(400, 401, 403, 404, 409, 413, 422),
+    openapi_extra=bearer(ENVELOPE_BODY),
     summary="Suspend, revoke or reinstate an agent (effective at once, pushed)",
 )
 async def issue_order(request: Request) -> dict[str, Any]:
@@ -58,7 +48,11 @@ async def issue_order(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/kill-orders", summary="Kill orders, optionally for one agent or only active")
+@router.get(
+    "/kill-orders",
+    summary="Kill orders, optionally for one agent or only active",
+    responses=errors(422),
+)
 def list_orders(
     request: Request, agent_id: str | None = None, active: bool = False
 ) -> list[dict[str, Any]]:
@@ -110,6 +104,7 @@ async def _events(
     "/kill-orders/stream",
     summary="Server-sent events: every kill order, as issued, countersigned by the node",
     response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **errors(422)},
 )
 async def stream_orders(
     request: Request,
@@ -136,7 +131,8 @@ async def stream_orders(
 @router.post(
     "/leases",
     status_code=201,
-    openapi_extra=_ENVELOPE,
+    responses=errors(400, 403, 404, 409, 413, 422),
+    openapi_extra=ENVELOPE_BODY,
     summary="Ask for an operating lease (request signed by the agent's key)",
 )
 async def lease(request: Request) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from custodes.api.deps import get_node, read_body, require_admin
+from custodes.api.bodies import read_body
+from custodes.api.deps import get_node, require_admin
+from custodes.api.openapi import bearer, errors, link_to_entry
 from custodes.api.validation import parse_model
 from custodes.registry.models import PrincipalRecord
 
@@ -24,17 +26,37 @@ class TokenIn(BaseModel):
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+    body = {
+        "required": True,
+        "content": {"application/json": {"schema": model.model_json_schema()}},
+    }
+    return bearer({"requestBody": body})
+
+
+def _principal_links() -> dict[str, Any]:
+    """A new principal's entry can be read, and a token issued to it."""
+    links = link_to_entry("/index")
+    links["links"]["IssueAToken"] = {
+        "operationId": "issue_token",
+        "requestBody": {"principal": "$response.body#/id"},
+    }
+    return links
+
+
+_REVOKE_LINK = {
+    "links": {
+        "RevokeIt": {
+            "operationId": "revoke_token",
+            "parameters": {"token_id": "$response.body#/token_id"},
         }
     }
+}
 
 
 @router.post(
     "/principals",
     status_code=201,
+    responses={201: _principal_links(), **errors(400, 401, 403, 409, 413, 422)},
     openapi_extra=_schema(PrincipalRecord),
     summary="Register a regulator, auditor or operator with its signing key",
 )
@@ -48,6 +70,8 @@ async def add_principal(request: Request) -> dict[str, Any]:
 @router.post(
     "/tokens",
     status_code=201,
+    operation_id="issue_token",
+    responses={201: _REVOKE_LINK, **errors(400, 401, 403, 404, 413, 422)},
     openapi_extra=_schema(TokenIn),
     summary="Issue an API token for a principal (the secret is shown once)",
 )
@@ -58,7 +82,14 @@ async def add_token(request: Request) -> dict[str, Any]:
     return await run_in_threadpool(node.tokens.issue, body.principal, body.scopes, body.ttl_seconds)
 
 
-@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke an API token")
+@router.delete(
+    "/tokens/{token_id}",
+    status_code=204,
+    summary="Revoke an API token",
+    operation_id="revoke_token",
+    responses=errors(401, 403, 404, 422),
+    openapi_extra=bearer(),
+)
 async def revoke_token(token_id: str, request: Request) -> Response:
     require_admin(request)
     await run_in_threadpool(get_node(request).tokens.revoke, token_id)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
 from custodes.api.deps import get_node
+from custodes.api.openapi import errors
 from custodes.errors import BadRequest
 from custodes.ledger.service import Proof
 from custodes.node import Node
@@ -25,7 +25,7 @@ def _b64(value: bytes) -> str:
 def _leaf(value: str) -> bytes:
     try:
         raw = base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or characters outside ASCII
         raise BadRequest("leaf_hash must be base64", code="bad_leaf_hash") from exc
     if len(raw) != 32:
         raise BadRequest("leaf_hash must be a 32-byte SHA-256 hash", code="bad_leaf_hash")
@@ -43,7 +43,11 @@ def proof_json(node: Node, proof: Proof, size: int) -> dict[str, Any]:
     return answer
 
 
-@router.get("/inclusion", summary="Inclusion proof by index or by leaf hash")
+@router.get(
+    "/inclusion",
+    summary="Inclusion proof by index or by leaf hash",
+    responses=errors(400, 404, 422),
+)
 def inclusion(
     request: Request,
     index: int | None = Query(default=None, ge=0),
@@ -57,7 +61,11 @@ def inclusion(
     return proof_json(get_node(request), proof, proof["tree_size"])
 
 
-@router.get("/consistency", summary="Consistency proof between two tree sizes")
+@router.get(
+    "/consistency",
+    summary="Consistency proof between two tree sizes",
+    responses=errors(400, 404, 422),
+)
 def consistency(
     request: Request,
     first: int = Query(ge=1),

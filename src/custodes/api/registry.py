@@ -7,7 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from custodes.api.deps import caller, get_node, read_json, require_caller
+from custodes.api.bodies import read_json
+from custodes.api.deps import caller, get_node, require_caller
+from custodes.api.openapi import REGISTRY_CHANGE_BODY, bearer, errors
 from custodes.api.proofs import proof_json
 from custodes.node import Node
 from custodes.registry.queries import MAX_INDEX, AgentFilter
@@ -15,22 +17,8 @@ from custodes.registry.queries import MAX_INDEX, AgentFilter
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
-_ENVELOPE = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "a DSSE envelope (canonical JSON) signed by the actor, "
-                    "payloadType application/vnd.custodes.registry+json; or, when the change "
-                    "commits to private fields, {envelope, private: {salt, fields}}: the clear "
-                    "text, checked against the commitment and kept off the log",
-                }
-            }
-        },
-    }
-}
+# The public view without a token, the private one with it.
+_MAYBE_TOKEN: dict[str, Any] = {"security": [{}, {"bearer": []}]}
 AsOf = Annotated[int | None, Query(ge=0, le=MAX_INDEX, description="a log index")]
 
 
@@ -47,7 +35,8 @@ def _with_proof(node: Node, answer: dict[str, Any]) -> dict[str, Any]:
 @router.post(
     "/entries",
     status_code=201,
-    openapi_extra=_ENVELOPE,
+    responses=errors(400, 401, 403, 404, 409, 413, 422),
+    openapi_extra=bearer(REGISTRY_CHANGE_BODY),
     summary="Register or change an operator, agent, key or model (signed by the actor)",
 )
 async def submit(request: Request) -> dict[str, Any]:
@@ -59,7 +48,12 @@ async def submit(request: Request) -> dict[str, Any]:
     return {"index": index}
 
 
-@router.get("/agents", summary="Search agents (public view without a token)")
+@router.get(
+    "/agents",
+    summary="Search agents (public view without a token)",
+    responses=errors(400, 401, 403, 422),
+    openapi_extra=_MAYBE_TOKEN,
+)
 def list_agents(
     request: Request,
     jurisdiction: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
@@ -74,32 +68,51 @@ def list_agents(
     return get_node(request).queries.agents(where, limit=limit, after=after, reader=caller(request))
 
 
-@router.get("/agents/{agent_id}", summary="One agent, now or as of a log index, with proof")
+@router.get(
+    "/agents/{agent_id}",
+    summary="One agent, now or as of a log index, with proof",
+    responses=errors(400, 401, 403, 404, 422),
+    openapi_extra=_MAYBE_TOKEN,
+)
 def get_agent(request: Request, agent_id: str, as_of: AsOf = None) -> dict[str, Any]:
     node = get_node(request)
     answer = node.queries.agent(agent_id, as_of=as_of, reader=caller(request))
     return _with_proof(node, answer)
 
 
-@router.get("/operators", summary="Registered operators")
+@router.get(
+    "/operators",
+    summary="Registered operators",
+    responses=errors(401, 403),
+    openapi_extra=bearer(),
+)
 def list_operators(request: Request) -> list[dict[str, Any]]:
     require_caller(request)
     return get_node(request).queries.operators()
 
 
-@router.get("/operators/{operator_id}", summary="One operator, now or as of a log index")
+@router.get(
+    "/operators/{operator_id}",
+    summary="One operator, now or as of a log index",
+    responses=errors(400, 401, 403, 404, 422),
+    openapi_extra=_MAYBE_TOKEN,
+)
 def get_operator(request: Request, operator_id: str, as_of: AsOf = None) -> dict[str, Any]:
     node = get_node(request)
     answer = node.queries.operator(operator_id, as_of=as_of, reader=caller(request))
     return _with_proof(node, answer)
 
 
-@router.get("/models", summary="Registered models")
+@router.get("/models", summary="Registered models", responses=errors())
 def list_models(request: Request) -> list[dict[str, Any]]:
     return get_node(request).queries.models()
 
 
-@router.get("/models/{model_id}", summary="One model, now or as of a log index")
+@router.get(
+    "/models/{model_id}",
+    summary="One model, now or as of a log index",
+    responses=errors(400, 404, 422),
+)
 def get_model(request: Request, model_id: str, as_of: AsOf = None) -> dict[str, Any]:
     node = get_node(request)
     return _with_proof(node, node.queries.model(model_id, as_of=as_of))

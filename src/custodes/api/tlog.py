@@ -10,7 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 
-from custodes.api.deps import get_node, read_body
+from custodes.api.bodies import read_body
+from custodes.api.deps import get_node
+from custodes.api.openapi import BINARY, CHECKPOINT_BODY, PLAIN_TEXT, errors
 from custodes.errors import NotFound
 from custodes.ledger.tiles import (
     TILE_WIDTH,
@@ -30,7 +32,12 @@ _IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 _MAX_WITNESS_BODY = 64 * 1024
 
 
-@log_router.get("/checkpoint", response_class=PlainTextResponse)
+@log_router.get(
+    "/checkpoint",
+    response_class=PlainTextResponse,
+    summary="The latest checkpoint (C2SP signed note), with its cosignatures",
+    responses={200: PLAIN_TEXT, **errors(404)},
+)
 def checkpoint(request: Request) -> Response:
     note = get_node(request).served_checkpoint()
     if note is None:
@@ -40,7 +47,12 @@ def checkpoint(request: Request) -> Response:
     )
 
 
-@log_router.get("/tile/{path:path}")
+@log_router.get(
+    "/tile/{path:path}",
+    summary="A hash tile or entry bundle (C2SP tlog-tiles)",
+    response_class=Response,
+    responses={200: BINARY, **errors(400, 404, 422)},
+)
 def tile(path: str, request: Request) -> Response:
     node = get_node(request)
     ref = parse_tile_path(f"tile/{path}")
@@ -60,7 +72,13 @@ def tile(path: str, request: Request) -> Response:
     return Response(body, media_type="application/octet-stream", headers=_IMMUTABLE)
 
 
-@witness_router.post("/add-checkpoint", response_class=PlainTextResponse)
+@witness_router.post(
+    "/add-checkpoint",
+    response_class=PlainTextResponse,
+    summary="Cosign a checkpoint of a log this node witnesses (C2SP tlog-witness)",
+    responses={200: PLAIN_TEXT, **errors(400, 403, 404, 413, 422, witness_conflict=True)},
+    openapi_extra=CHECKPOINT_BODY,
+)
 async def add_checkpoint(request: Request) -> Response:
     node = get_node(request)
     body = await read_body(request, _MAX_WITNESS_BODY)

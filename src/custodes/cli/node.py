@@ -11,6 +11,7 @@ from custodes.admin_token import AdminToken, generate_admin_token
 from custodes.config import Settings
 from custodes.errors import ConfigError
 from custodes.node import Node
+from custodes.store.db import check_writable, open_engine, upgrade
 
 __all__ = ["register"]
 
@@ -22,6 +23,7 @@ def init() -> None:
     printed here once (as "admin_token"); only its SHA-256 is kept.
     """
     settings = Settings()
+    ensure_writable(settings)
     node = Node(settings)
     try:
         node.start()
@@ -48,6 +50,7 @@ def serve(
     import uvicorn
 
     from custodes.api import create_app
+    from custodes.api.server import server_config
 
     settings = Settings()
     if AdminToken.for_settings(settings).is_development and not _is_loopback(host):
@@ -55,13 +58,18 @@ def serve(
             f"refusing to serve on {host} with the publicly known development admin token; "
             "run `custodes init` in a new data directory or set CUSTODES_ADMIN_TOKEN"
         )
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level="warning",
-        timeout_graceful_shutdown=5,
-    )
+    ensure_writable(settings)
+    uvicorn.Server(server_config(create_app(settings), settings, host, port)).run()
+
+
+def ensure_writable(settings: Settings) -> None:
+    """Refuse to start (StoreError: one line) on a database that cannot take writes."""
+    engine = open_engine(settings.db_url)
+    try:
+        upgrade(engine)
+        check_writable(engine)
+    finally:
+        engine.dispose()
 
 
 def demo(

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from custodes.errors import CustodesError, Overloaded, StoreError
+from custodes.errors import BadRequest, CustodesError, Overloaded
 from custodes.ledger.store import Projector, SequencedEntry, SqlLogStore
 
 __all__ = ["Sequencer"]
@@ -109,11 +109,17 @@ class Sequencer:
         batch = [e for item in group for e in item.batch]
         try:
             indices = self._store.sequence(batch, group[0].project)
-        except CustodesError as exc:
+        except CustodesError as exc:  # store failures arrive here already as StoreError
             self._finish(group, error=exc)
             return
-        except Exception as exc:
-            self._finish(group, error=StoreError(f"could not sequence entries: {exc}"))
+        except ValueError as exc:
+            # A projection refused the change's content (bad base64, a field out of
+            # range): the caller's input, not the store, so never a 503 "retry".
+            refused = BadRequest(f"the entry cannot be applied: {exc}", code="invalid_change")
+            self._finish(group, error=refused)
+            return
+        except Exception as exc:  # a bug: re-raised in the caller's thread, logged there
+            self._finish(group, error=exc)
             return
         offset = 0
         for item in group:
