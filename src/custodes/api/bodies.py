@@ -45,8 +45,10 @@ __all__ = [
     "body_gate",
     "parse_entries",
     "parse_envelope_body",
+    "parse_registry_body",
     "read_body",
     "read_json",
+    "read_registry_change",
 ]
 
 log = logging.getLogger("custodes.api")
@@ -289,6 +291,19 @@ def parse_envelope_body(raw: bytes) -> Any:
     return body
 
 
+# Room beside a registry change's envelope for the clear text of its private fields.
+_PRIVATE_ROOM = 16 * 1024
+
+
+def parse_registry_body(raw: bytes) -> Any:
+    """A registry change: one canonical DSSE envelope, or ``{"envelope", "private"}``."""
+    body = _loads(raw)
+    _check_canonical(body, raw)
+    envelope = body.get("envelope") if isinstance(body, dict) and "private" in body else body
+    _check_shapes(envelope, [envelope])
+    return body
+
+
 def body_gate(request: Request) -> BodyGate:
     gate: BodyGate = request.app.state.bodies
     return gate
@@ -298,3 +313,9 @@ async def read_json(request: Request, limit: int = MAX_ENTRY_SIZE) -> Any:
     """A canonical DSSE envelope body of at most ``limit`` bytes, parsed off the loop."""
     raw = await read_body(request, min(limit, MAX_ENTRY_SIZE))
     return await body_gate(request).run(parse_envelope_body, raw)
+
+
+async def read_registry_change(request: Request) -> Any:
+    """A registry change body (see ``parse_registry_body``), parsed off the loop."""
+    raw = await read_body(request, MAX_ENTRY_SIZE + _PRIVATE_ROOM)
+    return await body_gate(request).run(parse_registry_body, raw)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from custodes.api.bodies import read_json
+from custodes.api.bodies import read_registry_change
 from custodes.api.deps import caller, get_node, require_caller
 from custodes.api.openapi import REGISTRY_CHANGE_BODY, bearer, errors
 from custodes.api.proofs import proof_json
@@ -43,8 +43,8 @@ async def submit(request: Request) -> dict[str, Any]:
     # Token look-ups read the database: keep them off the event loop, which also
     # serves the kill-order streams.
     principal = await run_in_threadpool(require_caller, request)
-    envelope = await read_json(request)
-    index = await run_in_threadpool(get_node(request).registry.submit_change, envelope, principal)
+    body = await read_registry_change(request)
+    index = await run_in_threadpool(get_node(request).registry.submit_change, body, principal)
     return {"index": index}
 
 
