@@ -16,6 +16,7 @@ integrity failures, the evidence (``detail``)::
         ├── NoteError          a signed note, checkpoint or cosignature is invalid (422/403)
         ├── EnvelopeError      a DSSE envelope is malformed or wrongly signed (422/403)
         ├── WitnessConflict    the witness holds a different size             (409)
+        ├── DuplicateEntry     a replayed entry, or a reused idempotency key  (409)
         └── VerificationError  a log failed client-side verification          (exit 1)
 
 The HTTP shape, produced by one handler in ``custodes.api``::

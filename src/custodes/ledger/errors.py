@@ -5,6 +5,7 @@ from __future__ import annotations
 from custodes.errors import CustodesError
 
 __all__ = [
+    "DuplicateEntry",
     "EnvelopeError",
     "LedgerError",
     "NoteError",
@@ -56,3 +57,10 @@ class VerificationError(LedgerError):
 
     code = "verification_failed"
     status = 422
+
+
+class DuplicateEntry(LedgerError):
+    """An entry is already in the log (a replay), or reuses an idempotency key."""
+
+    code = "duplicate_entry"
+    status = 409
