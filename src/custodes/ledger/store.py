@@ -295,6 +295,17 @@ def _named(exc: DuplicateEntry, size: int) -> DuplicateEntry:
     return exc
 
 
+def _project(conn: Connection, project: Projector, first: int, outcome: Outcome) -> None:
+    """Run a single batch's projection; a replay it lets through still rolls back.
+
+    The projection's own refusals (e.g. "this principal exists") name the problem more
+    precisely than "this entry is already in the log", so they speak first.
+    """
+    project(conn, outcome[0] if isinstance(outcome, list) else first)
+    if isinstance(outcome, DuplicateEntry):
+        raise outcome
+
+
 def _chunks(values: Sequence[T], size: int = _LOOKUP_CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
@@ -349,8 +360,8 @@ class SqlLogStore:
             )
             outcomes, accepted = _assign_all(batches, first, seen)
             self._insert(conn, first, accepted)
-            if project is not None and accepted and accepted[0].indices:
-                project(conn, accepted[0].indices[0])
+            if project is not None:
+                _project(conn, project, first, outcomes[0])
         return outcomes
 
     @staticmethod
