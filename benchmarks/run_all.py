@@ -26,6 +26,7 @@ SCRIPTS = (
     "bench_evals.py",
     "bench_killswitch.py",
     "bench_registry.py",
+    "bench_scale.py",
 )
 TIMEOUT_S = {"quick": 600, "full": 3600}
 
