@@ -153,3 +153,14 @@ def test_two_callers_in_one_group_share_a_keyed_entry_but_not_a_keyless_one(
     assert outcomes[1] == outcomes[0][:1]  # type: ignore[index]
     assert isinstance(outcomes[2], DuplicateEntry)
     assert outcomes[2].detail == {"index": outcomes[0][1]}  # type: ignore[index]
+
+
+def test_the_node_may_reactivate_a_retired_signer_with_its_first_record(api: TestClient) -> None:
+    node, key = node_of(api), EnvelopeSigner.generate()
+    first = node.register_signer("auditor-key", key.public_key)
+    node.register_signer("auditor-key", key.public_key, status="retired")
+
+    again = node.register_signer("auditor-key", key.public_key)  # byte for byte the first
+
+    assert again > first
+    assert node.signers.name_of(key.keyid) == "auditor-key"

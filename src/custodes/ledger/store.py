@@ -35,6 +35,7 @@ from sqlalchemy import (
 from custodes.errors import NotFound
 from custodes.ledger.errors import DuplicateEntry
 from custodes.ledger.merkle import NodeReader
+from custodes.ledger.payloads import SIGNER_TYPE
 from custodes.ledger.tiles import TILE_WIDTH, perfect_node_from_tiles
 from custodes.store.db import BigId, metadata, read_tx, write_tx
 
@@ -122,6 +123,10 @@ witness_peers = Table(
 )
 
 
+# The node's own signer records: re-activating a retired key re-issues its first record,
+# byte for byte. Their projection refuses a repeat that changes nothing, and no client
+# can post them, so they are the one kind of entry that may appear twice.
+_REISSUED = frozenset({SIGNER_TYPE})
 _LOOKUP_CHUNK = 500  # values per IN list, far below SQLite's and PostgreSQL's limits
 T = TypeVar("T")
 
@@ -218,6 +223,8 @@ class _Assigned:
         )
 
     def _refuse_replay(self, entry: SequencedEntry) -> None:
+        if entry.payload_type in _REISSUED:
+            return
         stored = self._where(entry.leaf_hash)
         if stored is not None:
             raise self._duplicate(
