@@ -1,4 +1,4 @@
-"""Appends and lease renewals as the log grows: p50/p99 at 10k, 1M and 10M entries (SQLite).
+"""Appends and lease renewals as the log grows: p50/p99 at 10k, 1M and 10M entries.
 
 For each size a node's database is prefilled directly (executemany in big transactions:
 decision-shaped entries with their real leaf hashes, idempotency keys of the SDK's
@@ -11,6 +11,7 @@ Targets (issue 13, items 15 and 17): append and lease p99 flat within 2x from th
 smallest size to the largest; lease p99 < 100 ms under this load.
 
     .venv/bin/python benchmarks/bench_scale.py [--quick] [--sizes 10000,1000000]
+                                               [--db sqlite|postgresql]
 
 ``--quick`` runs 10k and 100k; the default runs 10k, 1M and 10M (10M takes a long time
 and several GB of disk). Prefilled entries are not signed: they only make the tables
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import sys
 import tempfile
@@ -43,12 +45,14 @@ from _common import (
     fmt_ms,
     make_agents,
     percentile,
+    postgres_available,
     presign,
     print_conditions,
     print_table,
     reading_node,
     register_agents,
     running_node,
+    throwaway_postgres,
 )
 from custodes.config import Settings
 from custodes.ledger.merkle import leaf_hash
@@ -120,9 +124,11 @@ def _rows(start: int, end: int, agents: list[Agent]) -> tuple[list[dict], list[d
     return rows, keys
 
 
-def prefill(data_dir: Path, size: int, agents: list[Agent]) -> None:
+def prefill(data_dir: Path, url: str | None, size: int, agents: list[Agent]) -> None:
     """Grow the stopped node's log to ``size`` entries and integrate the tree."""
     settings = Settings(data_dir=data_dir, origin=ORIGIN, jurisdiction="ZZ")
+    if url is not None:
+        settings = Settings(data_dir=data_dir, origin=ORIGIN, jurisdiction="ZZ", database_url=url)
     with reading_node(settings) as node:
         start = node.store.sequenced_size()
         for at in range(start, size, PREFILL_TX):
@@ -215,15 +221,16 @@ def measure(node: NodeProcess, agents: list[Agent], seconds: float, tag: str) ->
     return figures
 
 
-def run_size(size: int, agents: list[Agent], seconds: float) -> Figures:
+def run_size(size: int, url: str | None, agents: list[Agent], seconds: float) -> Figures:
+    """Prefill a fresh log (SQLite, or the PostgreSQL database at ``url``), then load it."""
     with tempfile.TemporaryDirectory(prefix="custodes-scale-") as tmp:
         data_dir = Path(tmp)
-        with running_node(data_dir=data_dir, origin=ORIGIN) as node:
+        with running_node(data_dir=data_dir, database_url=url, origin=ORIGIN) as node:
             register_agents(node.base_url, agents)
         began = time.perf_counter()
-        prefill(data_dir, size, agents)
+        prefill(data_dir, url, size, agents)
         prefill_s = time.perf_counter() - began
-        with running_node(data_dir=data_dir, origin=ORIGIN) as node:
+        with running_node(data_dir=data_dir, database_url=url, origin=ORIGIN) as node:
             figures = measure(node, agents, seconds, tag=f"scale{size}")
         figures.size, figures.prefill_s = size, prefill_s
         return figures
@@ -238,7 +245,7 @@ def _ratio(results: list[Figures], pick: str) -> float:
     return last / first if first else float("nan")
 
 
-def report(results: list[Figures]) -> None:
+def report(results: list[Figures], db: str) -> None:
     rows = [
         (
             f"{f.size:,}",
@@ -255,7 +262,7 @@ def report(results: list[Figures]) -> None:
     ]
     print_table(
         f"appends ({BATCH}-entry batches, {DECISIONS_PER_S}/s) and lease renewals "
-        f"({LEASES_PER_S}/s) at once, by log size (SQLite)",
+        f"({LEASES_PER_S}/s) at once, by log size ({db})",
         [
             "log size",
             "prefill",
@@ -281,6 +288,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="10k and 100k entries, 15 s each")
     parser.add_argument("--sizes", help="comma-separated log sizes (overrides --quick's)")
     parser.add_argument("--seconds", type=float, help="load duration per size")
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args()
     sizes = [10_000, 100_000] if args.quick else [10_000, 1_000_000, 10_000_000]
     if args.sizes:
@@ -288,11 +296,19 @@ def main() -> int:
     seconds = args.seconds or (15.0 if args.quick else 30.0)
     print_conditions("bench_scale")
     agents = make_agents(AGENTS, prefix="scale-agent")
+    if args.db == "postgresql" and not postgres_available():
+        console.print("[red]PostgreSQL binaries not found (apt-get install postgresql)")
+        return 1
     results = []
-    for size in sizes:
-        console.print(f"log of {size:,} entries: prefill, then {seconds:.0f} s of load")
-        results.append(run_size(size, agents, seconds))
-    report(results)
+    with contextlib.ExitStack() as stack:
+        new_database = (
+            stack.enter_context(throwaway_postgres()) if args.db == "postgresql" else None
+        )
+        for size in sizes:
+            console.print(f"log of {size:,} entries: prefill, then {seconds:.0f} s of load")
+            url = None if new_database is None else new_database(f"scale{size}")
+            results.append(run_size(size, url, agents, seconds))
+    report(results, args.db)
     return 0
 
 
