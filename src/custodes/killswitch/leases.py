@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import BigInteger, Column, Engine, String, Table, delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
 
 from custodes.errors import AuthError, BadRequest, CustodesError, StoreError
 from custodes.ledger.dsse import EnvelopeSigner, parse_envelope, sign_envelope, verify_envelope
@@ -38,7 +37,6 @@ LEASE_REQUEST_TYPE = "application/vnd.custodes.lease-request+json"
 MAX_CRITICAL_TTL = 60
 _PURGE_EVERY = 1_000  # claims between purges of nonces past the acceptance window
 _GROUP = 500  # nonces per transaction at most
-_IDLE_S = 5.0  # the committing thread leaves after this long without a claim
 
 
 class LeaseRequest(BaseModel):
@@ -101,10 +99,11 @@ class _Nonces:
     lease, across restarts and across API workers sharing the database. Rows older than
     the acceptance window are purged (a request that old is refused as stale anyway).
 
-    Claims are group-committed, as the sequencer does for entries: concurrent renewals
-    queue here and one thread writes all waiting nonces in one short transaction, so a
-    renewal waits for one commit instead of competing for the database's write lock
-    with every other renewal. The thread leaves after a few idle seconds.
+    Claims are group-committed, as the sequencer does for entries: while one renewal's
+    thread writes its nonce, the renewals arriving meanwhile queue, and the next of them
+    writes all their nonces in one short transaction. A renewal waits for at most one
+    commit before its own instead of competing for the write lock with every other one,
+    and a lone renewal commits in its own thread without a hand-off.
     """
 
     def __init__(self, engine: Engine, window: int) -> None:
@@ -112,31 +111,37 @@ class _Nonces:
         self._claims = 0
         self._queue: deque[_Claim] = deque()
         self._cond = threading.Condition()
-        self._running = False
+        self._committing = False
 
     def claim(self, nonce: str, agent_id: str, now: int) -> bool:
         item = _Claim(nonce, agent_id, now)
         with self._cond:
             self._queue.append(item)
-            self._cond.notify()
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._run, name="lease-nonces", daemon=True).start()
-        item.done.wait()
+        while not item.done.is_set():
+            group = self._lead_or_wait(item)
+            if group:
+                self._commit_and_hand_over(group)
         if item.error is not None:
             raise item.error
         return item.accepted
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                if not self._queue:
-                    self._cond.wait(timeout=_IDLE_S)
-                if not self._queue:
-                    self._running = False
-                    return
-                group = [self._queue.popleft() for _ in range(min(_GROUP, len(self._queue)))]
+    def _lead_or_wait(self, item: _Claim) -> list[_Claim]:
+        """The group this thread must commit now, or [] once ``item`` was committed."""
+        with self._cond:
+            while self._committing and not item.done.is_set():
+                self._cond.wait()
+            if item.done.is_set():
+                return []
+            self._committing = True
+            return [self._queue.popleft() for _ in range(min(_GROUP, len(self._queue)))]
+
+    def _commit_and_hand_over(self, group: list[_Claim]) -> None:
+        try:
             self._commit(group)
+        finally:
+            with self._cond:
+                self._committing = False
+                self._cond.notify_all()
 
     def _commit(self, group: list[_Claim]) -> None:
         first: dict[str, _Claim] = {}
@@ -148,7 +153,7 @@ class _Nonces:
             stored = self._store(list(first.values()))
         except CustodesError as exc:
             error = exc
-        except SQLAlchemyError as exc:
+        except Exception as exc:  # every waiting renewal must get an answer
             error = StoreError(f"could not record lease nonces: {exc}")
         for item in group:
             item.accepted = first[item.nonce] is item and item.nonce in stored
