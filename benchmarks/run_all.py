@@ -27,6 +27,7 @@ SCRIPTS = (
     "bench_killswitch.py",
     "bench_registry.py",
     "bench_bodies.py",
+    "bench_scale.py",
 )
 TIMEOUT_S = {"quick": 600, "full": 3600}
 

@@ -17,6 +17,7 @@ integrity failures, the evidence (``detail``)::
         ├── NoteError          a signed note, checkpoint or cosignature is invalid (422/403)
         ├── EnvelopeError      a DSSE envelope is malformed or wrongly signed (422/403)
         ├── WitnessConflict    the witness holds a different size             (409)
+        ├── DuplicateEntry     a replayed entry, or a reused idempotency key  (409)
         ├── IntegrityAlarm     stored history differs from what was signed    (503)
         └── VerificationError  a log failed client-side verification          (exit 1)
 

@@ -102,7 +102,8 @@ def test_registering_an_active_key_again_is_409(
     )
     assert detail == {}
     assert snapshot(shared_client) == before
-    assert post_entries(shared_client, decision(shared_agent)).status_code == 200
+    fresh = decision(shared_agent, rationale=f"after registering as {name}")  # not a replay
+    assert post_entries(shared_client, fresh).status_code == 200
 
 
 def test_registration_is_a_logged_entry_signed_by_the_node(client: TestClient) -> None:

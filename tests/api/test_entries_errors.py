@@ -322,7 +322,7 @@ def test_one_bad_entry_rejects_the_whole_batch(
     stranger: EnvelopeSigner,
     refusal: Refusal,
 ) -> None:
-    good = [decision(shared_agent, n) for n in range(10)]
+    good = [decision(shared_agent, n, rationale=refusal.code) for n in range(10)]  # not replays
     before = snapshot(shared_client)
     response = post_entries(
         shared_client, {"entries": [*good[:7], refusal.make(shared_agent, stranger), *good[8:]]}
@@ -425,14 +425,14 @@ def test_full_sequencer_answers_503_then_recovers(
 ) -> None:
     store = node_of(tight_client).store
     entered, release = threading.Event(), threading.Event()
-    sequence = store.sequence
+    sequence = store.sequence_group
 
-    def held(batch: list[SequencedEntry], project: Any = None) -> int:
+    def held(batches: list[list[SequencedEntry]], project: Any = None) -> Any:
         entered.set()
         release.wait(timeout=30)
-        return sequence(batch, project)
+        return sequence(batches, project)
 
-    monkeypatch.setattr(store, "sequence", held)
+    monkeypatch.setattr(store, "sequence_group", held)
     before = snapshot(tight_client)
     waiting = {"entries": [decision(agent, 1), decision(agent, 2)]}
     with ThreadPoolExecutor(1) as pool:

@@ -11,6 +11,7 @@ import base64
 import secrets
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from pydantic import ValidationError
 
 from custodes.api import create_app
 from custodes.config import Settings
+from custodes.errors import AuthError
 from custodes.killswitch import LEASE_REQUEST_TYPE, LEASE_TYPE, LeaseIssuer
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner, parse_envelope, sign_envelope, verify_envelope
@@ -253,6 +255,31 @@ def test_a_replayed_request_gets_no_second_lease(app_client: TestClient, app_wor
     refused(app_client, body, 403, "replayed_request")
     nonce = orjson.loads(parse_envelope(orjson.loads(body)).payload)["nonce"]
     refused(app_client, request_body(key, agent_id, nonce=nonce), 403, "replayed_request")
+
+
+def test_concurrent_copies_of_a_request_get_one_lease_across_workers(app_world: World) -> None:
+    """Claims are group-committed: copies in one group, and copies at two workers
+    sharing the database (two issuers), still yield exactly one lease."""
+    node = app_world.node
+    agent_id, key = _agent(app_world)
+    workers = [
+        LeaseIssuer(node.engine, node.signers, node.entry_signer, node.settings.origin)
+        for _ in range(2)
+    ]
+    body = orjson.loads(request_body(key, agent_id))
+
+    def ask_worker(n: int) -> str:
+        try:
+            workers[n % 2].issue(body)
+        except AuthError as exc:
+            return exc.code
+        return "lease"
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask_worker, range(24)))
+
+    assert sorted(set(answers)) == ["lease", "replayed_request"]
+    assert answers.count("lease") == 1
 
 
 def test_malformed_requests_are_refused(app_client: TestClient, app_world: World) -> None:

@@ -10,15 +10,19 @@ them are.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import BigInteger, Column, Engine, String, Table, delete, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import BigInteger, Column, Engine, String, Table, delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from custodes.errors import AuthError, BadRequest
+from custodes.errors import AuthError, BadRequest, CustodesError, StoreError
 from custodes.ledger.dsse import EnvelopeSigner, parse_envelope, sign_envelope, verify_envelope
 from custodes.ledger.signers import SignerDirectory
 from custodes.registry.models import AGENT_ID
@@ -31,7 +35,8 @@ __all__ = ["LEASE_REQUEST_TYPE", "LEASE_TYPE", "LeaseIssuer", "LeasePayload", "L
 LEASE_TYPE = "application/vnd.custodes.lease+json"
 LEASE_REQUEST_TYPE = "application/vnd.custodes.lease-request+json"
 MAX_CRITICAL_TTL = 60
-_PURGE_EVERY = 1_000
+_PURGE_EVERY = 1_000  # claims between purges of nonces past the acceptance window
+_GROUP = 500  # nonces per transaction at most
 
 
 class LeaseRequest(BaseModel):
@@ -64,27 +69,109 @@ lease_nonces = Table(
 )
 
 
+@dataclass
+class _Claim:
+    nonce: str
+    agent_id: str
+    at: int
+    done: threading.Event = field(default_factory=threading.Event)
+    accepted: bool = False
+    error: BaseException | None = None
+
+
+def _insert_new(dialect: str, rows: list[dict[str, object]]) -> Any:
+    """One statement that stores the nonces not yet used and returns those it stored.
+
+    ON CONFLICT DO NOTHING waits on the unique index for a concurrent claim of the same
+    nonce by another worker, so two workers cannot both accept it.
+    """
+    insert_into = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    return (
+        insert_into(lease_nonces)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["nonce"])
+        .returning(lease_nonces.c.nonce)
+    )
+
+
 class _Nonces:
     """Request nonces already used, in the database: a replayed request gets no second
     lease, across restarts and across API workers sharing the database. Rows older than
-    the acceptance window are purged (a request that old is refused as stale anyway)."""
+    the acceptance window are purged (a request that old is refused as stale anyway).
+
+    Claims are group-committed, as the sequencer does for entries: while one renewal's
+    thread writes its nonce, the renewals arriving meanwhile queue, and the next of them
+    writes all their nonces in one short transaction. A renewal waits for at most one
+    commit before its own instead of competing for the write lock with every other one,
+    and a lone renewal commits in its own thread without a hand-off.
+    """
 
     def __init__(self, engine: Engine, window: int) -> None:
         self._engine, self._window = engine, window
         self._claims = 0
+        self._queue: deque[_Claim] = deque()
+        self._cond = threading.Condition()
+        self._committing = False
 
     def claim(self, nonce: str, agent_id: str, now: int) -> bool:
+        item = _Claim(nonce, agent_id, now)
+        with self._cond:
+            self._queue.append(item)
+        while not item.done.is_set():
+            group = self._lead_or_wait(item)
+            if group:
+                self._commit_and_hand_over(group)
+        if item.error is not None:
+            raise item.error
+        return item.accepted
+
+    def _lead_or_wait(self, item: _Claim) -> list[_Claim]:
+        """The group this thread must commit now, or [] once ``item`` was committed."""
+        with self._cond:
+            while self._committing and not item.done.is_set():
+                self._cond.wait()
+            if item.done.is_set():
+                return []
+            self._committing = True
+            return [self._queue.popleft() for _ in range(min(_GROUP, len(self._queue)))]
+
+    def _commit_and_hand_over(self, group: list[_Claim]) -> None:
         try:
-            with write_tx(self._engine) as conn:
-                conn.execute(insert(lease_nonces).values(nonce=nonce, agent_id=agent_id, at=now))
-                self._claims += 1
-                if self._claims % _PURGE_EVERY == 0:
-                    conn.execute(
-                        delete(lease_nonces).where(lease_nonces.c.at < now - 2 * self._window)
-                    )
-        except IntegrityError:
-            return False
-        return True
+            self._commit(group)
+        finally:
+            with self._cond:
+                self._committing = False
+                self._cond.notify_all()
+
+    def _commit(self, group: list[_Claim]) -> None:
+        first: dict[str, _Claim] = {}
+        for item in group:
+            first.setdefault(item.nonce, item)  # the same nonce twice in a group: once
+        stored: set[str] = set()
+        error: CustodesError | None = None
+        try:
+            stored = self._store(list(first.values()))
+        except CustodesError as exc:
+            error = exc
+        except Exception as exc:  # every waiting renewal must get an answer
+            error = StoreError(f"could not record lease nonces: {exc}")
+        for item in group:
+            item.accepted = first[item.nonce] is item and item.nonce in stored
+            item.error = error
+            item.done.set()
+
+    def _store(self, claims: list[_Claim]) -> set[str]:
+        rows: list[dict[str, object]] = [
+            {"nonce": c.nonce, "agent_id": c.agent_id, "at": c.at} for c in claims
+        ]
+        with write_tx(self._engine) as conn:
+            stored = set(conn.execute(_insert_new(conn.dialect.name, rows)).scalars())
+            self._claims += len(claims)
+            if self._claims >= _PURGE_EVERY:
+                self._claims = 0
+                oldest = max(c.at for c in claims) - 2 * self._window
+                conn.execute(delete(lease_nonces).where(lease_nonces.c.at < oldest))
+        return stored
 
 
 class LeaseIssuer:

@@ -10,7 +10,10 @@ from custodes.ledger.cosignature import CosignatureSigner, cosign, verify_cosign
 from custodes.ledger.dsse import Envelope, EnvelopeSigner, pae, parse_envelope, sign_envelope
 from custodes.ledger.ed25519 import check_public_key, public_key_problem, verify_strict
 from custodes.ledger.errors import (
+    CorruptEntry,
+    DuplicateEntry,
     EnvelopeError,
+    IntegrityAlarm,
     LedgerError,
     NoteError,
     ProofError,
@@ -43,10 +46,13 @@ __all__ = [
     "EMPTY_ROOT",
     "Checkpoint",
     "CompactRange",
+    "CorruptEntry",
     "CosignatureSigner",
+    "DuplicateEntry",
     "Envelope",
     "EnvelopeError",
     "EnvelopeSigner",
+    "IntegrityAlarm",
     "LedgerError",
     "Note",
     "NoteError",

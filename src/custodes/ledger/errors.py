@@ -6,6 +6,7 @@ from custodes.errors import CustodesError
 
 __all__ = [
     "CorruptEntry",
+    "DuplicateEntry",
     "EnvelopeError",
     "IntegrityAlarm",
     "LedgerError",
@@ -80,3 +81,10 @@ class CorruptEntry(LedgerError):
         super().__init__(f"entry {index} is corrupt: {reason}", detail={"index": index})
         self.index = index
         self.reason = reason
+
+
+class DuplicateEntry(LedgerError):
+    """An entry is already in the log (a replay), or reuses an idempotency key."""
+
+    code = "duplicate_entry"
+    status = 409

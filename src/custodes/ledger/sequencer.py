@@ -2,7 +2,9 @@
 
 Concurrent appends wait in a bounded queue; one thread drains it and gives many
 requests' entries their indices in a single durable transaction. Each caller returns
-only after that commit, so an acknowledged index is never lost. When more than
+only after that commit, so an acknowledged index is never lost. Each caller gets its own
+outcome: a replayed entry refuses its caller's batch (``DuplicateEntry``, 409) and
+leaves the rest of the group to commit. When more than
 ``max_pending`` entries are waiting, new appends are refused with ``Overloaded``
 (HTTP 503 with Retry-After) instead of queueing without bound.
 """
@@ -106,9 +108,8 @@ class Sequencer:
             self._commit(group)
 
     def _commit(self, group: list[_Pending]) -> None:
-        batch = [e for item in group for e in item.batch]
         try:
-            indices = self._store.sequence(batch, group[0].project)
+            outcomes = self._store.sequence_group([item.batch for item in group], group[0].project)
         except CustodesError as exc:  # store failures arrive here already as StoreError
             self._finish(group, error=exc)
             return
@@ -121,17 +122,19 @@ class Sequencer:
         except Exception as exc:  # a bug: re-raised in the caller's thread, logged there
             self._finish(group, error=exc)
             return
-        offset = 0
-        for item in group:
-            item.indices = indices[offset : offset + len(item.batch)]
-            offset += len(item.batch)
+        for item, outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, list):
+                item.indices = outcome
+            else:
+                item.error = outcome  # a replay refuses its own batch, not the group's
         self._finish(group)
-        self._on_commit()
+        if any(isinstance(outcome, list) for outcome in outcomes):
+            self._on_commit()
 
     def _finish(self, group: list[_Pending], error: BaseException | None = None) -> None:
         with self._cond:
             for item in group:
                 self._pending -= len(item.batch)
         for item in group:
-            item.error = error
+            item.error = item.error or error
             item.done.set()

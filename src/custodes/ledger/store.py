@@ -9,8 +9,9 @@ tlog-tiles levels 1, 2, 3 …; level-0 tiles are the entries' leaf hashes),
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -18,20 +19,23 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
+    Index,
     Integer,
     LargeBinary,
+    Select,
     String,
     Table,
     Text,
     func,
     insert,
     select,
-    tuple_,
     update,
 )
 
 from custodes.errors import NotFound
+from custodes.ledger.errors import DuplicateEntry
 from custodes.ledger.merkle import NodeReader
+from custodes.ledger.payloads import SIGNER_TYPE
 from custodes.ledger.tiles import TILE_WIDTH, perfect_node_from_tiles
 from custodes.store.db import BigId, metadata, read_tx, write_tx
 
@@ -108,12 +112,35 @@ idempotency = Table(
     Column("key", String(128), primary_key=True),
     Column("entry_index", BigInteger, nullable=False),
 )
+# Keys are looked up by key, then matched on agent: SQLite answers a row-value IN over
+# (agent, key) with a full scan, but a list of keys with one index seek each.
+Index("ix_idempotency_key", idempotency.c.key)
 witness_peers = Table(
     "witness_peers",
     metadata,
     Column("name", String(300), primary_key=True),
     Column("size", BigInteger, nullable=False),
 )
+
+
+# The node's own signer records: re-activating a retired key re-issues its first record,
+# byte for byte. Their projection refuses a repeat that changes nothing, and no client
+# can post them, so they are the one kind of entry that may appear twice.
+_REISSUED = frozenset({SIGNER_TYPE})
+_LOOKUP_CHUNK = 500  # values per IN list, far below SQLite's and PostgreSQL's limits
+T = TypeVar("T")
+
+
+def select_leaf_indices(leaves: Sequence[bytes]) -> Select[tuple[bytes, int]]:
+    """Where ``leaves`` are stored (by the leaf-hash index)."""
+    return select(entries.c.leaf_hash, entries.c.idx).where(entries.c.leaf_hash.in_(leaves))
+
+
+def select_key_indices(keys: Sequence[str]) -> Select[tuple[str, str, int]]:
+    """The stored uses of idempotency ``keys``, by any agent (by the key index)."""
+    return select(idempotency.c.agent, idempotency.c.key, idempotency.c.entry_index).where(
+        idempotency.c.key.in_(keys)
+    )
 
 
 def _blob(value: object) -> bytes:
@@ -143,19 +170,83 @@ class StoredCheckpoint:
     created_at: float
 
 
-def _assign(
-    batch: Sequence[SequencedEntry], first: int, known: dict[tuple[str, str], int]
-) -> tuple[list[int], list[dict[str, object]], list[dict[str, object]]]:
-    """Indices for ``batch`` from ``first``, skipping duplicates; the rows and keys to insert."""
-    indices: list[int] = []
-    rows: list[dict[str, object]] = []
-    keys: list[dict[str, object]] = []
-    for entry in batch:
-        if entry.dedup is not None and entry.dedup in known:
-            indices.append(known[entry.dedup])
-            continue
-        index = first + len(rows)
-        rows.append(
+class _Seen:
+    """Where each leaf hash and (agent, idempotency key) of a group already is: the
+    stored log, as read inside the sequencing transaction, plus the batches accepted
+    so far in that transaction."""
+
+    def __init__(self, leaves: dict[bytes, int], keys: dict[tuple[str, str], int]) -> None:
+        self.leaves, self.keys = leaves, keys
+
+    def accept(self, batch: _Assigned) -> None:
+        self.leaves.update(batch.leaves)
+        self.keys.update(batch.keys)
+
+
+class _Assigned:
+    """One caller's batch given indices from ``first``: all of it is stored, or none."""
+
+    def __init__(self, first: int, seen: _Seen) -> None:
+        self.first, self.seen = first, seen
+        self.indices: list[int] = []
+        self.rows: list[dict[str, object]] = []
+        self.leaves: dict[bytes, int] = {}
+        self.keys: dict[tuple[str, str], int] = {}
+        self.positions: dict[int, int] = {}  # index of a new row -> its batch position
+
+    def add(self, entry: SequencedEntry) -> None:
+        """Give ``entry`` its index, or refuse it (``DuplicateEntry``)."""
+        index = self._retried(entry)
+        if index is None:
+            self._refuse_replay(entry)
+            index = self._new_row(entry)
+        self.indices.append(index)
+
+    def key_rows(self) -> list[dict[str, object]]:
+        return [{"agent": a, "key": k, "entry_index": i} for (a, k), i in self.keys.items()]
+
+    def _where(self, leaf: bytes) -> int | None:
+        return self.leaves.get(leaf, self.seen.leaves.get(leaf))
+
+    def _retried(self, entry: SequencedEntry) -> int | None:
+        """The first copy's index when ``entry`` retries an entry with its idempotency key."""
+        if entry.dedup is None:
+            return None
+        first = self.keys.get(entry.dedup, self.seen.keys.get(entry.dedup))
+        if first is None or self._where(entry.leaf_hash) == first:
+            return first  # new key, or the identical entry again: exactly once
+        agent, key = entry.dedup
+        raise self._duplicate(
+            first,
+            f"{agent} already used idempotency key {key!r} for a different entry "
+            f"(index {first}); give each new decision its own key",
+        )
+
+    def _refuse_replay(self, entry: SequencedEntry) -> None:
+        if entry.payload_type in _REISSUED:
+            return
+        stored = self._where(entry.leaf_hash)
+        if stored is not None:
+            raise self._duplicate(
+                stored,
+                f"this entry is already in the log at index {stored}; a signed entry is "
+                "stored once (send an idempotency key to retry an append safely)",
+            )
+
+    def _duplicate(self, index: int, message: str) -> DuplicateEntry:
+        position = len(self.indices)
+        earlier = self.positions.get(index)
+        if earlier is not None:
+            return DuplicateEntry(
+                f"repeats entry {earlier} of this batch (same entry or same idempotency "
+                "key); send each decision once, with its own key",
+                detail={"entry": position, "same_as_entry": earlier},
+            )
+        return DuplicateEntry(message, detail={"entry": position, "index": index})
+
+    def _new_row(self, entry: SequencedEntry) -> int:
+        index = self.first + len(self.rows)
+        self.rows.append(
             {
                 "idx": index,
                 "leaf_hash": entry.leaf_hash,
@@ -163,11 +254,68 @@ def _assign(
                 "payload_type": entry.payload_type,
             }
         )
-        indices.append(index)
+        self.positions[index] = len(self.indices)
+        self.leaves[entry.leaf_hash] = index
         if entry.dedup is not None:
-            known[entry.dedup] = index
-            keys.append({"agent": entry.dedup[0], "key": entry.dedup[1], "entry_index": index})
-    return indices, rows, keys
+            self.keys[entry.dedup] = index
+        return index
+
+
+def _assign(batch: Sequence[SequencedEntry], first: int, seen: _Seen) -> _Assigned:
+    """Indices for ``batch`` from ``first``; raises ``DuplicateEntry`` for a replay."""
+    assigned = _Assigned(first, seen)
+    for entry in batch:
+        assigned.add(entry)
+    return assigned
+
+
+# One caller's outcome in a sequencing transaction: its indices, or why it was refused.
+Outcome = list[int] | DuplicateEntry
+
+
+def _assign_all(
+    batches: Sequence[Sequence[SequencedEntry]], first: int, seen: _Seen
+) -> tuple[list[Outcome], list[_Assigned]]:
+    """Each batch's outcome, in order; a refused batch takes no index and no others down."""
+    outcomes: list[Outcome] = []
+    accepted: list[_Assigned] = []
+    for batch in batches:
+        try:
+            assigned = _assign(batch, first, seen)
+        except DuplicateEntry as exc:
+            outcomes.append(_named(exc, len(batch)))
+            continue
+        seen.accept(assigned)
+        accepted.append(assigned)
+        outcomes.append(assigned.indices)
+        first += len(assigned.rows)
+    return outcomes, accepted
+
+
+def _named(exc: DuplicateEntry, size: int) -> DuplicateEntry:
+    """Say which entry of a batch was refused, as other per-entry errors do."""
+    if size > 1:
+        exc.message = f"entry {exc.detail['entry']}: {exc.message}"
+        exc.args = (exc.message,)
+    else:
+        exc.detail.pop("entry", None)
+    return exc
+
+
+def _project(conn: Connection, project: Projector, first: int, outcome: Outcome) -> None:
+    """Run a single batch's projection; a replay it lets through still rolls back.
+
+    The projection's own refusals (e.g. "this principal exists") name the problem more
+    precisely than "this entry is already in the log", so they speak first.
+    """
+    project(conn, outcome[0] if isinstance(outcome, list) else first)
+    if isinstance(outcome, DuplicateEntry):
+        raise outcome
+
+
+def _chunks(values: Sequence[T], size: int = _LOOKUP_CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 # Runs inside the sequencing transaction, with the first index assigned to the batch:
@@ -188,7 +336,23 @@ class SqlLogStore:
         """Give ``batch`` durable indices in one transaction; return each entry's index.
 
         An entry whose (agent, idempotency key) is already stored, or appears earlier in
-        the batch, is not stored again: it gets the index of the first copy.
+        the batch, is not stored again: it gets the index of the first copy. A replayed
+        entry (same leaf hash) or a key reused for a different entry refuses the whole
+        batch with ``DuplicateEntry``.
+        """
+        outcome = self.sequence_group([batch], project)[0]
+        if isinstance(outcome, DuplicateEntry):
+            raise outcome
+        return outcome
+
+    def sequence_group(
+        self, batches: Sequence[Sequence[SequencedEntry]], project: Projector | None = None
+    ) -> list[Outcome]:
+        """Sequence several callers' batches in one transaction; each batch's outcome.
+
+        Duplicates are found inside the transaction, under the sequencing lock, so two
+        concurrent copies of one entry cannot both be stored. ``project`` (for a single
+        batch) runs in the same transaction with the batch's first index.
         """
         with write_tx(self.engine) as conn:
             first = int(
@@ -196,30 +360,52 @@ class SqlLogStore:
                     select(log_state.c.sequenced).where(log_state.c.id == 1).with_for_update()
                 ).scalar_one()
             )
-            known = self._known_keys(conn, [e.dedup for e in batch if e.dedup])
-            indices, rows, keys = _assign(batch, first, known)
-            if rows:
-                now = time.time()
-                conn.execute(insert(entries), [{**r, "sequenced_at": now} for r in rows])
-                conn.execute(
-                    update(log_state).where(log_state.c.id == 1).values(sequenced=first + len(rows))
-                )
-            if keys:
-                conn.execute(insert(idempotency), keys)
+            everything = [e for batch in batches for e in batch]
+            seen = _Seen(
+                self._known_leaves(conn, [e.leaf_hash for e in everything]),
+                self._known_keys(conn, [e.dedup for e in everything if e.dedup]),
+            )
+            outcomes, accepted = _assign_all(batches, first, seen)
+            self._insert(conn, first, accepted)
             if project is not None:
-                project(conn, indices[0])
-        return indices
+                _project(conn, project, first, outcomes[0])
+        return outcomes
 
     @staticmethod
-    def _known_keys(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        if not keys:
-            return {}
-        rows = conn.execute(
-            select(idempotency.c.agent, idempotency.c.key, idempotency.c.entry_index).where(
-                tuple_(idempotency.c.agent, idempotency.c.key).in_(keys)
+    def _insert(conn: Connection, first: int, accepted: Sequence[_Assigned]) -> None:
+        rows = [r for a in accepted for r in a.rows]
+        keys = [k for a in accepted for k in a.key_rows()]
+        if rows:
+            now = time.time()
+            conn.execute(insert(entries), [{**r, "sequenced_at": now} for r in rows])
+            conn.execute(
+                update(log_state).where(log_state.c.id == 1).values(sequenced=first + len(rows))
             )
-        ).all()
-        return {(r.agent, r.key): int(r.entry_index) for r in rows}
+        if keys:
+            conn.execute(insert(idempotency), keys)
+
+    @staticmethod
+    def _known_leaves(conn: Connection, leaves: Sequence[bytes]) -> dict[bytes, int]:
+        """The first stored index of each of ``leaves`` that is in the log."""
+        found: dict[bytes, int] = {}
+        for chunk in _chunks(sorted(set(leaves))):
+            for row in conn.execute(select_leaf_indices(chunk)):
+                leaf, index = _blob(row.leaf_hash), int(row.idx)
+                found[leaf] = min(index, found.get(leaf, index))
+        return found
+
+    @staticmethod
+    def _known_keys(
+        conn: Connection, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], int]:
+        """The index stored for each of ``keys`` (agent, idempotency key) already used."""
+        wanted = set(keys)
+        found: dict[tuple[str, str], int] = {}
+        for chunk in _chunks(sorted({key for _agent, key in wanted})):
+            for row in conn.execute(select_key_indices(chunk)):
+                if (row.agent, row.key) in wanted:
+                    found[(row.agent, row.key)] = int(row.entry_index)
+        return found
 
     def sequenced_size(self) -> int:
         with read_tx(self.engine) as conn:

@@ -13,8 +13,10 @@ workers can share one PostgreSQL database (DESIGN.md 6):
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -158,11 +160,26 @@ def store_error(exc: DBAPIError, action: str) -> StoreError:
     )
 
 
+# SQLite has one write lock per database, and a writer that finds it taken polls for it
+# (sleeping up to 100 ms between tries) while the sequencer takes it again and again: a
+# lease renewal waited up to seconds. This process's writers queue on a lock instead and
+# are woken as soon as it is free; other processes still meet SQLite's own lock.
+_sqlite_writers: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_writers_lock = threading.Lock()
+
+
+def _writer_queue(engine: Engine) -> AbstractContextManager[object]:
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _writers_lock:
+        return _sqlite_writers.setdefault(engine, threading.RLock())
+
+
 @contextmanager
 def write_tx(engine: Engine) -> Iterator[Connection]:
     """A transaction that holds the database's write lock (SQLite) until commit."""
     try:
-        with engine.connect() as conn:
+        with _writer_queue(engine), engine.connect() as conn:
             conn.execution_options(custodes_write=True)
             with conn.begin():
                 yield conn

@@ -2,7 +2,7 @@
 bound to the principal holding them, with a status (active or retired).
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 """
 
 import base64
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 
 
 def upgrade() -> None:
