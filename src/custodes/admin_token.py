@@ -47,6 +47,11 @@ class AdminToken:
             if len(digest) != 64:
                 raise ConfigError(f"{path} does not hold a SHA-256 digest; run custodes init")
             return cls(digest, "init")
+        if settings.environment == "production":
+            raise ConfigError(
+                "no admin token for production: run `custodes init` (it generates one) or "
+                "set CUSTODES_ADMIN_TOKEN to a secret token"
+            )
         return cls(_digest(DEV_ADMIN_TOKEN), "development")
 
     @property

@@ -66,7 +66,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> Settings:
-        if self.environment == "production" and self.admin_token == DEV_ADMIN_TOKEN:
+        explicit = "admin_token" in self.model_fields_set
+        if self.environment == "production" and explicit and self.admin_token == DEV_ADMIN_TOKEN:
             raise ConfigError(
                 "CUSTODES_ADMIN_TOKEN is the development default; set a secret token "
                 "before running with CUSTODES_ENVIRONMENT=production"

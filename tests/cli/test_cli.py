@@ -86,10 +86,27 @@ def test_bad_public_key_for_signers_add_is_one_line(tmp_path: Path) -> None:
 
 def test_production_refuses_the_development_admin_token(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="CUSTODES_ADMIN_TOKEN"):
-        Settings(environment="production")
+        Settings(environment="production", admin_token=DEV_ADMIN_TOKEN)
+    with pytest.raises(ConfigError, match="custodes init"):  # no token at all
+        AdminToken.for_settings(Settings(environment="production", data_dir=tmp_path / "none"))
     assert Settings(environment="production", admin_token="s3cret-token").admin_token
-    done = custodes("init", cwd=tmp_path, env={"CUSTODES_ENVIRONMENT": "production"})
+    production = {"CUSTODES_ENVIRONMENT": "production", "CUSTODES_DATA_DIR": str(tmp_path / "n")}
+    done = custodes(
+        "init", cwd=tmp_path, env={**production, "CUSTODES_ADMIN_TOKEN": DEV_ADMIN_TOKEN}
+    )
     assert_one_line_error(done, "CUSTODES_ADMIN_TOKEN")
+    env_without_token = {k: v for k, v in os.environ.items() if k != "CUSTODES_ADMIN_TOKEN"}
+    done = subprocess.run(  # init generates the production node's token
+        [sys.executable, "-m", "custodes", "init"],
+        cwd=tmp_path,
+        env={**env_without_token, **production},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["admin_token"]
 
 
 def test_init_generates_an_admin_token_shown_once_and_kept_hashed(tmp_path: Path) -> None:

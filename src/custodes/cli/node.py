@@ -24,18 +24,19 @@ def init() -> None:
     """
     settings = Settings()
     ensure_writable(settings)
+    token = None
+    if "admin_token" not in settings.model_fields_set:
+        token = generate_admin_token(settings.data_dir)
     node = Node(settings)
     try:
         node.start()
         shown: dict[str, str] = {"origin": settings.origin, **node.vkeys()}
-        if "admin_token" not in settings.model_fields_set:
-            token = generate_admin_token(settings.data_dir)
-            if token is not None:
-                shown["admin_token"] = token
+        if token is not None:
+            shown["admin_token"] = token
         typer.echo(json.dumps(shown, indent=1))
     finally:
         node.close()
-    if "admin_token" in shown:
+    if token is not None:
         typer.echo(
             "the admin token above is shown only once; keep it (CUSTODES_ADMIN_TOKEN=...)",
             err=True,
