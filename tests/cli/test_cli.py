@@ -84,6 +84,20 @@ def test_bad_public_key_for_signers_add_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(done, "base64")
 
 
+def _init_without_admin_token(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``custodes init`` with no CUSTODES_ADMIN_TOKEN at all, so it generates one."""
+    inherited = {k: v for k, v in os.environ.items() if k != "CUSTODES_ADMIN_TOKEN"}
+    return subprocess.run(
+        [sys.executable, "-m", "custodes", "init"],
+        cwd=cwd,
+        env={**inherited, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_production_refuses_the_development_admin_token(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="CUSTODES_ADMIN_TOKEN"):
         Settings(environment="production", admin_token=DEV_ADMIN_TOKEN)
@@ -95,32 +109,14 @@ def test_production_refuses_the_development_admin_token(tmp_path: Path) -> None:
         "init", cwd=tmp_path, env={**production, "CUSTODES_ADMIN_TOKEN": DEV_ADMIN_TOKEN}
     )
     assert_one_line_error(done, "CUSTODES_ADMIN_TOKEN")
-    env_without_token = {k: v for k, v in os.environ.items() if k != "CUSTODES_ADMIN_TOKEN"}
-    done = subprocess.run(  # init generates the production node's token
-        [sys.executable, "-m", "custodes", "init"],
-        cwd=tmp_path,
-        env={**env_without_token, **production},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _init_without_admin_token(tmp_path, production)  # init generates the token
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["admin_token"]
 
 
 def test_init_generates_an_admin_token_shown_once_and_kept_hashed(tmp_path: Path) -> None:
     env = {"CUSTODES_DATA_DIR": str(tmp_path / "node")}
-    env_without_token = {k: v for k, v in os.environ.items() if k != "CUSTODES_ADMIN_TOKEN"}
-    first = subprocess.run(
-        [sys.executable, "-m", "custodes", "init"],
-        cwd=tmp_path,
-        env={**env_without_token, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    first = _init_without_admin_token(tmp_path, env)
     assert first.returncode == 0, first.stderr
     token = json.loads(first.stdout)["admin_token"]
     stored = (tmp_path / "node" / "admin-token.sha256").read_text()

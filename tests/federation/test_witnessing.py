@@ -24,6 +24,17 @@ def _requester(node: Node, answer: httpx.Response) -> WitnessRequester:
     return WitnessRequester(node, [peer], client=httpx.Client(transport=transport))
 
 
+def _ask(node: Node, answer: httpx.Response, size: int) -> int:
+    """Ask the one (scripted) witness to cosign our checkpoint of ``size``."""
+    requester = _requester(node, answer)
+    try:
+        stored = node.store.checkpoint(size)
+        assert stored is not None
+        return requester.request_all(stored)
+    finally:
+        requester.stop()
+
+
 def _newest(node: Node) -> int:
     node.log.integrate()
     stored = node.store.checkpoint()
@@ -51,13 +62,7 @@ def test_a_witness_ahead_of_us_or_on_a_fork_trips_the_alarm(
 ) -> None:
     agent_id = enrol(node, WITNESS_AGENT)
     size = _newest(node)
-    requester = _requester(node, answer)
-    try:
-        stored = node.store.checkpoint(size)
-        assert stored is not None
-        assert requester.request_all(stored) == 0
-    finally:
-        requester.stop()
+    assert _ask(node, answer, size) == 0
     assert node.alarm.tripped
     assert reason in node.alarm.alarms()[0]["reason"]
     with pytest.raises(IntegrityAlarm):
@@ -67,13 +72,7 @@ def test_a_witness_ahead_of_us_or_on_a_fork_trips_the_alarm(
 def test_a_witness_that_is_merely_behind_is_no_alarm(node: Node) -> None:
     size = _newest(node)
     answer = httpx.Response(500, json={"error": {"code": "internal_error", "message": "down"}})
-    requester = _requester(node, answer)
-    try:
-        stored = node.store.checkpoint(size)
-        assert stored is not None
-        assert requester.request_all(stored) == 0
-    finally:
-        requester.stop()
+    assert _ask(node, answer, size) == 0
     assert not node.alarm.tripped
 
 

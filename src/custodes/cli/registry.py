@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -205,9 +206,8 @@ def register_model(
     key: Path = KEY,
 ) -> None:
     """Register a model; the operator registering it holds it."""
-    record = ModelRecord.model_validate(_json_file(record_file))
-    index = acting_client(node, actor, token, key).register_model(record)
-    typer.echo(f"registered {record.id} at log index {index}")
+    client = acting_client(node, actor, token, key)
+    _send_model(record_file, client.register_model, "registered")
 
 
 @model_app.command("update")
@@ -219,9 +219,12 @@ def update_model(
     key: Path = KEY,
 ) -> None:
     """Correct a model's record (its holder, or its home regulator, who may hand it on)."""
+    _send_model(record_file, acting_client(node, actor, token, key).update_model, "updated")
+
+
+def _send_model(record_file: Path, send: Callable[[ModelRecord], int], done: str) -> None:
     record = ModelRecord.model_validate(_json_file(record_file))
-    index = acting_client(node, actor, token, key).update_model(record)
-    typer.echo(f"updated {record.id} at log index {index}")
+    typer.echo(f"{done} {record.id} at log index {send(record)}")
 
 
 @model_app.command("retire")
