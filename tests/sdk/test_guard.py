@@ -216,13 +216,18 @@ def test_safe_state_runs_once_under_twenty_concurrent_checks(
     assert hooks.safe_states == 1
 
 
+def _fast_recorder(node: FakeNode, signer: EnvelopeSigner, tmp_path: Path) -> DecisionRecorder:
+    """A recorder delivering halt records to ``node`` at once (short flush and retry)."""
+    ledger = LedgerClient(node.url, client=node.client())
+    return DecisionRecorder(
+        ledger, AGENT, signer, tmp_path / "spool", flush_interval=0.01, retry_initial=0.01
+    )
+
+
 def test_a_kill_order_halts_at_once_and_the_halt_is_recorded(
     node: FakeNode, clock: FakeClock, signer: EnvelopeSigner, hooks: Hooks, tmp_path: Path
 ) -> None:
-    ledger = LedgerClient(node.url, client=node.client())
-    recorder = DecisionRecorder(
-        ledger, AGENT, signer, tmp_path / "spool", flush_interval=0.01, retry_initial=0.01
-    )
+    recorder = _fast_recorder(node, signer, tmp_path)
     guard = make_guard(node, clock, signer, safe_state=hooks.safe_state, recorder=recorder)
     try:
         guard.start()
@@ -345,10 +350,7 @@ def test_a_bad_lease_is_refused_and_grants_nothing(
 def test_a_territorial_halt_is_recorded_for_its_jurisdiction(
     node: FakeNode, clock: FakeClock, signer: EnvelopeSigner, hooks: Hooks, tmp_path: Path
 ) -> None:
-    ledger = LedgerClient(node.url, client=node.client())
-    recorder = DecisionRecorder(
-        ledger, AGENT, signer, tmp_path / "spool", flush_interval=0.01, retry_initial=0.01
-    )
+    recorder = _fast_recorder(node, signer, tmp_path)
     guard = make_guard(
         node,
         clock,
@@ -453,10 +455,7 @@ def test_a_forged_push_neither_halts_nor_records_nor_drops_a_genuine_order(
     """The renewal race: a lease issued before a genuine FR suspension arrives after it.
     The guard settles only orders at or below the horizon it had when it asked; a forged
     event far ahead must not have moved that horizon, or the lease would lift FR."""
-    ledger = LedgerClient(node.url, client=node.client())
-    recorder = DecisionRecorder(
-        ledger, AGENT, signer, tmp_path / "spool", flush_interval=0.01, retry_initial=0.01
-    )
+    recorder = _fast_recorder(node, signer, tmp_path)
     guard = make_guard(
         node,
         clock,
