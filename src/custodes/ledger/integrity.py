@@ -42,7 +42,7 @@ from custodes.ledger.tiles import TILE_WIDTH
 __all__ = [
     "AlarmLatch",
     "HighWaterMark",
-    "check_growth",
+    "check_entries",
     "check_tree_base",
     "right_edge_start",
 ]
@@ -148,23 +148,17 @@ def check_tree_base(
     stored_root: bytes,
     reader: NodeReader,
     *,
-    right_edge: Sequence[tuple[bytes, bytes]],
     signed: tuple[bytes, Sequence[NoteVerifier]] | None,
     mark: tuple[int, bytes] | None,
 ) -> CompactRange:
     """Re-derive the tree integration builds on; return its compact range.
 
-    ``right_edge`` holds (entry, stored leaf hash) for the entries of the tree's last,
-    partial level-0 tile; ``signed`` is the stored checkpoint note at ``size`` and the
-    log's keys (None only for the empty tree); ``mark`` is the high-water mark.
-    Raises ``IntegrityAlarm`` (untripped: the caller trips its latch) on any mismatch.
+    Check the right edge's entries first (``check_entries`` from ``right_edge_start``):
+    ``reader`` builds the right edge's nodes from their stored leaf hashes. ``signed``
+    is the stored checkpoint note at ``size`` and the log's keys (None only for the
+    empty tree); ``mark`` is the high-water mark. Raises ``IntegrityAlarm`` (untripped:
+    the caller trips its latch) on any mismatch.
     """
-    for offset, (data, stored) in enumerate(right_edge):
-        if leaf_hash(data) != stored:
-            raise _mismatch(
-                "a stored entry does not hash to its stored leaf hash",
-                index=size - len(right_edge) + offset,
-            )
     tree = CompactRange.from_reader(size, reader)
     root = tree.root()
     if root != stored_root:
@@ -223,12 +217,12 @@ def _check_mark(size: int, root: bytes, mark: tuple[int, bytes] | None) -> None:
         )
 
 
-def check_growth(first: int, end: int, rows: Sequence[tuple[int, bytes, bytes]]) -> list[bytes]:
-    """Check the stored entries ``[first, end)`` about to be integrated, given as
-    (index, entry, stored leaf hash); return their re-derived leaf hashes."""
+def check_entries(first: int, end: int, rows: Sequence[tuple[int, bytes, bytes]]) -> list[bytes]:
+    """Check stored entries ``[first, end)``, given as (index, entry, stored leaf hash):
+    none is missing and each hashes to its stored leaf hash. Return the leaf hashes."""
     if [r[0] for r in rows] != list(range(first, end)):
         raise _mismatch(
-            "the sequenced entries are not contiguous (a hole in the log)",
+            "the stored entries are not contiguous (a hole in the log)",
             first=first,
             end=end,
             found=len(rows),
@@ -236,7 +230,7 @@ def check_growth(first: int, end: int, rows: Sequence[tuple[int, bytes, bytes]])
     leaves = [leaf_hash(data) for _, data, _ in rows]
     for (index, _, kept), derived in zip(rows, leaves, strict=True):
         if derived != kept:
-            raise _mismatch("a sequenced entry does not hash to its stored leaf hash", index=index)
+            raise _mismatch("a stored entry does not hash to its stored leaf hash", index=index)
     return leaves
 
 

@@ -26,7 +26,7 @@ from custodes.ledger.errors import EnvelopeError, IntegrityAlarm, LedgerError
 from custodes.ledger.integrity import (
     AlarmLatch,
     HighWaterMark,
-    check_growth,
+    check_entries,
     check_tree_base,
     right_edge_start,
 )
@@ -217,7 +217,7 @@ class LogService:
             end = min(sequenced, size + _MAX_INTEGRATE)
             tree = self._checked(lambda: self._base(conn, size, stored_root))
             rows = self.store.entry_rows(conn, size, end)
-            leaves = self._checked(lambda: check_growth(size, end, rows))
+            leaves = self._checked(lambda: check_entries(size, end, rows))
             nodes: list[tuple[int, int, bytes]] = []
 
             def keep(level: int, index: int, digest: bytes) -> None:
@@ -237,17 +237,13 @@ class LogService:
 
     def _base(self, conn: Connection, size: int, stored_root: bytes) -> CompactRange:
         """The stored tree of ``size`` leaves, re-derived and checked (see integrity)."""
-        edge = self.store.entry_rows(conn, right_edge_start(size), size)
-        if [r[0] for r in edge] != list(range(right_edge_start(size), size)):
-            raise IntegrityAlarm("entries under the signed tree are missing", detail={"size": size})
+        edge_start = right_edge_start(size)
+        check_entries(edge_start, size, self.store.entry_rows(conn, edge_start, size))
         note = self.store.checkpoint_note(conn, size)
         signed = None if note is None else (note, [self._log_signer.verifier()])
         mark = None if self.high_water is None else self.high_water.read()
         reader = self.store.node_reader(conn)
-        right_edge = [(d, h) for _, d, h in edge]
-        return check_tree_base(
-            size, stored_root, reader, right_edge=right_edge, signed=signed, mark=mark
-        )
+        return check_tree_base(size, stored_root, reader, signed=signed, mark=mark)
 
     def _checked(self, check: Callable[[], T]) -> T:
         """Run an integrity check; on a mismatch trip the latch and raise its error."""
