@@ -86,14 +86,7 @@ def verify(
         log_keys, witness_keys = key or saved_keys, witness_key or saved_witnesses
         if not log_keys:
             raise ConfigError(f"no trusted key for {origin}; pass the log's vkey with --key")
-        with Progress(
-            TextColumn("verifying {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            transient=True,
-            console=Console(stderr=True),
-        ) as bar:
+        with _progress("verifying") as bar:
             task = bar.add_task(origin, total=None)
             report = verify_log(
                 note,
@@ -135,7 +128,7 @@ def audit() -> None:
                 auditor = LogAuditor(
                     node.store, target, node.log_signer.verifier(), node.entry_signer.public_key
                 )
-                with _progress() as bar:
+                with _progress("auditing") as bar:
                     task = bar.add_task(node.settings.origin, total=None)
                     report = auditor.run(lambda d, t: bar.update(task, completed=d, total=t))
             finally:
@@ -178,9 +171,10 @@ def _existing_settings() -> Settings:
     return settings
 
 
-def _progress() -> Progress:
+def _progress(verb: str) -> Progress:
+    """A transient progress bar on stderr: ``<verb> <origin>``, entries done of total."""
     return Progress(
-        TextColumn("auditing {task.description}"),
+        TextColumn(f"{verb} {{task.description}}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
