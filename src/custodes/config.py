@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     # Seconds between background audits of new entries (signatures, leaf hashes,
     # checkpoints; see custodes.registry.audit); 0 turns the background audit off.
     audit_interval: float = Field(default=600.0, ge=0)
+    # Operability (docs/design/0011): log lines as text or one JSON object each; one
+    # access line per request; OpenTelemetry traces when an OTLP endpoint is set (here,
+    # or in OTEL_EXPORTER_OTLP_ENDPOINT).
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = False
+    otel_endpoint: str | None = None
 
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> Settings:

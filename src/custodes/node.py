@@ -33,6 +33,7 @@ from custodes.ledger.service import LogService
 from custodes.ledger.signers import SignerDirectory, signer_entry
 from custodes.ledger.store import SqlLogStore
 from custodes.ledger.witness import Witness
+from custodes.metrics import NULL_METRICS, Metrics
 from custodes.registry.audit import AuditReport, LogAuditor
 from custodes.registry.models import KillOrder
 from custodes.registry.principals import TokenStore
@@ -46,8 +47,11 @@ log = logging.getLogger("custodes.node")
 
 
 class Node:
-    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine | None = None, metrics: Metrics = NULL_METRICS
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.admin_token = AdminToken.for_settings(settings)
         self.engine = engine or open_engine(settings.db_url)
         upgrade(self.engine)
@@ -69,6 +73,7 @@ class Node:
             verify_threads=settings.verify_threads,
             alarm=self.alarm,
             high_water=HighWaterMark(settings.data_dir / "high-water.json"),
+            metrics=metrics,
         )
         self.registry = RegistryService(
             self.engine, self.log, self.entry_signer, settings.jurisdiction
@@ -86,6 +91,7 @@ class Node:
             settings.origin,
             ttl_critical=settings.lease_ttl_critical,
             ttl_default=settings.lease_ttl_default,
+            metrics=metrics,
         )
         self.witness = Witness(
             self.engine, self.cosigner, [parse_vkey(v) for v in settings.witnessed_logs]
@@ -115,6 +121,11 @@ class Node:
         self._integrator.start()
         if self.settings.audit_interval > 0:
             self._auditor.start()
+
+    @property
+    def integrating(self) -> bool:
+        """Whether the background integration (tree growth, checkpoints) is running."""
+        return self._integrator.is_alive() and not self._stop.is_set()
 
     def close(self) -> None:
         self._stop.set()

@@ -1,12 +1,31 @@
-"""The node's log cannot fill a disk: identical records are let through a few a minute."""
+"""The node's log: it cannot fill a disk, it can be JSON, and it names each request.
+
+Identical records are let through a few a minute. With ``log_format = "json"`` every
+line is one JSON object; every response carries an ``X-Request-ID`` (the client's when
+sane), and the records made while serving it carry the same id.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import sys
+from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
-from custodes.api.logs import RepeatFilter, logging_config
+from custodes.api import create_app
+from custodes.api.logs import (
+    REQUEST_ID,
+    JsonFormatter,
+    RepeatFilter,
+    RequestIdFilter,
+    TextFormatter,
+    logging_config,
+)
+from tests.databases import node_settings
 
 
 class FakeClock:
@@ -59,5 +78,112 @@ def test_different_errors_are_counted_apart(
 
 def test_serve_logs_through_the_filter() -> None:
     config = logging_config("info")
-    assert config["handlers"]["stderr"]["filters"] == ["repeats"]
+    assert "repeats" in config["handlers"]["stderr"]["filters"]
     assert config["root"]["handlers"] == ["stderr"]  # asyncio's and custodes' records too
+
+
+def _record(message: str, *args: object, **extra: object) -> logging.LogRecord:
+    record = logging.getLogger("custodes.test.json").makeRecord(
+        "custodes.test.json", logging.WARNING, __file__, 1, message, args, None, extra=extra
+    )
+    RequestIdFilter().filter(record)
+    return record
+
+
+def test_a_json_line_is_one_object_with_the_request_id_and_extra_fields() -> None:
+    token = REQUEST_ID.set("req-42")
+    try:
+        record = _record("witness %s did not cosign", "w.test", witness="w.test")
+    finally:
+        REQUEST_ID.reset(token)
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    entry = json.loads(line)
+    assert entry["message"] == "witness w.test did not cosign"
+    assert (entry["level"], entry["logger"]) == ("WARNING", "custodes.test.json")
+    assert (entry["request_id"], entry["witness"]) == ("req-42", "w.test")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", entry["time"])
+
+
+def test_a_json_line_carries_the_exception_and_no_request_id_outside_a_request() -> None:
+    try:
+        _accept_failed()
+    except OSError:
+        record = _record("accept failed")
+        record.exc_info = sys.exc_info()
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["request_id"] is None
+    assert "Too many open files" in entry["exception"]
+
+
+def test_a_text_line_names_the_request_only_inside_one() -> None:
+    assert "request_id" not in TextFormatter().format(_record("quiet"))
+    token = REQUEST_ID.set("req-7")
+    try:
+        assert TextFormatter().format(_record("busy")).endswith("[request_id=req-7]")
+    finally:
+        REQUEST_ID.reset(token)
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_serve_formats_lines_as_configured(log_format: str) -> None:
+    config = logging_config("info", log_format)  # type: ignore[arg-type]
+    wanted = JsonFormatter if log_format == "json" else TextFormatter
+    assert config["formatters"]["line"]["()"] is wanted
+    assert config["handlers"]["stderr"]["filters"][0] == "request_id"
+
+
+@pytest.fixture(scope="module")
+def logged_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    """A node with ``access_log`` on (SQLite: nothing here depends on the database)."""
+    base = tmp_path_factory.mktemp("access")
+    settings = node_settings(base, f"sqlite:///{base / 'custodes.db'}")
+    with TestClient(create_app(settings.model_copy(update={"access_log": True}))) as client:
+        yield client
+
+
+@pytest.fixture
+def access(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="custodes.access")
+    caplog.handler.addFilter(RequestIdFilter())
+    return caplog
+
+
+def _access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "custodes.access"]
+
+
+def test_a_sane_request_id_is_kept_and_logged_with_the_request(
+    logged_client: TestClient, access: pytest.LogCaptureFixture
+) -> None:
+    response = logged_client.get("/log/checkpoint", headers={"X-Request-ID": "lb-7f3a:2"})
+    assert response.headers["x-request-id"] == "lb-7f3a:2"
+    [record] = _access_records(access)
+    assert record.request_id == "lb-7f3a:2"  # type: ignore[attr-defined]
+    assert (record.method, record.path, record.status) == ("GET", "/log/checkpoint", 200)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("sent", ["", "two words", "x" * 129, "evil\u2028line"])
+def test_an_insane_request_id_is_replaced(logged_client: TestClient, sent: str) -> None:
+    answered = logged_client.get("/healthz", headers={"X-Request-ID": sent.encode()}).headers[
+        "x-request-id"
+    ]
+    assert answered != sent
+    assert re.fullmatch(r"[0-9a-f]{32}", answered)
+
+
+def test_errors_carry_a_request_id_too(
+    logged_client: TestClient, access: pytest.LogCaptureFixture
+) -> None:
+    response = logged_client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    [record] = _access_records(access)
+    assert response.headers["x-request-id"] == record.request_id  # type: ignore[attr-defined]
+    assert record.status == 404  # type: ignore[attr-defined]
+
+
+def test_no_access_lines_unless_asked(
+    shared_client: TestClient, access: pytest.LogCaptureFixture
+) -> None:
+    assert shared_client.get("/healthz").status_code == 200
+    assert _access_records(access) == []

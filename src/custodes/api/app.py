@@ -1,12 +1,18 @@
-"""The FastAPI app factory: one node, its background work, and every router."""
+"""The FastAPI app factory: one node, its background work, and every router.
+
+Around every router: a request id for each request (its header, its log lines) and,
+when configured, an OpenTelemetry span; both wrap the app's error handling too, so a
+500 carries its request id and is traced. ``/metrics`` reads the app's own registry.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from custodes import __version__
 from custodes.api import (
@@ -22,10 +28,17 @@ from custodes.api import (
 )
 from custodes.api.bodies import BodyGate
 from custodes.api.errors import install_error_handlers
+from custodes.api.metrics import PrometheusMetrics
 from custodes.api.openapi import error_schemas
+from custodes.api.request_ids import RequestIdMiddleware
+from custodes.api.server import END_STREAMS
+from custodes.api.tracing import TracingMiddleware, tracer_provider_for
 from custodes.config import Settings
 from custodes.federation.witnessing import WitnessRequester
 from custodes.node import Node
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 __all__ = ["create_app"]
 
@@ -48,22 +61,54 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     return document
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the node opens (migrations, keys, threads) when the app starts."""
+def _wrapped(
+    app: FastAPI, settings: Settings, tracer_provider: TracerProvider | None
+) -> Callable[[], ASGIApp]:
+    """The app's middleware stack inside the request-id and tracing layers.
+
+    ``add_middleware`` would place them inside Starlette's outermost error middleware,
+    which answers a 500 past them (no request id on it, no span status).
+    """
+
+    def build() -> ASGIApp:
+        stack = FastAPI.build_middleware_stack(app)
+        if tracer_provider is not None:
+            stack = TracingMiddleware(stack, tracer_provider.get_tracer("custodes.api"))
+        return RequestIdMiddleware(stack, access_log=settings.access_log)
+
+    return build
+
+
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """Build the app; the node opens (migrations, keys, threads) when the app starts.
+
+    ``tracer_provider`` traces requests through a provider of the caller's (a test's
+    in-memory exporter); without one, the configured OTLP endpoint's, if any.
+    """
     settings = settings or Settings()
+    metrics = PrometheusMetrics()
+    own_provider = tracer_provider is None
+    tracer_provider = tracer_provider or tracer_provider_for(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        node = Node(settings)
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        node = Node(settings, metrics=metrics)
         node.start()
+        metrics.watch(node)
         requester = WitnessRequester(node, settings.witnesses)
         requester.start()
         app.state.node = node
         try:
-            yield
+            # The server ends the kill-order streams through this as it starts to stop.
+            yield {END_STREAMS: node.broadcaster.close}
         finally:
+            node.broadcaster.close()
             requester.stop()
             node.close()
+            if own_provider and tracer_provider is not None:
+                tracer_provider.shutdown()  # export the spans still batched
 
     app = FastAPI(
         title="Custodes member node",
@@ -72,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.bodies = BodyGate(settings.max_large_bodies)
+    app.state.metrics = metrics
+    app.build_middleware_stack = _wrapped(app, settings, tracer_provider)  # type: ignore[method-assign]
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
     for router in (

@@ -1,5 +1,11 @@
 """The node's log: one handler on stderr, repeats rate-limited so no error can fill a disk.
 
+Each line is text or, with ``log_format = "json"``, one JSON object (``time``,
+``level``, ``logger``, ``message``, ``request_id``, any ``extra`` fields, and
+``exception`` when there is one) for a log shipper to parse without a pattern. A record
+made while a request is served carries that request's id (``REQUEST_ID``, set by
+``custodes.api.request_ids``); elsewhere ``request_id`` is null.
+
 ``RepeatFilter`` lets the first ``burst`` identical records (same logger, level, text
 and exception type) through per ``window`` seconds and counts the rest; the first one
 through in the next window says how many were held back. Under descriptor exhaustion
@@ -12,10 +18,25 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
-__all__ = ["RepeatFilter", "logging_config"]
+import orjson
+
+__all__ = [
+    "REQUEST_ID",
+    "JsonFormatter",
+    "RepeatFilter",
+    "RequestIdFilter",
+    "TextFormatter",
+    "logging_config",
+]
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("custodes_request_id", default=None)
+# What every LogRecord has: anything else on a record came from ``extra=``.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "request_id"}
 
 _MAX_KEYS = 4096
 
@@ -67,24 +88,70 @@ def _note_held_back(record: logging.LogRecord, held: int, window: float) -> None
     record.args = None
 
 
-def logging_config(level: str = "warning") -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for ``custodes serve`` (uvicorn's loggers included)."""
+class RequestIdFilter(logging.Filter):
+    """Stamps each record with the id of the request being served (``None`` outside one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = REQUEST_ID.get()
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        request_id = getattr(record, "request_id", None)
+        return line if request_id is None else f"{line} [request_id={request_id}]"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; ``extra`` fields become keys of their own."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+        }
+        entry |= {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def logging_config(
+    level: str = "warning",
+    log_format: Literal["text", "json"] = "text",
+    *,
+    access_log: bool = False,
+) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for ``custodes serve`` (uvicorn's loggers included).
+
+    uvicorn's own access log stays off: ``custodes.access`` (one line per request, with
+    its id, status and duration) replaces it when ``access_log`` is on.
+    """
+    formatter = JsonFormatter if log_format == "json" else TextFormatter
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"repeats": {"()": RepeatFilter}},
-        "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "filters": {"request_id": {"()": RequestIdFilter}, "repeats": {"()": RepeatFilter}},
+        "formatters": {"line": {"()": formatter}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "line",
-                "filters": ["repeats"],
+                "filters": ["request_id", "repeats"],
             }
         },
         "loggers": {
             "uvicorn": {"level": level.upper()},
             "uvicorn.access": {"level": "WARNING"},
+            "custodes.access": {"level": "INFO" if access_log else "WARNING"},
         },
         "root": {"handlers": ["stderr"], "level": level.upper()},
     }

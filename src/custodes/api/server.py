@@ -9,6 +9,12 @@ from its headers, whatever arrives meanwhile, then closes the connection. Past
 ``max_connections`` open connections a new one is closed at once, before it costs more
 than its descriptor. The app's own answer time is not bounded: a kill-order stream is
 an answer that lasts.
+
+On SIGTERM or SIGINT uvicorn stops accepting, then asks each connection to shut down
+and waits for the answers in progress. A kill-order stream never finishes by itself,
+so the first connection asked ends every stream at once (``END_STREAMS``, which the
+app's lifespan hands over in its state): subscribers see their stream end cleanly and
+reconnect elsewhere, and the process exits without waiting out the grace period.
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from custodes.api.logs import logging_config
 from custodes.config import Settings
 
-__all__ = ["DeadlineProtocol", "deadline_protocol", "server_config"]
+__all__ = ["END_STREAMS", "DeadlineProtocol", "deadline_protocol", "server_config"]
+
+END_STREAMS = "custodes.end_streams"  # lifespan state: ends every kill-order stream
 
 log = logging.getLogger("custodes.api.server")
 _SPARE_DESCRIPTORS = 256  # the database pool, key files, worker threads' sockets
@@ -58,6 +66,13 @@ class DeadlineProtocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """The server is stopping: end the streams, then close as uvicorn does."""
+        end_streams = self.app_state.get(END_STREAMS)
+        if callable(end_streams):
+            end_streams()
+        super().shutdown()
 
     def _watch(self) -> None:
         """Arm the deadline for what the client owes us now: headers, a body, or nothing."""
@@ -117,7 +132,9 @@ def server_config(
         "host": host,
         "port": port,
         "http": deadline_protocol(settings, _connection_bound(settings.max_connections)),
-        "log_config": logging_config("warning"),
+        "log_config": logging_config(
+            "warning", settings.log_format, access_log=settings.access_log
+        ),
         "log_level": "warning",
         "timeout_keep_alive": settings.keep_alive_timeout,
         "timeout_graceful_shutdown": 5,

@@ -77,6 +77,7 @@ class WitnessRequester:
             try:
                 done += self._request(url, verifier, checkpoint)
             except (httpx.HTTPError, CustodesError) as exc:
+                self._node.metrics.witness_failed(verifier.name)
                 log.warning(
                     "witness %s did not cosign size %d: %s", verifier.name, checkpoint.size, exc
                 )

@@ -81,21 +81,46 @@ class Subscription:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
-            self.dropped = True
+            self.end()
+
+    def end(self) -> None:
+        """End the stream after what it holds (runs on the event loop); it reconnects."""
+        if self.dropped:
+            return
+        self.dropped = True
+        if self.queue.full():
             self.queue.get_nowait()
-            self.queue.put_nowait(None)  # end of stream: reconnect
+        self.queue.put_nowait(None)
 
 
 class OrderBroadcaster:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
         self._lock = threading.Lock()
+        self._closed = False
 
     def subscribe(self, agent_id: str | None) -> Subscription:
         sub = Subscription(agent_id, asyncio.get_running_loop())
         with self._lock:
             self._subs.add(sub)
+            if self._closed:
+                sub.end()  # the node is stopping: this stream ends at once too
         return sub
+
+    def close(self) -> None:
+        """End every stream now (the node is stopping); safe from any thread, idempotent.
+
+        A server waits for open responses before it exits, and a stream never finishes
+        by itself: without this, shutdown waits for its grace period to run out.
+        """
+        with self._lock:
+            self._closed = True
+            subs = list(self._subs)
+        for sub in subs:
+            try:
+                sub.loop.call_soon_threadsafe(sub.end)
+            except RuntimeError:  # the subscriber's loop has closed
+                self.unsubscribe(sub)
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from custodes.errors import AuthError, BadRequest, CustodesError, StoreError
 from custodes.ledger.dsse import EnvelopeSigner, parse_envelope, sign_envelope, verify_envelope
 from custodes.ledger.signers import SignerDirectory
+from custodes.metrics import NULL_METRICS, Metrics
 from custodes.registry.models import AGENT_ID
 from custodes.registry.projection import load_agent
 from custodes.registry.queries import status_at
@@ -186,8 +187,10 @@ class LeaseIssuer:
         ttl_default: int = 300,
         max_skew: int = 30,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics = NULL_METRICS,
     ) -> None:
         self._engine, self._signers, self._node, self._issuer = engine, signers, node, issuer
+        self._metrics = metrics
         self._ttl_critical = min(ttl_critical, MAX_CRITICAL_TTL)
         self._ttl_default = ttl_default
         self._max_skew = max_skew
@@ -222,6 +225,15 @@ class LeaseIssuer:
 
     def issue(self, obj: Any) -> dict[str, Any]:
         """Verify a signed lease request and answer a signed lease (or refuse, 403)."""
+        try:
+            lease = self._issue(obj)
+        except CustodesError as exc:
+            self._metrics.lease_answered(exc.code)
+            raise
+        self._metrics.lease_answered("issued")
+        return lease
+
+    def _issue(self, obj: Any) -> dict[str, Any]:
         request, keyid = self._request(obj)
         now = int(self._clock())
         if abs(now - request.at) > self._max_skew:

@@ -61,6 +61,10 @@ class Sequencer:
             self._thread.join(timeout=10)
 
     @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and not self._stopping
+
+    @property
     def pending(self) -> int:
         return self._pending
 

@@ -37,6 +37,7 @@ from custodes.ledger.sequencer import Sequencer
 from custodes.ledger.signers import SignerDirectory
 from custodes.ledger.store import Projector, SequencedEntry, SqlLogStore, StoredCheckpoint
 from custodes.ledger.tiles import MAX_ENTRY_SIZE, TILE_HEIGHT
+from custodes.metrics import NULL_METRICS, Metrics
 from custodes.store.db import read_tx, write_tx
 
 __all__ = ["LogService", "Proof"]
@@ -82,6 +83,7 @@ class LogService:
         agent_status: AgentStatus | None = None,
         alarm: AlarmLatch | None = None,
         high_water: HighWaterMark | None = None,
+        metrics: Metrics = NULL_METRICS,
     ) -> None:
         self.store = store
         self.origin = log_signer.name
@@ -92,6 +94,7 @@ class LogService:
         self.agent_status = agent_status
         self.alarm = alarm or AlarmLatch()
         self.high_water = high_water
+        self.metrics = metrics
         self._verify_pool = ThreadPoolExecutor(verify_threads, thread_name_prefix="verify")
         self.sequenced = threading.Event()
         self.checkpointed = threading.Condition()
@@ -187,12 +190,15 @@ class LogService:
         """Validate, verify and durably sequence a batch; all or nothing."""
         if not objs:
             raise BadRequest("the batch is empty", code="empty_batch")
+        started = time.perf_counter()
         checked = [
             _at(position, len(objs), self.check_entry, obj) for position, obj in enumerate(objs)
         ]
         self._verify_all(checked)
         self.alarm.check()
-        return self.sequencer.submit([c.sequenced() for c in checked])
+        indices = self.sequencer.submit([c.sequenced() for c in checked])
+        self.metrics.appended(len(indices), time.perf_counter() - started)
+        return indices
 
     def append_own(self, envelope: Envelope, project: Projector | None = None) -> int:
         """Sequence an entry already verified by its service, with its projection, atomically."""
@@ -210,6 +216,7 @@ class LogService:
         mismatch trips the alarm latch and stops appends and checkpoints.
         """
         self.alarm.check()
+        started = time.perf_counter()
         with self._integrate_lock, write_tx(self.store.engine) as conn:
             size, stored_root, sequenced = self.store.lock_tree(conn)
             if sequenced == size:
@@ -231,6 +238,7 @@ class LogService:
         if self.high_water is not None:
             self.high_water.advance(end, root)
         cp = StoredCheckpoint(end, root, note, time.time())
+        self.metrics.checkpointed(time.perf_counter() - started)
         with self.checkpointed:
             self.checkpointed.notify_all()
         return cp
