@@ -194,8 +194,9 @@ def describe_invalid(exc: ValidationError, given: dict[str, Any]) -> str:
 
 def write_config(settings: Settings) -> Path:
     """Write the node's identity and explicitly given settings to its config file."""
+    dumped = settings.model_dump(mode="json")
     values = {
-        name: settings.model_dump(mode="json")[name]
+        name: dumped[name]
         for name in type(settings).model_fields
         if name not in NOT_IN_FILE and (name in IDENTITY or name in settings.model_fields_set)
     }
