@@ -1,4 +1,11 @@
-"""One typed settings object, read from ``CUSTODES_*`` environment variables.
+"""One typed settings object: arguments, then ``CUSTODES_*`` variables, then the node's
+config file, then defaults.
+
+``custodes init`` writes the node's identity (origin, jurisdiction, witness name) and the
+settings it was given to ``custodes.toml`` in the data directory; every command that opens
+the node reads it back, so a restart without environment variables keeps its identity.
+Environment variables still override a setting, but never the identity: a node whose
+configured identity disagrees with the file is refused (``check_identity``).
 
 Defaults run out of the box on one machine (SQLite in ``./.custodes``). In production
 (``CUSTODES_ENVIRONMENT=production``) a development admin token is refused.
@@ -6,17 +13,43 @@ Defaults run out of the box on one machine (SQLite in ``./.custodes``). In produ
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
+from custodes.config_file import CONFIG_FILE, read_config, render_config
 from custodes.errors import ConfigError
 
-__all__ = ["DEV_ADMIN_TOKEN", "Settings", "WitnessPeer"]
+__all__ = [
+    "CONFIG_FILE",
+    "DEV_ADMIN_TOKEN",
+    "IDENTITY",
+    "Settings",
+    "WitnessPeer",
+    "check_identity",
+    "configured",
+    "pin_identity",
+    "require_initialised",
+    "write_config",
+]
 
 DEV_ADMIN_TOKEN = "custodes-dev-admin-token"  # noqa: S105 - refused in production below
+ENV_PREFIX = "CUSTODES_"
+# What makes a node this node: fixed at init, checked on every start.
+IDENTITY = ("origin", "jurisdiction", "witness_name")
+# Never written to the file: where the file lives, and a secret kept only hashed.
+NOT_IN_FILE = frozenset({"data_dir", "admin_token"})
+# Settings whose values an error message must not repeat.
+_SECRET = frozenset({"admin_token", "database_url"})
 
 
 class WitnessPeer(BaseModel):
@@ -27,7 +60,7 @@ class WitnessPeer(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CUSTODES_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     environment: Literal["development", "production"] = "development"
     data_dir: Path = Path(".custodes")
@@ -70,6 +103,32 @@ class Settings(BaseSettings):
     access_log: bool = False
     otel_endpoint: str | None = None
 
+    # The settings given as arguments (not from the environment or the file).
+    _given: frozenset[str] = PrivateAttr(default=frozenset())
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise ConfigError(describe_invalid(exc, values)) from exc
+        except SettingsError as exc:
+            raise ConfigError(f"invalid settings: {exc} (a list or object is JSON)") from exc
+        self._given = frozenset(values)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        given = init_settings.init_kwargs if isinstance(init_settings, InitSettingsSource) else {}
+        data_dir = given.get("data_dir") or env_settings().get("data_dir") or ".custodes"
+        from_file = read_config(Path(data_dir) / CONFIG_FILE, set(cls.model_fields), NOT_IN_FILE)
+        return init_settings, env_settings, InitSettingsSource(settings_cls, from_file)
+
     @model_validator(mode="after")
     def _refuse_dev_secrets(self) -> Settings:
         explicit = "admin_token" in self.model_fields_set
@@ -88,6 +147,10 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'custodes.db').resolve()}"
 
     @property
+    def config_file(self) -> Path:
+        return self.data_dir / CONFIG_FILE
+
+    @property
     def log_key_file(self) -> Path:
         return self.data_dir / "log.key"
 
@@ -102,3 +165,102 @@ class Settings(BaseSettings):
     @property
     def cosigner_name(self) -> str:
         return self.witness_name or f"{self.origin}/witness"
+
+    @property
+    def initialised(self) -> bool:
+        """Whether the data directory holds a node (its config file or its log key)."""
+        return self.config_file.exists() or self.log_key_file.exists()
+
+    def source_of(self, name: str) -> str:
+        """Where a setting's value came from, as a person would name it."""
+        return _source(name, self._given, self.config_file)
+
+
+def _source(name: str, given: frozenset[str] | dict[str, Any], config_file: Path) -> str:
+    if name in given:
+        return f"--{name.replace('_', '-')}"
+    variable = ENV_PREFIX + name.upper()
+    if any(key.upper() == variable for key in os.environ):
+        return variable
+    return str(config_file)
+
+
+def describe_invalid(exc: ValidationError, given: dict[str, Any]) -> str:
+    """One line naming each invalid setting, where it came from, and what is wrong."""
+    config_file = Path(given.get("data_dir") or os.environ.get("CUSTODES_DATA_DIR") or ".custodes")
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else "settings"
+        where = _source(name, given, config_file / CONFIG_FILE)
+        value = "" if name in _SECRET else f" = {error.get('input')!r}"
+        path = ".".join(str(p) for p in error["loc"][1:])
+        problems.append(f"{name}{'.' + path if path else ''} ({where}{value}): {error['msg']}")
+    return "invalid setting " + "; ".join(problems)
+
+
+def write_config(settings: Settings) -> Path:
+    """Write the node's identity and explicitly given settings to its config file."""
+    dumped = settings.model_dump(mode="json")
+    values = {
+        name: dumped[name]
+        for name in type(settings).model_fields
+        if name not in NOT_IN_FILE and (name in IDENTITY or name in settings.model_fields_set)
+    }
+    defaults = type(settings).model_construct().model_dump(mode="json")  # no sources read
+    text = render_config(values, {k: v for k, v in defaults.items() if k not in NOT_IN_FILE})
+    path = settings.config_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # may hold a DB password
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    tmp.replace(path)
+    return path
+
+
+def check_identity(settings: Settings) -> None:
+    """Refuse settings whose identity differs from the one the data directory was
+    initialised with (an environment variable or an argument overriding it)."""
+    pinned = configured(settings)
+    for name in IDENTITY:
+        if name not in pinned or pinned[name] == getattr(settings, name):
+            continue
+        if name == "witness_name" and _cosigner(pinned) == settings.cosigner_name:
+            continue  # the default name spelled out: the same witness key
+        raise ConfigError(
+            f"{settings.data_dir} was initialised with {name} {pinned[name]!r} "
+            f"({settings.config_file}), but {settings.source_of(name)} says "
+            f"{getattr(settings, name)!r}; leave it out (the file decides), or use another "
+            "data directory for another node"
+        )
+
+
+def configured(settings: Settings) -> dict[str, Any]:
+    """What the config file says, read on its own (no environment, no arguments)."""
+    path = settings.config_file
+    pinned = read_config(path, set(type(settings).model_fields), NOT_IN_FILE)
+    if pinned and "witness_name" not in pinned:
+        pinned["witness_name"] = None
+    return pinned
+
+
+def _cosigner(pinned: dict[str, Any]) -> str:
+    return str(pinned["witness_name"] or f"{pinned.get('origin')}/witness")
+
+
+def pin_identity(settings: Settings) -> None:
+    """On a node's first start, write its config file; on every later one, check it."""
+    if settings.config_file.exists():
+        check_identity(settings)
+    else:
+        write_config(settings)
+
+
+def require_initialised(settings: Settings) -> None:
+    """Refuse (one line) a command that needs an existing node where there is none."""
+    if not settings.initialised:
+        raise ConfigError(
+            f"{settings.data_dir.resolve()} holds no node (no {CONFIG_FILE}, no log.key); "
+            "run this where the node's data directory is, set CUSTODES_DATA_DIR, or create "
+            "one with `custodes init`"
+        )

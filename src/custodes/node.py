@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from custodes.admin_token import AdminToken
-from custodes.config import Settings
+from custodes.config import Settings, check_identity, pin_identity
 from custodes.killswitch.broadcast import OrderBroadcaster
 from custodes.killswitch.leases import LeaseIssuer
 from custodes.ledger.checkpoint import parse_checkpoint
@@ -52,6 +52,8 @@ class Node:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
+        if settings.config_file.exists():
+            check_identity(settings)  # before any key is read: the clearer message
         self.admin_token = AdminToken.for_settings(settings)
         self.engine = engine or open_engine(settings.db_url)
         upgrade(self.engine)
@@ -62,6 +64,7 @@ class Node:
             settings.witness_key_file, settings.cosigner_name
         )
         _, self.entry_signer = load_or_create_entry_signer(settings.node_key_file, "node")
+        pin_identity(settings)  # the config file: written on the first start, then checked
         self.store = SqlLogStore(self.engine)
         self.signers = SignerDirectory(self.engine)
         self.alarm = AlarmLatch(settings.data_dir / "integrity-alarm.json")

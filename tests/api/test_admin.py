@@ -92,7 +92,7 @@ def test_bad_registration_is_refused(
     assert snapshot(shared_client) == before
 
 
-@pytest.mark.parametrize("name", [AGENT, "another-name"], ids=["same-name", "other-name"])
+@pytest.mark.parametrize("name", ["agent-1", "another-name"], ids=["same-name", "other-name"])
 def test_registering_an_active_key_again_is_409(
     shared_client: TestClient, shared_agent: EnvelopeSigner, name: str
 ) -> None:
@@ -142,16 +142,29 @@ def test_registration_is_a_logged_entry_signed_by_the_node(client: TestClient) -
 
 
 def test_a_plain_signer_key_cannot_append_decisions(client: TestClient) -> None:
-    """Decisions come only from registered agents; an admin-registered key is not one,
-    even under a name shaped like an agent's id."""
-    for name in ("agent-new", "urn:custodes:zz:agent:agent-new"):
-        key = EnvelopeSigner.from_seed(name.encode().ljust(32, b"."))
-        assert_error(post_entries(client, decision(key, agent=name)), 403, "unknown_signer")
-        body = {"name": name, "public_key": base64.b64encode(key.public_key).decode()}
-        assert client.post("/api/v1/admin/signers", json=body, headers=ADMIN).status_code == 201
-        before = snapshot(client)
-        assert_error(post_entries(client, decision(key, agent=name)), 403, "unknown_agent")
-        assert snapshot(client) == before
+    """Decisions come only from registered agents; an admin-registered key is not one."""
+    key = EnvelopeSigner.from_seed(b"agent-new".ljust(32, b"."))
+    assert_error(post_entries(client, decision(key, agent="agent-new")), 403, "unknown_signer")
+    body = {"name": "agent-new", "public_key": base64.b64encode(key.public_key).decode()}
+    assert client.post("/api/v1/admin/signers", json=body, headers=ADMIN).status_code == 201
+    before = snapshot(client)
+    assert_error(post_entries(client, decision(key, agent="agent-new")), 403, "unknown_agent")
+    assert snapshot(client) == before
+
+
+@pytest.mark.parametrize(
+    "name", [AGENT, "urn:custodes:zz:agent:not-yet", "operator:acme", "regulator:zz", "node:x"]
+)
+def test_a_plain_key_cannot_take_a_name_the_registry_gives(
+    shared_client: TestClient, shared_agent: EnvelopeSigner, name: str
+) -> None:
+    """Under a registered agent's id (or one it may get later) an admin key would sign
+    that agent's decisions outside its operator's control and its key history."""
+    rogue = EnvelopeSigner.from_seed(name.encode().ljust(32, b"!")[:32])
+    before = snapshot(shared_client)
+    assert_error(register(shared_client, name, rogue.public_key), 422, "registry_name")
+    assert snapshot(shared_client) == before
+    assert_error(post_entries(shared_client, decision(rogue)), 403, "unknown_signer")
 
 
 def test_an_agent_enrolled_through_the_registry_api_can_append_its_own_decisions(

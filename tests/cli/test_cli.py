@@ -72,18 +72,6 @@ def test_verify_against_nothing_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(done, "cannot fetch http://127.0.0.1:9/log/checkpoint")
 
 
-def test_bad_public_key_for_signers_add_is_one_line(tmp_path: Path) -> None:
-    done = custodes(
-        "signers",
-        "add",
-        "agent",
-        "not base64!",
-        cwd=tmp_path,
-        env={"CUSTODES_DATA_DIR": str(tmp_path / "d")},
-    )
-    assert_one_line_error(done, "base64")
-
-
 def _init_without_admin_token(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``custodes init`` with no CUSTODES_ADMIN_TOKEN at all, so it generates one."""
     inherited = {k: v for k, v in os.environ.items() if k != "CUSTODES_ADMIN_TOKEN"}

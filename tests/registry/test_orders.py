@@ -78,7 +78,7 @@ def test_a_global_suspension_halts_the_agent_until_reinstated(
     suspended = home.order("suspend", agent_id, "erratic trading", order_id="susp-global-1")
     assert suspended["agent_id"] == agent_id
     assert (suspended["order_id"], suspended["status"]) == ("susp-global-1", "suspended")
-    assert _state(app_world, agent_id) == ("suspended", [])
+    assert _state(app_world, agent_id) == ("suspended", ["*"])  # everywhere
     assert app_world.node.registry.status(agent_id) == "suspended"
 
     lifted = home.order("reinstate", agent_id, "fixed", lifts="susp-global-1")
@@ -108,7 +108,7 @@ def test_reinstate_lifts_exactly_the_named_order(
     voluntary = clients["acme"].order("suspend", agent_id, "operator halts for maintenance")
     imposed = clients["home"].order("suspend", agent_id, "regulator halts")
     clients["acme"].order("reinstate", agent_id, "maintenance done", lifts=voluntary["order_id"])
-    assert _state(app_world, agent_id) == ("suspended", [])  # the regulator's order stands
+    assert _state(app_world, agent_id) == ("suspended", ["*"])  # the regulator's order stands
     _refused(
         app_world,
         lambda: clients["acme"].order("reinstate", agent_id, "mine now", lifts=imposed["order_id"]),

@@ -610,12 +610,16 @@ def test_an_as_of_beyond_any_log_index_is_a_4xx_in_the_error_shape(
     assert response.json()["error"]["message"]
 
 
-def test_the_largest_as_of_is_answered(app_client: TestClient, parties: Parties) -> None:
+def test_the_largest_as_of_is_beyond_the_log(app_client: TestClient, parties: Parties) -> None:
+    """An index the log has not reached has no state to answer (it used to answer the
+    current one); the refusal says how far the log goes."""
     response = app_client.get(
         "/api/v1/registry/operators/operator:acme", params={"as_of": 2**63 - 1}
     )
-    assert response.status_code == 200, response.text
-    assert response.json()["as_of"] == 2**63 - 1
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "as_of_beyond_log"
+    assert error["message"].startswith(f"as-of {2**63 - 1} is beyond the log's size ")
 
 
 def test_queries_refuse_an_as_of_past_the_databases_integers(

@@ -21,6 +21,22 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1", tags=["node"])
 
 
+# Names the registry gives keys (agents, principals, the node): a plain key under one of
+# them would sign as that agent or principal, outside the registry's key history.
+_REGISTRY_NAMES = ("urn:custodes:", "regulator:", "auditor:", "operator:", "node:")
+
+
+def _refuse_registry_name(name: str) -> None:
+    if name.startswith(_REGISTRY_NAMES):
+        raise BadRequest(
+            f"{name} is a name the registry gives keys; register an agent's key with "
+            "`custodes registry agent register` or `rotate-key`, a principal's with "
+            "`custodes registry principal`",
+            code="registry_name",
+            status=422,
+        )
+
+
 class SignerIn(BaseModel):
     name: str = Field(min_length=1, max_length=256)
     public_key: str = Field(description="raw 32-byte Ed25519 public key, base64")
@@ -71,6 +87,7 @@ async def add_signer(request: Request) -> dict[str, Any]:
         public_key = base64.b64decode(body.public_key, validate=True)
     except ValueError as exc:  # binascii.Error, or characters outside ASCII
         raise BadRequest("public_key must be base64", code="bad_public_key") from exc
+    _refuse_registry_name(body.name)
     node = get_node(request)
     index = await run_in_threadpool(node.register_signer, body.name, public_key)
     return {"keyid": key_thumbprint(public_key), "name": body.name, "index": index}

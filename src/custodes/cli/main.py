@@ -6,17 +6,21 @@ User-fixable failures print one line and exit 1; ``--verbose`` shows the traceba
 from __future__ import annotations
 
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
+import httpx
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
 from custodes.cli import evals, keys, kill, lease, log, node, registry, signers
+from custodes.cli.records import describe_invalid_record
 from custodes.errors import CustodesError
 
 __all__ = ["app", "run"]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(no_args_is_help=True, add_completion=True, help=__doc__)
 app.add_typer(keys.app, name="keys")
 app.add_typer(signers.app, name="signers")
 app.add_typer(log.app, name="log")
@@ -30,17 +34,61 @@ _state = {"verbose": False}
 err = Console(stderr=True)
 
 
+def _version() -> str:
+    try:
+        return version("custodes")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        from custodes import __version__
+
+        return __version__
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"custodes {_version()}")
+        raise typer.Exit
+
+
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="show tracebacks")) -> None:
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="show tracebacks"),
+    _version_flag: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="print the version"
+    ),
+) -> None:
     _state["verbose"] = verbose
 
 
+def _explain(exc: Exception) -> str | None:
+    """The one line for a mistake a person can fix, or None for a bug."""
+    if isinstance(exc, CustodesError):
+        return exc.message
+    if isinstance(exc, ValidationError):
+        return describe_invalid_record(exc)
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return f"not a node URL ({exc}); write it in full, e.g. http://127.0.0.1:8400"
+    if isinstance(exc, httpx.TransportError):
+        return (
+            f"cannot reach the node at {_url_of(exc)} ({exc or type(exc).__name__}); is it running?"
+        )
+    return None
+
+
+def _url_of(exc: httpx.TransportError) -> str:
+    try:
+        url = exc.request.url
+    except RuntimeError:  # raised before a request was built
+        return "the given URL"
+    return f"{url.scheme}://{url.netloc.decode()}"
+
+
 def run() -> None:
-    """Entry point: run the app, turning Custodes errors into one actionable line."""
+    """Entry point: run the app, turning a person's mistakes into one actionable line."""
     try:
         app(standalone_mode=True)
-    except CustodesError as exc:
-        if _state["verbose"]:
+    except (CustodesError, ValidationError, httpx.TransportError, httpx.InvalidURL) as exc:
+        line = _explain(exc)
+        if _state["verbose"] or line is None:
             raise
-        err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
         sys.exit(1)

@@ -10,12 +10,15 @@ from typing import Any
 
 import httpx
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from custodes.cli.output import emit_json
+from custodes.cli.records import read_record
 from custodes.cli.remote import AS, KEY, NODE, TOKEN, acting_client, admin_token, load_key
-from custodes.config import Settings
+from custodes.config import Settings, require_initialised
 from custodes.errors import BadRequest, ConfigError
 from custodes.node import Node
 from custodes.registry.models import AgentRecord, Contact, ModelRecord, OperatorRecord
@@ -101,7 +104,7 @@ def register(
     key: Path = KEY,
 ) -> None:
     """Register an agent (as its operator or home regulator)."""
-    record = AgentRecord.model_validate(_json_file(record_file))
+    record = read_record(record_file, AgentRecord)
     keys = [_b64(k) for k in public_key]
     index = acting_client(node, actor, token, key).register_agent(
         record,
@@ -124,6 +127,60 @@ def _b64(value: str) -> bytes:
         return base64.b64decode(value, validate=True)
     except ValueError as exc:
         raise BadRequest("public keys are base64") from exc
+
+
+_TEMPLATES: dict[str, Callable[[str], dict[str, Any]]] = {
+    "agent": lambda j: {
+        "id": f"urn:custodes:{j.lower()}:agent:example-trader",
+        "name": "Example trading agent",
+        "version": "1.0.0",
+        "operator": "operator:acme",
+        "contact": {"name": "Duty desk", "email": "duty@acme.example", "phone": "+44 20 7946 0000"},
+        "home_jurisdiction": j,
+        "operating_jurisdictions": [j],
+        "sector": "finance",
+        "risk_tier": "high",
+        "autonomy_level": 3,
+        "intended_purpose": "Executes equity orders within limits its operator sets.",
+        "skills": [{"id": "trade-execution", "name": "Trade execution", "tags": ["equities"]}],
+        "interfaces": [{"url": "https://agents.acme.example/a2a", "binding": "JSONRPC"}],
+        "aliases": {"otel_agent_id": "example-trader"},
+    },
+    "model": lambda j: {
+        "id": "model:acme-trader-1",
+        "provider": "Acme Agents Ltd",
+        "name": "acme-trader",
+        "version": "1",
+        "digest": "sha256:" + "0" * 64,
+        "training_compute_flop": 1e23,
+    },
+    "operator": lambda j: {
+        "id": "operator:acme",
+        "legal_name": "Acme Agents Ltd",
+        "kind": "provider-deployer",
+        "jurisdiction": j,
+        "address": "1 Example Street, London",
+        "contact": {"name": "Duty desk", "email": "duty@acme.example", "phone": "+44 20 7946 0000"},
+    },
+}
+_MODELS: dict[str, type[BaseModel]] = {
+    "agent": AgentRecord,
+    "model": ModelRecord,
+    "operator": OperatorRecord,
+}
+
+
+@agent_app.command("template")
+def template(
+    kind: str = typer.Option("agent", help="agent, model or operator"),
+    jurisdiction: str = typer.Option("GB", help="the home jurisdiction the example names"),
+) -> None:
+    """Print a filled example record as JSON, valid as it stands: edit it, save it, and
+    pass it to `registry agent register` (or `registry model register`)."""
+    if kind not in _TEMPLATES:
+        raise ConfigError(f"no template for {kind!r}; choose one of {', '.join(_TEMPLATES)}")
+    record = _MODELS[kind].model_validate(_TEMPLATES[kind](jurisdiction.upper()))
+    emit_json(record.model_dump(mode="json", exclude_none=True))
 
 
 @agent_app.command("show")
@@ -223,7 +280,7 @@ def update_model(
 
 
 def _send_model(record_file: Path, send: Callable[[ModelRecord], int], done: str) -> None:
-    record = ModelRecord.model_validate(_json_file(record_file))
+    record = read_record(record_file, ModelRecord)
     typer.echo(f"{done} {record.id} at log index {send(record)}")
 
 
@@ -243,8 +300,11 @@ def retire_model(
 
 @app.command("rebuild")
 def rebuild() -> None:
-    """Replay this node's log into empty tables and prove they equal the live registry."""
-    node = Node(Settings())
+    """Replay this node's log into empty tables and prove they equal the live registry
+    (run where the node's data directory is, or set CUSTODES_DATA_DIR)."""
+    settings = Settings()
+    require_initialised(settings)  # never a new, empty node that trivially "equals"
+    node = Node(settings)
     try:
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("replaying the log", total=None)

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from custodes.errors import AuthError, BadRequest, CustodesError, StoreError
-from custodes.ledger.dsse import EnvelopeSigner, parse_envelope, sign_envelope, verify_envelope
+from custodes.ledger.dsse import EnvelopeSigner, parse_envelope, sign_envelope
 from custodes.ledger.signers import SignerDirectory
 from custodes.metrics import NULL_METRICS, Metrics
 from custodes.registry.models import AGENT_ID
@@ -213,7 +213,7 @@ class LeaseIssuer:
                 code="invalid_payload",
                 status=422,
             ) from exc
-        verified = verify_envelope(envelope, self._signers.public_key)
+        verified = self._signers.verify(envelope)
         keyid = next((k for k in verified if self._signers.name_of(k) == request.agent_id), None)
         if keyid is None:
             raise AuthError(

@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from custodes.errors import BadRequest, NotFound
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.checkpoint import Checkpoint, sign_checkpoint
-from custodes.ledger.dsse import Envelope, parse_envelope, verify_envelope
+from custodes.ledger.dsse import Envelope, parse_envelope
 from custodes.ledger.errors import EnvelopeError, IntegrityAlarm, LedgerError
 from custodes.ledger.integrity import (
     AlarmLatch,
@@ -127,7 +127,7 @@ class LogService:
         return Checked(envelope, data, record)
 
     def _authorise(self, checked: Checked) -> None:
-        verified = verify_envelope(checked.envelope, self.signers.public_key)
+        verified = self.signers.verify(checked.envelope)
         record = checked.record
         if isinstance(record, DecisionRecord):
             names = {n for k in verified if (n := self.signers.name_of(k)) is not None}

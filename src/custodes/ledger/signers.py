@@ -15,8 +15,15 @@ import time
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from custodes.errors import BadRequest
-from custodes.ledger.dsse import Envelope, EnvelopeSigner, key_thumbprint, sign_envelope
+from custodes.ledger.dsse import (
+    Envelope,
+    EnvelopeSigner,
+    key_thumbprint,
+    sign_envelope,
+    verify_envelope,
+)
 from custodes.ledger.ed25519 import check_public_key
+from custodes.ledger.errors import EnvelopeError
 from custodes.ledger.payloads import SIGNER_TYPE, SignerRecord
 from custodes.ledger.store import Projector, signers
 from custodes.store.db import read_tx
@@ -64,6 +71,37 @@ class SignerDirectory:
     def name_of(self, keyid: str) -> str | None:
         found = self._load(keyid)
         return None if found is None else found[0]
+
+    def verify(self, envelope: Envelope) -> list[str]:
+        """The key ids whose signatures verify (``verify_envelope`` over the active keys);
+        an envelope signed only by retired keys is told when they were retired."""
+        try:
+            return verify_envelope(envelope, self.public_key)
+        except EnvelopeError as exc:
+            if exc.code != "unknown_signer":
+                raise
+            raise self._retired(envelope) or exc from None
+
+    def _retired(self, envelope: Envelope) -> EnvelopeError | None:
+        keyids = [s.keyid for s in envelope.signatures]
+        with read_tx(self._engine) as conn:
+            row = conn.execute(
+                select(signers.c.keyid, signers.c.name, signers.c.entry_index)
+                .where(signers.c.keyid.in_(keyids), signers.c.status == "retired")
+                .order_by(signers.c.entry_index.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        return EnvelopeError(
+            f"key {row.keyid[:16]}… of {row.name} was retired at log index "
+            f"{row.entry_index}; sign with its current key (`custodes registry agent show` "
+            "lists an agent's keys), or add a new one with `custodes registry agent "
+            "rotate-key`",
+            code="unknown_signer",
+            status=403,
+            detail={"keyids": keyids, "retired_keyid": row.keyid, "retired_at": row.entry_index},
+        )
 
     def forget(self, keyid: str) -> None:
         with self._lock:

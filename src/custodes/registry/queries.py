@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Select, and_, or_, select
 
 from custodes.errors import BadRequest, NotFound
-from custodes.ledger.store import signers
+from custodes.ledger.store import log_state, signers
 from custodes.registry import relations
 from custodes.registry.authority import Action, Relation, decide
 from custodes.registry.models import AgentRecord
@@ -105,6 +105,21 @@ def _check_as_of(as_of: int | None) -> None:
         )
 
 
+def _check_in_tree(conn: Connection, as_of: int | None) -> None:
+    """Refuse an ``as_of`` past the log's end: no state there yet, and answering the
+    current one would claim a history the log does not have (yet). Sequenced entries
+    count: their projection is committed with them, their proof follows shortly."""
+    if as_of is None:
+        return
+    size = int(conn.execute(select(log_state.c.sequenced)).scalar_one())
+    if as_of >= size:
+        raise BadRequest(
+            f"as-of {as_of} is beyond the log's size {size}; ask for an index below {size}",
+            code="as_of_beyond_log",
+            detail={"as_of": as_of, "size": size},
+        )
+
+
 def _opened(conn: Connection, record: dict[str, Any]) -> dict[str, Any]:
     """``record`` with the clear text behind its commitment, where it is still kept."""
     commitment = record.get("private")
@@ -145,9 +160,11 @@ def status_at(conn: Connection, agent_id: str, index: int | None) -> dict[str, A
         if global_orders
         else "active"
     )
+    territories = {r.territory for r in active if r.scope == "territorial"}
     return {
         "status": status,
-        "suspended_in": sorted({r.territory for r in active if r.scope == "territorial"}),
+        # "*": everywhere (a global suspension or revocation), beside any territory named
+        "suspended_in": sorted(territories | ({"*"} if global_orders else set())),
         "orders": [
             {
                 "order_id": r.order_id,
@@ -171,6 +188,7 @@ class RegistryQueries:
         """An agent as ``reader`` may see it: public, full, or full with private fields."""
         _check_as_of(as_of)
         with read_tx(self._engine) as conn:
+            _check_in_tree(conn, as_of)
             record, index = self._version(conn, "agent", agent_id, as_of)
             full, private = _agent_view(reader, record)
             status = status_at(conn, agent_id, as_of)
@@ -247,6 +265,7 @@ class RegistryQueries:
         """An operator: public, or with its private fields for its home regulator and itself."""
         _check_as_of(as_of)
         with read_tx(self._engine) as conn:
+            _check_in_tree(conn, as_of)
             record, index = self._version(conn, "operator", operator_id, as_of)
             relation = relations.to_operator(
                 None if reader is NODE else reader, operator_id, record["jurisdiction"]
@@ -265,6 +284,7 @@ class RegistryQueries:
     def model(self, model_id: str, *, as_of: int | None = None) -> dict[str, Any]:
         _check_as_of(as_of)
         with read_tx(self._engine) as conn:
+            _check_in_tree(conn, as_of)
             record, index = self._version(conn, "model", model_id, as_of)
             held = conn.execute(
                 select(models.c.holder, models.c.status).where(models.c.id == model_id)

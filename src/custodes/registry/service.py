@@ -23,7 +23,6 @@ from custodes.ledger.dsse import (
     EnvelopeSigner,
     parse_envelope,
     sign_envelope,
-    verify_envelope,
 )
 from custodes.ledger.service import LogService
 from custodes.registry import relations
@@ -124,7 +123,7 @@ class RegistryService:
             raise BadRequest(
                 f"expected payloadType {payload_type}", code="unsupported_payload_type", status=422
             )
-        verified = verify_envelope(envelope, self._log.signers.public_key)
+        verified = self._log.signers.verify(envelope)
         if principal.keyid not in verified:
             raise AuthError(
                 f"the envelope must be signed by {principal.id}'s registered key",
