@@ -8,13 +8,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from custodes.cli.remote import AS, KEY, NODE, TOKEN, acting_client, admin_token, load_key
+from custodes.cli.output import OUTPUT, Output, emit_record, emit_table
+from custodes.cli.remote import (
+    AS,
+    KEY,
+    MAYBE_AS,
+    MAYBE_KEY,
+    MAYBE_TOKEN,
+    NODE,
+    TOKEN,
+    admin_token,
+    connect,
+)
+from custodes.client import load_key
 from custodes.config import Settings
 from custodes.errors import BadRequest, ConfigError
 from custodes.node import Node
@@ -51,9 +62,10 @@ def principal(
     node: str = NODE,
 ) -> None:
     """Register a principal with the node's admin token (CUSTODES_ADMIN_TOKEN); print a token."""
-    with httpx.Client(base_url=node, timeout=30) as http:
+    signer = load_key(key)
+    with connect(node) as client:
         token = register_principal(
-            http, admin_token(), pid, role=role, jurisdiction=jurisdiction, key=load_key(key)
+            client, admin_token(), pid, role=role, jurisdiction=jurisdiction, key=signer
         )
     typer.echo(token)
 
@@ -85,7 +97,8 @@ def operator(
             "contact": Contact(name=contact_name, email=contact_email, phone=contact_phone),
         }
     )
-    index = acting_client(node, actor, token, key).register_operator(record)
+    with connect(node, actor, token, key) as client:
+        index = client.register_operator(record)
     typer.echo(f"registered {operator_id} at log index {index}")
 
 
@@ -103,12 +116,13 @@ def register(
     """Register an agent (as its operator or home regulator)."""
     record = AgentRecord.model_validate(_json_file(record_file))
     keys = [_b64(k) for k in public_key]
-    index = acting_client(node, actor, token, key).register_agent(
-        record,
-        keys,
-        agent_card=_json_file(card) if card else None,
-        agent_card_keys=_jwks(card_keys) if card_keys else None,
-    )
+    with connect(node, actor, token, key) as client:
+        index = client.register_agent(
+            record,
+            keys,
+            agent_card=_json_file(card) if card else None,
+            agent_card_keys=_jwks(card_keys) if card_keys else None,
+        )
     typer.echo(f"registered {record.id} at log index {index}")
 
 
@@ -131,13 +145,17 @@ def show(
     agent_id: str,
     as_of: int | None = typer.Option(None, help="a log index"),
     node: str = NODE,
-    actor: str = AS,
-    token: str = TOKEN,
-    key: Path = KEY,
+    actor: str | None = MAYBE_AS,
+    token: str | None = MAYBE_TOKEN,
+    key: Path | None = MAYBE_KEY,
+    output: Output = OUTPUT,
 ) -> None:
-    """Show an agent as it is, or as it stood at a log index, with its inclusion proof."""
-    answer = acting_client(node, actor, token, key).agent(agent_id, as_of)
-    typer.echo(json.dumps(answer, indent=1))
+    """Show an agent as it is, or as it stood at a log index, with its inclusion proof.
+
+    Public without credentials; with --token, private fields show where it entitles."""
+    with connect(node, actor, token, key) as client:
+        answer = client.agent(agent_id, as_of)
+    emit_record(answer, output, title=agent_id)
 
 
 @agent_app.command("list")
@@ -149,35 +167,28 @@ def list_agents(
     skill: str | None = None,
     limit: int = 50,
     node: str = NODE,
+    token: str | None = MAYBE_TOKEN,
+    output: Output = OUTPUT,
 ) -> None:
-    """List agents (the public view)."""
-    params = {
-        k: v
-        for k, v in {
-            "jurisdiction": jurisdiction,
-            "sector": sector,
-            "status": status,
-            "operator": operator,
-            "skill": skill,
-            "limit": limit,
-        }.items()
-        if v is not None
-    }
-    response = httpx.get(f"{node.rstrip('/')}/api/v1/registry/agents", params=params, timeout=30)
-    from custodes.sdk.decisions import raise_for_error
-
-    raise_for_error(response)
-    table = Table("agent", "sector", "home", "operates in", "status")
-    for item in response.json()["items"]:
-        rec = item["record"]
-        table.add_row(
-            rec["id"],
-            rec["sector"],
-            rec["home_jurisdiction"],
-            ", ".join(rec.get("operating_jurisdictions", [])),
-            item["status"],
+    """List agents (the public view; no credentials needed)."""
+    with connect(node, token=token) as client:
+        found = client.agents(
+            jurisdiction=jurisdiction,
+            sector=sector,
+            status=status,
+            operator=operator,
+            skill=skill,
+            limit=limit,
         )
-    console.print(table)
+    rows = [_agent_row(item) for item in found["items"]]
+    columns = ("agent", "sector", "home", "operates in", "status")
+    emit_table(columns, rows, output, items=found)
+
+
+def _agent_row(item: dict[str, Any]) -> tuple[str, ...]:
+    rec = item["record"]
+    operating = ", ".join(rec.get("operating_jurisdictions", []))
+    return (rec["id"], rec["sector"], rec["home_jurisdiction"], operating, item["status"])
 
 
 @agent_app.command("rotate-key")
@@ -191,9 +202,8 @@ def rotate_key(
     key: Path = KEY,
 ) -> None:
     """Add and/or retire an agent's keys (logged; the key history keeps both)."""
-    index = acting_client(node, actor, token, key).rotate_key(
-        agent_id, [_b64(k) for k in add], retire
-    )
+    with connect(node, actor, token, key) as client:
+        index = client.rotate_key(agent_id, [_b64(k) for k in add], retire)
     typer.echo(f"rotated keys of {agent_id} at log index {index}")
 
 
@@ -206,8 +216,8 @@ def register_model(
     key: Path = KEY,
 ) -> None:
     """Register a model; the operator registering it holds it."""
-    client = acting_client(node, actor, token, key)
-    _send_model(record_file, client.register_model, "registered")
+    with connect(node, actor, token, key) as client:
+        _send_model(record_file, client.register_model, "registered")
 
 
 @model_app.command("update")
@@ -219,7 +229,8 @@ def update_model(
     key: Path = KEY,
 ) -> None:
     """Correct a model's record (its holder, or its home regulator, who may hand it on)."""
-    _send_model(record_file, acting_client(node, actor, token, key).update_model, "updated")
+    with connect(node, actor, token, key) as client:
+        _send_model(record_file, client.update_model, "updated")
 
 
 def _send_model(record_file: Path, send: Callable[[ModelRecord], int], done: str) -> None:
@@ -237,8 +248,37 @@ def retire_model(
     key: Path = KEY,
 ) -> None:
     """Retire a model (its holder, or its home regulator settling a dispute)."""
-    index = acting_client(node, actor, token, key).retire_model(model_id, reason)
+    with connect(node, actor, token, key) as client:
+        index = client.retire_model(model_id, reason)
     typer.echo(f"retired {model_id} at log index {index}")
+
+
+@model_app.command("list")
+def list_models(node: str = NODE, token: str | None = MAYBE_TOKEN, output: Output = OUTPUT) -> None:
+    """List registered models (public: no credentials needed)."""
+    with connect(node, token=token) as client:
+        models = client.models()
+    rows = [_model_row(m) for m in models]
+    emit_table(("model", "provider, name, version", "holder", "status"), rows, output, items=models)
+
+
+def _model_row(item: dict[str, Any]) -> tuple[Any, ...]:
+    record = item["record"]
+    name = f"{record['provider']} {record['name']} {record['version']}"
+    return (record["id"], name, item["holder"], item["status"])
+
+
+@model_app.command("show")
+def show_model(
+    model_id: str,
+    as_of: int | None = typer.Option(None, help="a log index"),
+    node: str = NODE,
+    token: str | None = MAYBE_TOKEN,
+    output: Output = OUTPUT,
+) -> None:
+    """Show a model as it is, or as it stood at a log index (public)."""
+    with connect(node, token=token) as client:
+        emit_record(client.model(model_id, as_of), output, title=model_id)
 
 
 @app.command("rebuild")

@@ -15,6 +15,11 @@ once (even under concurrent callers), after a ``halt`` decision has been recorde
 plus a fresh lease makes it operating again; a later halt is a new episode and runs
 ``safe_state`` again. A territorial order only refuses actions in its territory: it
 calls ``on_territorial_halt(territory)`` once and records a halt for that jurisdiction.
+When a halt episode ends (the order lifted, a lease renewed) the guard logs the recovery
+and calls ``on_resume``. ``Halted`` names the kill order behind a refusal: its reason
+and its issuer.
+
+The guard talks to its node through ``custodes.client.Client`` (leases, the stream).
 
 The guard fails closed: with the node unreachable it acts until its lease expires, by
 its own clock, with no grace. A check that passes a moment before an order arrives lets
@@ -23,18 +28,17 @@ that one action through; pair the guard with idempotent, compensable actions.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import httpx
 
+from custodes.client import Client, OrderStream, check_node_url
 from custodes.errors import ConfigError, CustodesError
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.sdk.leases import Lease, LeaseError, LeaseRefused, request_lease
@@ -47,7 +51,6 @@ from custodes.sdk.pushes import (
     verify_push,
 )
 from custodes.sdk.recorder import DecisionRecorder
-from custodes.sdk.transport import check_node_url, node_client
 
 __all__ = ["Guard", "GuardState", "HaltReason", "Halted", "KillOrder", "KillOrderError"]
 
@@ -65,14 +68,17 @@ _MESSAGES: dict[str, str] = {
 }
 _ORDER_OPS = ("suspend", "revoke", "reinstate")
 _SCOPES = ("global", "territorial")
-_STREAM_PATH = "/api/v1/kill-orders/stream"
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
 class Halted(CustodesError):
-    """The guard refuses the action; ``reason`` says why."""
+    """The guard refuses the action; ``reason`` says why.
+
+    Under a kill order, ``order_id``, ``order_reason`` and ``issuer`` name the newest
+    order behind the refusal (``detail["orders"]`` lists them all).
+    """
 
     code = "halted"
     status = 403
@@ -83,14 +89,21 @@ class Halted(CustodesError):
         *,
         territory: str | None = None,
         detail: dict[str, Any] | None = None,
+        order: KillOrder | None = None,
     ) -> None:
         where = f" in {territory}" if territory else ""
+        cause = f" ({order.op} by {order.issuer}: {order.reason})" if order else ""
         super().__init__(
-            f"action refused{where}: {_MESSAGES[reason]}",
+            f"action refused{where}: {_MESSAGES[reason]}{cause}",
             detail={"reason": reason, "territory": territory, **(detail or {})},
         )
         self.reason: HaltReason = reason
         self.territory = territory
+        self.order_id = order.order_id if order else None
+        self.order_reason = order.reason if order else None
+        self.issuer = order.issuer if order else None
+        if order is not None:
+            self.detail |= {"order_reason": order.reason, "issuer": order.issuer}
 
 
 class KillOrderError(CustodesError):
@@ -111,6 +124,8 @@ class KillOrder:
     territory: str | None
     lifts: str | None
     index: int
+    reason: str = ""
+    issuer: str = ""
 
     @classmethod
     def parse(cls, order: Mapping[str, Any], index: int) -> KillOrder:
@@ -125,6 +140,8 @@ class KillOrder:
             territory=order.get("territory") if scope == "territorial" else None,
             lifts=order.get("lifts") if op == "reinstate" else None,
             index=index,
+            reason=str(order.get("reason") or ""),
+            issuer=str(order.get("actor") or ""),
         )
         if scope == "territorial" and not isinstance(parsed.territory, str):
             raise KillOrderError("a territorial order must name its territory")
@@ -232,9 +249,9 @@ class GuardState:
         found = self._global_halt() or self._lease_problem(lease, now)
         if found is not None:
             return found
-        local = [o.order_id for o in self._active.values() if o.territory == territory]
+        local = [o for o in self.active_orders() if o.territory == territory]
         if local:
-            return Halted("kill_order", territory=territory, detail={"orders": local})
+            return _order_halt(local, territory)
         if territory not in lease.jurisdictions:
             return Halted("territory_not_leased", territory=territory)
         return None
@@ -250,12 +267,12 @@ class GuardState:
         if not lease.jurisdictions:
             return Halted("territory_not_leased")
         if lease.jurisdictions <= self.blocked_territories():
-            return Halted("kill_order", detail={"orders": list(self._active)})
+            return _order_halt(self.active_orders(), None)
         return None
 
     def _global_halt(self) -> Halted | None:
-        orders = [o.order_id for o in self._active.values() if o.scope == "global"]
-        return Halted("kill_order", detail={"orders": orders}) if orders else None
+        orders = [o for o in self.active_orders() if o.scope == "global"]
+        return _order_halt(orders, None) if orders else None
 
     @staticmethod
     def _lease_problem(lease: Lease, now: float) -> Halted | None:
@@ -267,18 +284,10 @@ class GuardState:
         return None
 
 
-def _interrupt(response: httpx.Response) -> None:
-    """End a stream another thread is blocked reading.
-
-    Closing the response does not wake a thread blocked in ``recv()`` (it would wait for
-    the next heartbeat); shutting the socket down does, at once.
-    """
-    stream = response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-    response.close()
+def _order_halt(orders: Sequence[KillOrder], territory: str | None) -> Halted:
+    """The refusal ``orders`` (oldest first) cause, naming the newest of them."""
+    ids = [o.order_id for o in orders]
+    return Halted("kill_order", territory=territory, detail={"orders": ids}, order=orders[-1])
 
 
 class Guard:
@@ -297,6 +306,7 @@ class Guard:
         http: httpx.Client | None = None,
         renew_at: float = 0.5,
         on_territorial_halt: Callable[[str], None] | None = None,
+        on_resume: Callable[[], None] | None = None,
         retry_initial: float = 1.0,
         retry_max: float = 10.0,
         poll: float = 0.5,
@@ -308,19 +318,20 @@ class Guard:
         self._signer, self._node_url = signer, check_node_url(node_url)
         self._node_key = node_public_key
         self._safe_state, self._on_territorial = safe_state, on_territorial_halt
+        self._on_resume = on_resume
         self._recorder, self._clock, self._renew_at = recorder, clock, renew_at
-        self._owns_http = http is None
-        self._http = http or node_client()
+        self._node = Client(self._node_url, http=http) if http else Client(self._node_url)
         self._retry = (retry_initial, retry_max)
         self._poll, self._read_timeout = poll, stream_read_timeout
         self._state = GuardState(agent_id)
         self._lock = threading.Lock()
         self._operating = False
+        self._in_episode = False  # halted everywhere after operating, not yet resumed
         self._blocked: frozenset[str] = frozenset()
         self._stop, self._wake = threading.Event(), threading.Event()
         self._renew_now, self._has_lease = threading.Event(), threading.Event()
         self._threads: list[threading.Thread] = []
-        self._response: httpx.Response | None = None
+        self._stream: OrderStream | None = None
         self._unverified = LogThrottle(log)
 
     # -- the checks an agent calls ---------------------------------------------------
@@ -358,7 +369,7 @@ class Guard:
     @property
     def stream_connected(self) -> bool:
         """Whether the kill-order stream is open now (orders then arrive as issued)."""
-        return self._response is not None
+        return self._stream is not None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -375,14 +386,13 @@ class Guard:
         """Stop both threads. The lease held runs out on its own: nothing renews it."""
         self._stop.set()
         self._wake.set()
-        response = self._response
-        if response is not None:
-            _interrupt(response)
+        stream = self._stream
+        if stream is not None:
+            stream.interrupt()
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
-        if self._owns_http:
-            self._http.close()
+        self._node.close()
 
     def __enter__(self) -> Guard:
         self.start()
@@ -400,8 +410,7 @@ class Guard:
         with self._lock:
             horizon = self._state.horizon
         lease = request_lease(
-            self._http,
-            self._node_url,
+            self._node,
             self._signer,
             self.agent_id,
             node_public_key=self._node_key,
@@ -411,18 +420,31 @@ class Guard:
             self._state.on_lease(lease, horizon=horizon)
             self._blocked &= self._state.blocked_territories()  # orders the lease settled
         self._has_lease.set()
-        self._observe(self._clock())
+        self._observe(self._clock(), cause=f"lease {lease.lease_id} renewed")
         return lease
 
     # -- halt episodes ---------------------------------------------------------------
 
-    def _observe(self, now: float) -> None:
+    def _observe(self, now: float, cause: str = "the halt ended") -> None:
         with self._lock:
             halt = self._state.halted(now)
             starts_episode = halt is not None and self._operating
+            resumes = halt is None and self._in_episode
             self._operating = halt is None
+            self._in_episode = (self._in_episode or starts_episode) and not resumes
         if halt is not None and starts_episode:
             self._enter_halt(halt)
+        elif resumes:
+            self._resume(cause)
+
+    def _resume(self, cause: str) -> None:
+        log.info("guard of %s resumed after a halt: %s", self.agent_id, cause)
+        if self._on_resume is None:
+            return
+        try:
+            self._on_resume()
+        except Exception:
+            log.exception("the on_resume hook failed; the guard operates nonetheless")
 
     def _enter_halt(self, halt: Halted, territory: str | None = None) -> None:
         log.warning("guard of %s halted: %s", self.agent_id, halt.message)
@@ -460,13 +482,14 @@ class Guard:
         for halt in halts:
             self._enter_halt(halt, halt.territory)
         if applied.op == "reinstate":
+            log.info("order %s lifted for %s by %s", applied.lifts, self.agent_id, applied.issuer)
             self._renew_now.set()
             self._wake.set()
-        self._observe(self._clock())
+        self._observe(self._clock(), cause=f"order {applied.lifts} lifted")
 
     def _territorial_halt(self, territory: str) -> Halted:
-        orders = [o.order_id for o in self._state.active_orders() if o.territory == territory]
-        return Halted("kill_order", territory=territory, detail={"orders": orders})
+        orders = [o for o in self._state.active_orders() if o.territory == territory]
+        return _order_halt(orders, territory)
 
     # -- the lease keeper ------------------------------------------------------------
 
@@ -522,29 +545,20 @@ class Guard:
             self._stop.wait(backoff)
 
     def _follow_once(self) -> bool:
-        url = self._node_url + _STREAM_PATH
-        timeout = httpx.Timeout(10.0, read=self._read_timeout)
         nonce = stream_nonce()  # binds the node's countersignatures to this connection
         try:
-            with self._http.stream(
-                "GET",
-                url,
-                params={"agent_id": self.agent_id, "nonce": nonce},
-                headers={"Accept": "text/event-stream"},
-                timeout=timeout,
-            ) as response:
-                if response.status_code != 200:
-                    log.warning("the kill-order stream answered HTTP %s", response.status_code)
-                    return False
-                self._response = response
-                self._read(response.iter_lines(), nonce)
+            with self._node.kill_order_stream(
+                self.agent_id, nonce, read_timeout=self._read_timeout
+            ) as stream:
+                self._stream = stream
+                self._read(stream.lines(), nonce)
                 return True
-        except httpx.HTTPError as exc:
+        except CustodesError as exc:
             if not self._stop.is_set():  # stop() closes the stream under the reader
-                log.warning("the kill-order stream is down (%s); reconnecting", exc)
+                log.warning("the kill-order stream is down (%s); reconnecting", exc.message)
             return False
         finally:
-            self._response = None
+            self._stream = None
 
     def _read(self, lines: Iterable[str], nonce: str) -> None:
         seq = 0  # the last push accepted on this connection
