@@ -28,7 +28,9 @@ _CREDENTIALS = ("CUSTODES_PRINCIPAL", "CUSTODES_TOKEN", "CUSTODES_KEY_FILE", "CU
 class Alliance:
     url: str
     regulator: list[str]  # --as, --token, --key for the home regulator
+    operator: list[str]
     agent_id: str
+    agent_key: Path
 
 
 def _principal(
@@ -49,7 +51,9 @@ def alliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alliance]:
         admin, home = settings.admin_token, settings.jurisdiction
         reg_id = f"regulator:{home.lower()}"
         regulator, flags = _principal(node, admin, reg_id, "regulator", home=home, key_dir=base)
-        operator, _ = _principal(node, admin, "operator:acme", "operator", home=home, key_dir=base)
+        operator, op_flags = _principal(
+            node, admin, "operator:acme", "operator", home=home, key_dir=base
+        )
         authorities = Authorities(home, regulator, operator)
         regulator.register_operator(
             OperatorRecord(
@@ -61,8 +65,10 @@ def alliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alliance]:
                 contact=Contact(name="Duty", email="duty@acme.example", phone="+44 0"),
             )
         )
-        agent_id = enrol_agent(authorities, EnvelopeSigner.generate(), "trader", operating=["FR"])
-        yield Alliance(node.url, flags, agent_id)
+        agent = EnvelopeSigner.generate()
+        agent_id = enrol_agent(authorities, agent, "trader", operating=["FR"])
+        write_secret(base / "agent.key", entry_key_string("trader", agent))
+        yield Alliance(node.url, flags, op_flags, agent_id, base / "agent.key")
 
 
 def cli(*args: str) -> str:
@@ -91,7 +97,7 @@ def test_public_reads_need_no_credentials_and_print_json_for_scripts(alliance: A
     assert [a["record"]["id"] for a in agents["items"]] == [alliance.agent_id]
     shown = json.loads(cli("registry", "agent", "show", alliance.agent_id, *node, "-o", "json"))
     assert shown["record"]["id"] == alliance.agent_id
-    assert json.loads(cli("registry", "model", "list", *node, "-o", "json")) == []
+    assert isinstance(json.loads(cli("registry", "model", "list", *node, "-o", "json")), list)
     orders = json.loads(cli("kill", "list", "--agent-id", alliance.agent_id, *node, "-o", "json"))
     assert isinstance(orders, list)
 
@@ -121,3 +127,34 @@ def test_a_node_that_is_not_running_is_one_line(tmp_path: Path) -> None:
 def test_a_node_url_without_a_scheme_is_one_line(tmp_path: Path) -> None:
     done = custodes("registry", "agent", "list", "--node", "127.0.0.1:8400", cwd=tmp_path)
     assert_one_line_error(done, "has no scheme: write it as https://127.0.0.1:8400")
+
+
+def test_a_registered_model_is_listed_and_shown_publicly(
+    alliance: Alliance, tmp_path: Path
+) -> None:
+    node = ["--node", alliance.url]
+    record = {
+        "id": "model:atlas-1",
+        "provider": "Acme Labs",
+        "name": "Atlas",
+        "version": "1.0",
+        "digest": "sha256:" + "ab" * 32,
+        "training_compute_flop": 1e24,
+    }
+    (tmp_path / "model.json").write_text(json.dumps(record))
+    logged = json.loads(cli("registry", "model", "register", str(tmp_path / "model.json"),
+                            *node, *alliance.operator, "-o", "json"))  # fmt: skip
+    assert logged["id"] == "model:atlas-1"
+    assert isinstance(logged["index"], int)
+    listed = json.loads(cli("registry", "model", "list", *node, "-o", "json"))
+    assert [m["record"]["id"] for m in listed] == ["model:atlas-1"]
+    shown = json.loads(cli("registry", "model", "show", "model:atlas-1", *node, "-o", "json"))
+    assert (shown["holder"], shown["entry_index"]) == ("operator:acme", logged["index"])
+
+
+def test_a_lease_request_prints_the_signed_lease_and_its_terms(alliance: Alliance) -> None:
+    asked = ["lease", "request", alliance.agent_id, "--key", str(alliance.agent_key)]
+    answer = json.loads(cli(*asked, "--node", alliance.url, "-o", "json"))
+    assert answer["terms"]["agent_id"] == alliance.agent_id
+    assert answer["lease"]["payloadType"] == "application/vnd.custodes.lease+json"
+    assert "jurisdictions" in cli(*asked, "--node", alliance.url)

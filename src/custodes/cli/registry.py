@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from custodes.cli.output import OUTPUT, Output, emit_record, emit_table
+from custodes.cli.output import OUTPUT, Output, emit_json, emit_record, emit_table
 from custodes.cli.remote import (
     AS,
     KEY,
@@ -84,6 +84,7 @@ def operator(
     actor: str = AS,
     token: str = TOKEN,
     key: Path = KEY,
+    output: Output = OUTPUT,
 ) -> None:
     """Register an operator (as its home regulator). Its address and contact are sent
     beside the logged entry, which carries only a salted commitment to them."""
@@ -99,7 +100,7 @@ def operator(
     )
     with connect(node, actor, token, key) as client:
         index = client.register_operator(record)
-    typer.echo(f"registered {operator_id} at log index {index}")
+    _logged("registered", operator_id, index, output)
 
 
 @agent_app.command("register")
@@ -112,6 +113,7 @@ def register(
     actor: str = AS,
     token: str = TOKEN,
     key: Path = KEY,
+    output: Output = OUTPUT,
 ) -> None:
     """Register an agent (as its operator or home regulator)."""
     record = AgentRecord.model_validate(_json_file(record_file))
@@ -123,7 +125,7 @@ def register(
             agent_card=_json_file(card) if card else None,
             agent_card_keys=_jwks(card_keys) if card_keys else None,
         )
-    typer.echo(f"registered {record.id} at log index {index}")
+    _logged("registered", record.id, index, output)
 
 
 def _jwks(path: Path) -> dict[str, dict[str, Any]]:
@@ -200,11 +202,12 @@ def rotate_key(
     actor: str = AS,
     token: str = TOKEN,
     key: Path = KEY,
+    output: Output = OUTPUT,
 ) -> None:
     """Add and/or retire an agent's keys (logged; the key history keeps both)."""
     with connect(node, actor, token, key) as client:
         index = client.rotate_key(agent_id, [_b64(k) for k in add], retire)
-    typer.echo(f"rotated keys of {agent_id} at log index {index}")
+    _logged("rotated keys of", agent_id, index, output)
 
 
 @model_app.command("register")
@@ -214,10 +217,11 @@ def register_model(
     actor: str = AS,
     token: str = TOKEN,
     key: Path = KEY,
+    output: Output = OUTPUT,
 ) -> None:
     """Register a model; the operator registering it holds it."""
     with connect(node, actor, token, key) as client:
-        _send_model(record_file, client.register_model, "registered")
+        _send_model(record_file, client.register_model, "registered", output)
 
 
 @model_app.command("update")
@@ -227,15 +231,26 @@ def update_model(
     actor: str = AS,
     token: str = TOKEN,
     key: Path = KEY,
+    output: Output = OUTPUT,
 ) -> None:
     """Correct a model's record (its holder, or its home regulator, who may hand it on)."""
     with connect(node, actor, token, key) as client:
-        _send_model(record_file, client.update_model, "updated")
+        _send_model(record_file, client.update_model, "updated", output)
 
 
-def _send_model(record_file: Path, send: Callable[[ModelRecord], int], done: str) -> None:
+def _send_model(
+    record_file: Path, send: Callable[[ModelRecord], int], done: str, output: Output
+) -> None:
     record = ModelRecord.model_validate(_json_file(record_file))
-    typer.echo(f"{done} {record.id} at log index {send(record)}")
+    _logged(done, record.id, send(record), output)
+
+
+def _logged(done: str, subject: str, index: int, output: Output) -> None:
+    """Say that a change was logged: a sentence, or ``{"id", "index"}`` for scripts."""
+    if output is Output.json:
+        emit_json({"id": subject, "index": index})
+    else:
+        typer.echo(f"{done} {subject} at log index {index}")
 
 
 @model_app.command("retire")
@@ -246,11 +261,12 @@ def retire_model(
     actor: str = AS,
     token: str = TOKEN,
     key: Path = KEY,
+    output: Output = OUTPUT,
 ) -> None:
     """Retire a model (its holder, or its home regulator settling a dispute)."""
     with connect(node, actor, token, key) as client:
         index = client.retire_model(model_id, reason)
-    typer.echo(f"retired {model_id} at log index {index}")
+    _logged("retired", model_id, index, output)
 
 
 @model_app.command("list")
