@@ -13,12 +13,15 @@ from enum import Enum
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
 from custodes.client.errors import raise_for_error, unreachable
 from custodes.client.transport import check_node_url, is_stale_connection, node_client
 from custodes.errors import ConfigError
-from custodes.ledger.dsse import EnvelopeSigner
+from custodes.ledger.canonical import canonical_dumps
+from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
 from custodes.ledger.note import NoteVerifier, parse_vkey
+from custodes.registry.private import request_body, seal_change
 
 __all__ = ["Auth", "Pins"]
 
@@ -89,6 +92,9 @@ class _Core:
             raise ConfigError("this change is signed by a principal: give --as, --token, --key")
         return self.principal, self.key
 
+    def _actor(self) -> str:
+        return self._signer()[0]
+
     def _send(
         self,
         method: str,
@@ -124,6 +130,20 @@ class _Core:
             return self._http.send(request)
         except httpx.HTTPError as exc:
             raise unreachable(self.url, exc) from exc
+
+    def _submit(self, path: str, payload_type: str, change: BaseModel) -> dict[str, Any]:
+        """Sign ``change`` as the acting principal and send it with its token.
+
+        Private fields (contacts, addresses) never enter the signed, logged payload: it
+        carries a salted commitment and the clear text travels beside it.
+        """
+        _, key = self._signer()
+        sealed, opening = seal_change(change)
+        payload = sealed.model_dump_json(exclude_none=True).encode()
+        envelope = sign_envelope(payload_type, payload, [key]).to_json()
+        body = canonical_dumps(request_body(envelope, opening))
+        answer: dict[str, Any] = self._json("POST", path, content=body, auth=Auth.PRINCIPAL)
+        return answer
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._send(method, path, **kwargs).json()

@@ -14,10 +14,8 @@ import httpx
 from custodes.client.core import Auth, _Core
 from custodes.client.errors import error_from, unreachable
 from custodes.client.registry import new_order_id
-from custodes.ledger.canonical import canonical_dumps
-from custodes.ledger.dsse import Envelope, sign_envelope
+from custodes.ledger.dsse import Envelope
 from custodes.registry.models import KillOrder
-from custodes.registry.private import request_body, seal_change
 from custodes.registry.service import ORDER_TYPE
 
 __all__ = ["KillSwitchApi", "OrderStream"]
@@ -65,7 +63,6 @@ class KillSwitchApi(_Core):
     ) -> dict[str, Any]:
         """Issue a kill order (``suspend``/``revoke``) or lift one (``reinstate``):
         ``{"index", "order_id", "agent_id", "status"}``."""
-        actor, key = self._signer()
         order = KillOrder(
             op=op,
             order_id=order_id or new_order_id(),
@@ -73,19 +70,11 @@ class KillSwitchApi(_Core):
             scope="territorial" if territory else "global",
             territory=territory,
             reason=reason,
-            actor=actor,
+            actor=self._actor(),
             at=datetime.now(UTC),
             lifts=lifts,
         )
-        sealed, opening = seal_change(order)
-        envelope = sign_envelope(
-            ORDER_TYPE, sealed.model_dump_json(exclude_none=True).encode(), [key]
-        )
-        body = canonical_dumps(request_body(envelope.to_json(), opening))
-        answer: dict[str, Any] = self._json(
-            "POST", "/api/v1/kill-orders", content=body, auth=Auth.PRINCIPAL
-        )
-        return answer
+        return self._submit("/api/v1/kill-orders", ORDER_TYPE, order)
 
     def kill_orders(
         self, agent_id: str | None = None, *, active: bool = False

@@ -1,9 +1,7 @@
 """The registry side of the API: principals (admin), changes signed here, public reads.
 
-Every change is signed with the acting principal's own key and sent with its API token;
-the node checks that both name the same principal. Private fields (contacts, addresses)
-never enter the signed, logged payload: it carries a salted commitment and the clear
-text travels beside it.
+Every change is signed with the acting principal's own key and sent with its API token
+(``_Core._submit``); the node checks that both name the same principal.
 """
 
 from __future__ import annotations
@@ -18,8 +16,6 @@ import orjson
 from pydantic import BaseModel
 
 from custodes.client.core import Auth, _Core
-from custodes.ledger.canonical import canonical_dumps
-from custodes.ledger.dsse import sign_envelope
 from custodes.registry.models import (
     AgentChanges,
     AgentRecord,
@@ -34,7 +30,6 @@ from custodes.registry.models import (
     OperatorRegister,
     OperatorUpdate,
 )
-from custodes.registry.private import request_body, seal_change
 from custodes.registry.service import REGISTRY_TYPE
 
 __all__ = ["RegistryApi", "new_order_id"]
@@ -87,20 +82,8 @@ class RegistryApi(_Core):
 
     # -- changes, signed by the acting principal ------------------------------------------
 
-    def _submit(self, path: str, payload_type: str, change: BaseModel) -> dict[str, Any]:
-        _, key = self._signer()
-        sealed, opening = seal_change(change)
-        payload = sealed.model_dump_json(exclude_none=True).encode()
-        envelope = sign_envelope(payload_type, payload, [key]).to_json()
-        body = canonical_dumps(request_body(envelope, opening))
-        answer: dict[str, Any] = self._json("POST", path, content=body, auth=Auth.PRINCIPAL)
-        return answer
-
     def _change(self, change: BaseModel) -> int:
         return int(self._submit("/api/v1/registry/entries", REGISTRY_TYPE, change)["index"])
-
-    def _actor(self) -> str:
-        return self._signer()[0]
 
     def register_operator(self, record: OperatorRecord) -> int:
         return self._change(OperatorRegister(actor=self._actor(), at=_now(), operator=record))
