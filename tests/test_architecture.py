@@ -17,7 +17,7 @@ import custodes.ledger.store  # registers the ledger tables on metadata
 from custodes.store.db import metadata, open_engine, upgrade
 
 SRC = Path(custodes.__file__).parent
-DOMAINS = ["ledger", "store", "evals"]
+DOMAINS = ["ledger", "store", "evals", "registry", "killswitch"]
 ADAPTER_MODULES = (
     "fastapi",
     "starlette",
@@ -26,6 +26,7 @@ ADAPTER_MODULES = (
     "uvicorn",
     "custodes.api",
     "custodes.cli",
+    "custodes.client",
     "custodes.federation",
     "custodes.sdk",
     "custodes.web",
@@ -49,6 +50,17 @@ def test_domain_packages_import_no_adapter(domain: str) -> None:
         for path in (SRC / domain).rglob("*.py")
         for name in _imports(path)
         if name.startswith(ADAPTER_MODULES)
+    }
+    assert not offenders
+
+
+def test_the_command_line_reaches_nodes_only_through_the_client() -> None:
+    """One client for the node's API: no command opens its own HTTP connection."""
+    offenders = {
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in (SRC / "cli").rglob("*.py")
+        for name in _imports(path)
+        if name == "httpx" or name.startswith("httpx.")
     }
     assert not offenders
 

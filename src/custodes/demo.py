@@ -24,10 +24,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from custodes.client import Client
 from custodes.demo_evals import run_evals_act
 from custodes.demo_kill import KillScenario, run_kill_scenario
 from custodes.ledger.dsse import EnvelopeSigner
-from custodes.sdk import LedgerClient, sign_decision
+from custodes.sdk import sign_decision
 from custodes.sdk.bootstrap import Authorities, bootstrap, enrol_agent
 
 __all__ = ["run_demo"]
@@ -123,7 +124,7 @@ def _record_decisions(member: Member, others: list[Member], rng: random.Random) 
     agent then records signed decisions, with counterparties across the alliance."""
     authorities = bootstrap(member.url, ADMIN, member.code, operator=f"{member.code.lower()}-ops")
     member.authorities = authorities
-    client = LedgerClient(member.url)
+    client = Client(member.url)
     try:
         for slug, sector in AGENTS[member.code]:
             key = EnvelopeSigner.generate()

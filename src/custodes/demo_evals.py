@@ -25,9 +25,10 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from custodes.client import Client
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.ledger.keys import entry_key_string, write_secret
-from custodes.sdk import LedgerClient, sign_decision
+from custodes.sdk import sign_decision
 from custodes.sdk.bootstrap import register_principal
 
 __all__ = ["run_evals_act"]
@@ -137,7 +138,7 @@ def _auditor(url: str, work: Path) -> dict[str, str]:
 def _drifting_decisions(url: str, agent_id: str, key: EnvelopeSigner) -> tuple[int, int]:
     """The live agent starts overriding grid protection: a shift in what it does."""
     actions = ["override frequency protection"] * 30 + ["shed 15 MW of flexible load"] * 10
-    client = LedgerClient(url)
+    client = Client(url)
     try:
         indices = client.append(
             [

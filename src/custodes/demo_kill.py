@@ -19,8 +19,9 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from custodes.client import Client
 from custodes.ledger.dsse import EnvelopeSigner
-from custodes.sdk import DecisionRecorder, Guard, Halted, LedgerClient
+from custodes.sdk import DecisionRecorder, Guard, Halted
 from custodes.sdk.bootstrap import Authorities
 
 __all__ = ["KillScenario", "run_kill_scenario"]
@@ -80,7 +81,7 @@ def run_kill_scenario(
         scenario.steps.append("safe-state hook: open orders cancelled, control handed back")
 
     with tempfile.TemporaryDirectory(prefix="custodes-spool-") as spool:
-        recorder = DecisionRecorder(LedgerClient(url), agent_id, key, Path(spool))
+        recorder = DecisionRecorder(Client(url), agent_id, key, Path(spool))
         guard = Guard(agent_id, key, url, node_key, safe_state=safe_state, recorder=recorder)
         with guard:
             guard.wait_for_lease(10)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from custodes.client import Client, verify_logged
 from custodes.config import Settings
-from custodes.connectors.node import EvalsClient, verify_logged
 from custodes.errors import CustodesError
 from custodes.evals.judges import LLMJudge, RuleJudge
 from custodes.evals.models import Outcome
@@ -136,7 +136,7 @@ def db_url(tmp_path: Path) -> str:  # these tests use SQLite only
 
 class Auditor:
     def __init__(self, client: TestClient, settings: Settings, pid: str, role: str) -> None:
-        self.pid = pid
+        self.pid, self.http = pid, client
         self.key = EnvelopeSigner.generate()
         self.token = register_principal(
             client,
@@ -146,7 +146,9 @@ class Auditor:
             jurisdiction=settings.jurisdiction,
             key=self.key,
         )
-        self.evals = EvalsClient("", principal=pid, token=self.token, key=self.key, client=client)
+        self.evals = Client(
+            str(client.base_url), principal=pid, token=self.token, key=self.key, http=client
+        )
 
 
 @pytest.fixture
@@ -161,9 +163,9 @@ def logged(suite: Suite, tmp_path: Path) -> EvalResult:
 
 
 def _wait_for_proof(auditor: Auditor, index: int) -> dict[str, object]:
-    node = auditor.evals._http.app.state.node  # type: ignore[attr-defined]
+    node = auditor.http.app.state.node  # type: ignore[attr-defined]
     assert node.log.wait_for_checkpoint(index + 1, timeout=10)
-    return auditor.evals.fetch(index)
+    return auditor.evals.eval_result(index)
 
 
 def test_a_result_round_trips_through_the_node_with_a_proof(
@@ -188,7 +190,7 @@ def test_a_tampered_entry_does_not_verify(
     index = auditor.evals.publish(logged)
     answer = _wait_for_proof(auditor, index)
     vkey = client.get("/api/v1/node").json()["log_vkey"]
-    checkpoint, _, _ = open_checkpoint(auditor.evals.checkpoint(), [parse_vkey(vkey)])
+    checkpoint, _, _ = open_checkpoint(auditor.evals.checkpoint_note(), [parse_vkey(vkey)])
     proof = auditor.evals.inclusion(index, checkpoint.size)
     entry = dict(answer["entry"])  # type: ignore[call-overload]
     entry["payloadType"] = "application/vnd.custodes.eval-result+json; forged"
@@ -262,7 +264,7 @@ def test_a_drift_alert_is_logged_and_other_entries_are_not_results(auditor: Audi
     answer = _wait_for_proof(auditor, index)
     assert DriftAlert.model_validate(answer["record"]).issuer == auditor.pid
     with pytest.raises(CustodesError, match="not an evaluation result"):
-        auditor.evals.fetch(0)  # the node's own signer entry
+        auditor.evals.eval_result(0)  # the node's own signer entry
 
 
 # --- drift between epochs ----------------------------------------------------------------

@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 import orjson
 
+from custodes.client import Client
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.ledger.payloads import DECISION_TYPE
-from custodes.sdk.decisions import LedgerClient
 from custodes.sdk.guard import Guard, Halted
 from custodes.sdk.recorder import DecisionRecorder
 from tests.integration.procs import NodeProcess, node_env
@@ -147,7 +147,7 @@ class GuardedAgent:
     signer: EnvelopeSigner
     guard: Guard
     recorder: KeyedRecorder
-    client: LedgerClient
+    client: Client
     safe_states: list[float] = field(default_factory=list)
     territorial: list[tuple[str, float]] = field(default_factory=list)
 
@@ -161,7 +161,7 @@ class GuardedAgent:
         spool: Path,
         **guard_options: Any,
     ) -> GuardedAgent:
-        client = LedgerClient(url, timeout=5.0)
+        client = Client(url, timeout=5.0)
         recorder = KeyedRecorder(
             client, agent_id, signer, spool, batch_size=20, flush_interval=0.05, retry_max=0.5
         )

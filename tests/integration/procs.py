@@ -24,6 +24,7 @@ from typing import Any, Self
 
 import httpx
 
+from custodes.client import Client
 from custodes.config import DEV_ADMIN_TOKEN
 from custodes.ledger.checkpoint import Checkpoint, open_checkpoint
 from custodes.ledger.dsse import Envelope, EnvelopeSigner
@@ -32,7 +33,7 @@ from custodes.ledger.note import parse_vkey
 from custodes.ledger.tiles import hashes_from_tile, tile_path, tiles_for_size
 from custodes.sdk.bootstrap import bootstrap
 from custodes.sdk.bootstrap import enrol_agent as bootstrap_agent
-from custodes.sdk.decisions import LedgerClient, sign_decision
+from custodes.sdk.decisions import sign_decision
 
 __all__ = [
     "ADMIN_TOKEN",
@@ -244,8 +245,8 @@ class NodeProcess:
         except OSError:
             return "(no log)"
 
-    def client(self, timeout: float = 10.0) -> LedgerClient:
-        return LedgerClient(self.url, admin_token=ADMIN_TOKEN, timeout=timeout)
+    def client(self, timeout: float = 10.0) -> Client:
+        return Client(self.url, admin_token=ADMIN_TOKEN, timeout=timeout)
 
 
 def fetch_checkpoint(
@@ -288,7 +289,7 @@ def enrol_agent(url: str, key: EnvelopeSigner, slug: str, jurisdiction: str = "Z
 
 
 def append_decisions(
-    client: LedgerClient, signer: EnvelopeSigner, agent: str, count: int, tag: str = ""
+    client: Client, signer: EnvelopeSigner, agent: str, count: int, tag: str = ""
 ) -> list[tuple[int, bytes]]:
     """Append ``count`` decisions in one batch; return (index, leaf hash) of each."""
     envelopes: list[Envelope] = [

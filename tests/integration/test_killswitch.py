@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import pytest
 
+from custodes.client import Client
 from custodes.errors import CustodesError
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import Envelope, EnvelopeSigner, sign_envelope
@@ -46,7 +47,6 @@ from custodes.sdk.bootstrap import Authorities, bootstrap, enrol_agent, register
 from custodes.sdk.guard import Halted
 from custodes.sdk.leases import LEASE_REQUEST_TYPE, lease_request
 from custodes.sdk.pushes import UnverifiedPush, sse_events, stream_nonce, verify_push
-from custodes.sdk.registry import RegistryClient
 from tests.integration.nodes import (
     GuardedAgent,
     assert_error,
@@ -279,10 +279,10 @@ def _principal(node: Node, pid: str, role: str, jurisdiction: str) -> tuple[str,
     return token, key
 
 
-def _host_regulator(node: Node, jurisdiction: str) -> RegistryClient:
+def _host_regulator(node: Node, jurisdiction: str) -> Client:
     pid = f"regulator:{jurisdiction.lower()}"
     token, key = _principal(node, pid, "regulator", jurisdiction)
-    return RegistryClient(node.url, pid, token, key)
+    return Client(node.url, principal=pid, token=token, key=key)
 
 
 def test_a_host_regulator_halts_an_agent_only_in_its_territory(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import httpx
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from custodes.client import Client, new_order_id
 from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
 from custodes.node import Node
 from custodes.registry.models import (
@@ -32,7 +33,6 @@ from custodes.registry.private import request_body, seal_change
 from custodes.registry.service import ORDER_TYPE, REGISTRY_TYPE
 from custodes.registry.store import PROJECTION_TABLES
 from custodes.sdk.decisions import sign_decision
-from custodes.sdk.registry import RegistryClient, new_order_id
 from custodes.store.db import metadata, read_tx
 from tests.enrol import OPERATOR_KEY, REGULATOR_KEY
 
@@ -106,9 +106,11 @@ def add_actor(
     return Actor(node.tokens.authenticate(token), key, token)
 
 
-def client_for(http: httpx.Client, actor: Actor) -> RegistryClient:
-    """The SDK's registry client for ``actor``, over ``http`` (e.g. a TestClient)."""
-    return RegistryClient(str(http.base_url), actor.id, actor.token, actor.key, client=http)
+def client_for(http: httpx.Client, actor: Actor) -> Client:
+    """The node client acting as ``actor``, over ``http`` (e.g. a TestClient)."""
+    return Client(
+        str(http.base_url), principal=actor.id, token=actor.token, key=actor.key, http=http
+    )
 
 
 def submit(

@@ -1,6 +1,6 @@
 """Kill orders over the API on SQLite and PostgreSQL: suspend, revoke, reinstate.
 
-Orders are issued with the SDK's RegistryClient (signed by the actor, sent with its
+Orders are issued with custodes.client.Client (signed by the actor, sent with its
 token). Refusals write nothing. The server-sent-events push is tested in
 tests/integration.
 """
@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from custodes.client import Client
 from custodes.errors import CustodesError
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.registry.queries import NODE
 from custodes.sdk.decisions import sign_decision
-from custodes.sdk.registry import RegistryClient
 from tests.registry.support import (
     HOST,
     OTHER,
@@ -30,7 +30,7 @@ from tests.registry.support import (
 
 
 @pytest.fixture(scope="module")
-def clients(app_client: TestClient, app_world: World) -> dict[str, RegistryClient]:
+def clients(app_client: TestClient, app_world: World) -> dict[str, Client]:
     w = app_world
     return {
         name: client_for(app_client, actor)
@@ -71,7 +71,7 @@ def _append(client: TestClient, key: EnvelopeSigner, agent_id: str, n: int) -> A
 
 
 def test_a_global_suspension_halts_the_agent_until_reinstated(
-    app_client: TestClient, app_world: World, clients: dict[str, RegistryClient]
+    app_client: TestClient, app_world: World, clients: dict[str, Client]
 ) -> None:
     agent_id, _ = _agent(app_world)
     home = clients["home"]
@@ -102,7 +102,7 @@ def test_a_global_suspension_halts_the_agent_until_reinstated(
 
 
 def test_reinstate_lifts_exactly_the_named_order(
-    app_world: World, clients: dict[str, RegistryClient]
+    app_world: World, clients: dict[str, Client]
 ) -> None:
     agent_id, _ = _agent(app_world)
     voluntary = clients["acme"].order("suspend", agent_id, "operator halts for maintenance")
@@ -120,7 +120,7 @@ def test_reinstate_lifts_exactly_the_named_order(
 
 
 def test_a_lifted_order_cannot_be_lifted_again(
-    app_world: World, clients: dict[str, RegistryClient]
+    app_world: World, clients: dict[str, Client]
 ) -> None:
     agent_id, _ = _agent(app_world)
     home = clients["home"]
@@ -141,7 +141,7 @@ def test_a_lifted_order_cannot_be_lifted_again(
 
 
 def test_a_host_regulator_suspends_in_its_own_territory_and_lifts_only_its_own_order(
-    app_world: World, clients: dict[str, RegistryClient]
+    app_world: World, clients: dict[str, Client]
 ) -> None:
     agent_id, _ = _agent(app_world)
     host, home = clients["host"], clients["home"]
@@ -161,7 +161,7 @@ def test_a_host_regulator_suspends_in_its_own_territory_and_lifts_only_its_own_o
 
 
 def test_revocation_and_status_transitions(
-    app_client: TestClient, app_world: World, clients: dict[str, RegistryClient]
+    app_client: TestClient, app_world: World, clients: dict[str, Client]
 ) -> None:
     agent_id, key = _agent(app_world)
     home = clients["home"]
@@ -179,7 +179,7 @@ def test_revocation_and_status_transitions(
 
 
 def test_a_revoked_agents_decisions_are_refused(
-    app_client: TestClient, app_world: World, clients: dict[str, RegistryClient]
+    app_client: TestClient, app_world: World, clients: dict[str, Client]
 ) -> None:
     agent_id, key = _agent(app_world)
     assert _append(app_client, key, agent_id, 1).status_code == 200
@@ -192,7 +192,7 @@ def test_a_revoked_agents_decisions_are_refused(
 
 
 def test_a_revoked_agent_may_still_record_its_halt(
-    app_client: TestClient, app_world: World, clients: dict[str, RegistryClient]
+    app_client: TestClient, app_world: World, clients: dict[str, Client]
 ) -> None:
     """Documented choice: the halt is the evidence forensics needs, nothing to act on."""
     agent_id, key = _agent(app_world)
@@ -208,7 +208,7 @@ def test_a_revoked_agent_may_still_record_its_halt(
 
 
 def test_a_suspended_agents_decisions_are_still_recorded(
-    app_client: TestClient, app_world: World, clients: dict[str, RegistryClient]
+    app_client: TestClient, app_world: World, clients: dict[str, Client]
 ) -> None:
     """Documented choice: a suspended agent's guard records its halt as a decision."""
     agent_id, key = _agent(app_world)
@@ -228,7 +228,7 @@ def _halt(client: TestClient, key: EnvelopeSigner, agent_id: str, why: str) -> A
 
 
 def test_a_revoked_agent_records_one_halt_per_revocation(
-    app_client: TestClient, app_world: World, clients: dict[str, RegistryClient]
+    app_client: TestClient, app_world: World, clients: dict[str, Client]
 ) -> None:
     agent_id, key = _agent(app_world)
     home = clients["home"]
@@ -249,7 +249,7 @@ def test_a_revoked_agent_records_one_halt_per_revocation(
 
 
 def test_orders_refused_for_what_does_not_exist_or_already_does(
-    app_world: World, clients: dict[str, RegistryClient]
+    app_world: World, clients: dict[str, Client]
 ) -> None:
     agent_id, _ = _agent(app_world)
     home = clients["home"]
@@ -269,7 +269,7 @@ def test_orders_refused_for_what_does_not_exist_or_already_does(
 
 
 def test_kill_orders_are_listed_by_agent_and_by_activity(
-    app_client: TestClient, app_world: World, clients: dict[str, RegistryClient]
+    app_client: TestClient, app_world: World, clients: dict[str, Client]
 ) -> None:
     agent_id, _ = _agent(app_world)
     home, host = clients["home"], clients["host"]

@@ -1,7 +1,7 @@
 """The registry over HTTP on SQLite and PostgreSQL: admin, tokens, writes, reads, as_of.
 
 Principals and tokens are made with the admin API, registry changes with the SDK's
-RegistryClient, and reads are checked as the public and as a token holder would see them.
+custodes.client.Client, and reads are checked as the public and as a token holder would see them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from custodes.client import Client
 from custodes.config import DEV_ADMIN_TOKEN
 from custodes.errors import CustodesError
 from custodes.ledger import leaf_hash, open_checkpoint, parse_vkey, verify_inclusion
@@ -34,7 +35,6 @@ from custodes.registry.models import (
 from custodes.registry.queries import NODE, PUBLIC_AGENT_FIELDS
 from custodes.registry.service import PRINCIPAL_TYPE
 from custodes.registry.store import api_tokens
-from custodes.sdk.registry import RegistryClient
 from custodes.store.db import read_tx
 from tests.registry.support import (
     CONTACT,
@@ -89,7 +89,7 @@ class Party:
     id: str
     key: EnvelopeSigner
     token: str
-    registry: RegistryClient
+    registry: Client
 
 
 def enrol_party(client: TestClient, pid: str, role: str, jurisdiction: str) -> Party:
@@ -99,7 +99,10 @@ def enrol_party(client: TestClient, pid: str, role: str, jurisdiction: str) -> P
     assert response.status_code == 201, response.text
     token = new_token(client, pid)["token"]
     return Party(
-        pid, key, token, RegistryClient(str(client.base_url), pid, token, key, client=client)
+        pid,
+        key,
+        token,
+        Client(str(client.base_url), principal=pid, token=token, key=key, http=client),
     )
 
 

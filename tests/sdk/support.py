@@ -38,6 +38,7 @@ def make_guard(
     safe_state: Callable[[], None] = lambda: None,
     recorder: DecisionRecorder | None = None,
     on_territorial_halt: Callable[[str], None] | None = None,
+    on_resume: Callable[[], None] | None = None,
 ) -> Guard:
     return Guard(
         AGENT,
@@ -49,6 +50,7 @@ def make_guard(
         clock=clock,
         http=node.client(),
         on_territorial_halt=on_territorial_halt,
+        on_resume=on_resume,
         retry_initial=0.02,
         retry_max=0.1,
         poll=0.005,

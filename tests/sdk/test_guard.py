@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from custodes.client import Client
 from custodes.killswitch.broadcast import PushSigner
 from custodes.ledger.dsse import EnvelopeSigner
-from custodes.sdk.decisions import LedgerClient
 from custodes.sdk.fakes import FakeClock, FakeNode
 from custodes.sdk.guard import Guard, Halted
 from custodes.sdk.leases import LeaseError
@@ -218,7 +218,7 @@ def test_safe_state_runs_once_under_twenty_concurrent_checks(
 
 def _fast_recorder(node: FakeNode, signer: EnvelopeSigner, tmp_path: Path) -> DecisionRecorder:
     """A recorder delivering halt records to ``node`` at once (short flush and retry)."""
-    ledger = LedgerClient(node.url, client=node.client())
+    ledger = Client(node.url, http=node.client())
     return DecisionRecorder(
         ledger, AGENT, signer, tmp_path / "spool", flush_interval=0.01, retry_initial=0.01
     )
@@ -533,3 +533,75 @@ def test_a_flood_of_forged_pushes_is_logged_once(
     ignored = [r for r in caplog.records if "ignoring a kill-order event" in r.getMessage()]
     assert len(ignored) == 1
     assert reason(guard, "GB") is None
+
+
+def _refusal(guard: Guard, territory: str = "GB") -> Halted:
+    with pytest.raises(Halted) as caught:
+        guard.check(territory)
+    return caught.value
+
+
+def test_a_refusal_names_the_orders_reason_and_issuer(
+    new_guard: Callable[..., Guard], node: FakeNode
+) -> None:
+    guard = new_guard()
+    order_id = node.suspend(AGENT, reason="market abuse inquiry")
+    eventually(lambda: reason(guard) == "kill_order")
+    halt = _refusal(guard)
+    assert (halt.order_id, halt.order_reason, halt.issuer) == (
+        order_id,
+        "market abuse inquiry",
+        "regulator:fake",
+    )
+    assert "suspend by regulator:fake: market abuse inquiry" in halt.message
+    assert halt.detail["issuer"] == "regulator:fake"
+
+
+def test_a_territorial_refusal_names_the_territorys_order(
+    new_guard: Callable[..., Guard], node: FakeNode
+) -> None:
+    guard = new_guard()
+    node.suspend(AGENT, territory="FR", reason="no French licence")
+    eventually(lambda: reason(guard, "FR") == "kill_order")
+    halt = _refusal(guard, "FR")
+    assert (halt.territory, halt.order_reason) == ("FR", "no French licence")
+    assert reason(guard, "GB") is None
+
+
+def test_a_lifted_halt_calls_on_resume_once_and_logs_the_recovery(
+    new_guard: Callable[..., Guard], node: FakeNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    resumed: list[int] = []
+    guard = new_guard(on_resume=lambda: resumed.append(1))
+    order_id = node.suspend(AGENT)
+    eventually(lambda: reason(guard) == "kill_order")
+    assert resumed == []  # a halt is not a resume
+    with caplog.at_level(logging.INFO, logger="custodes.sdk.guard"):
+        node.reinstate(order_id)
+        eventually(lambda: reason(guard) is None and resumed == [1])
+    recovered = [r.getMessage() for r in caplog.records if "resumed after a halt" in r.getMessage()]
+    assert len(recovered) == 1
+    assert AGENT in recovered[0]
+
+
+def test_the_first_lease_is_not_a_resume(new_guard: Callable[..., Guard]) -> None:
+    resumed: list[int] = []
+    guard = new_guard(on_resume=lambda: resumed.append(1))
+    guard.renew()  # operating, renewed again: never halted, nothing to resume from
+    assert reason(guard) is None
+    assert resumed == []
+
+
+def test_a_lapsed_lease_renewed_resumes_the_guard(
+    new_guard: Callable[..., Guard], node: FakeNode, clock: FakeClock, hooks: Hooks
+) -> None:
+    resumed: list[int] = []
+    guard = new_guard(on_resume=lambda: resumed.append(1))
+    node.set_reachable(False)
+    clock.advance(61)  # past the 60 s lease: fail closed
+    eventually(lambda: reason(guard) == "lease_expired")
+    eventually(lambda: hooks.safe_states == 1)
+    node.set_reachable(True)
+    clock.advance(1)  # past any retry backoff: the keeper asks again
+    eventually(lambda: resumed == [1])
+    assert reason(guard) is None

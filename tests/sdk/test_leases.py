@@ -10,6 +10,7 @@ import httpx
 import orjson
 import pytest
 
+from custodes.client import Client
 from custodes.errors import CustodesError
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner, sign_envelope, verify_envelope
@@ -163,9 +164,8 @@ class ClosingNode:
 
     def ask(self) -> Lease:
         http = httpx.Client(transport=httpx.MockTransport(self.handle))
-        return request_lease(
-            http, self.node.url, AGENT_KEY, AGENT, node_public_key=self.node.public_key, now=NOW
-        )
+        node = Client(self.node.url, http=http)
+        return request_lease(node, AGENT_KEY, AGENT, node_public_key=self.node.public_key, now=NOW)
 
 
 @pytest.mark.parametrize("error", [httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError])

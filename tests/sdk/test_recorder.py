@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
+from custodes.client import Client
 from custodes.errors import BadRequest
 from custodes.ledger.dsse import Envelope, EnvelopeSigner, parse_envelope
-from custodes.sdk.decisions import LedgerClient
 from custodes.sdk.fakes import FakeClock, FakeNode
 from custodes.sdk.recorder import DecisionRecorder
 from custodes.sdk.spool import ACKED_FILE, SPOOL_FILE, SpoolError
@@ -43,7 +43,7 @@ def open_recorder(
 
     def build(**kw: Any) -> DecisionRecorder:
         kw = {"flush_interval": 0.01, "retry_initial": 0.01, "retry_max": 0.05} | kw
-        client = LedgerClient(node.url, client=node.client())
+        client = Client(node.url, http=node.client())
         recorder = DecisionRecorder(client, AGENT, signer, spool, **kw)
         opened.append(recorder)
         return recorder
@@ -187,7 +187,7 @@ def test_a_torn_ack_line_means_a_resend_the_node_deduplicates(
     first.close()
     node.set_reachable(True)
     # The node got them, but the ack line was torn by a crash.
-    LedgerClient(node.url, client=node.client()).append(_spooled(spool))
+    Client(node.url, http=node.client()).append(_spooled(spool))
     (spool / ACKED_FILE).write_bytes(b'{"v":1,"keys":["')
     second = open_recorder()
     assert second.flush(5)

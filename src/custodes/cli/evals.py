@@ -30,9 +30,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from custodes.cli.remote import AS, KEY, NODE, TOKEN, load_key
+from custodes.cli.output import OUTPUT, Output, emit_json
+from custodes.cli.remote import AS, KEY, NODE, TOKEN
+from custodes.client import Client, load_key
 from custodes.connectors.a2a import A2ATarget
-from custodes.connectors.node import EvalsClient
 from custodes.connectors.openai import OpenAIChatTarget, openai_chat
 from custodes.errors import ConfigError
 from custodes.evals.drift import DriftReport, PassiveDriftReport, passive_drift
@@ -304,12 +305,16 @@ def publish(
     actor: str = AS,
     token: str = TOKEN,
     key: Path = KEY,
+    output: Output = OUTPUT,
 ) -> None:
     """Sign an epoch's result as the principal and log it at the node."""
     run = RunDir.open(run_dir)
     result = run.result(_epochs(run, epoch, last=True))
-    with EvalsClient(node, principal=actor, token=token, key=load_key(key)) as client:
+    with Client(node, principal=actor, token=token, key=load_key(key)) as client:
         index = client.publish(result)
+    if output is Output.json:
+        emit_json({"index": index, "suite": result.suite.id, "epoch": result.epoch})
+        return
     console.print(f"published {result.suite.id} epoch {result.epoch} at log index {index}")
 
 
@@ -330,18 +335,24 @@ def show(
     index: int = typer.Argument(min=0, help="the result's log index"),
     node: str = NODE,
     log_key: str | None = typer.Option(None, help="the log's vkey (default: ask the node)"),
+    output: Output = OUTPUT,
 ) -> None:
     """Print a logged result and verify its inclusion proof against the checkpoint."""
-    with EvalsClient(node) as client:
-        if log_key is None:
-            err.print(
-                "note: checking against the log key the node reports; pass --log-key "
-                "to check against a key you trust",
-                highlight=False,
-            )
-        logged = client.prove(index, log_key or client.log_vkey())
-    _print_logged(logged.payload_type, logged.payload)
+    if log_key is None:
+        err.print(
+            "note: checking against the log key the node reports; pass --log-key "
+            "to check against a key you trust",
+            highlight=False,
+        )
+    with Client.pinned(node, log_vkey=log_key) as client:
+        logged = client.prove(index)
     cp = logged.checkpoint
+    if output is Output.json:
+        verified = {"origin": cp.origin, "tree_size": cp.size}
+        emit_json({"index": index, "payload_type": logged.payload_type,
+                   "record": logged.payload, "verified": verified})  # fmt: skip
+        return
+    _print_logged(logged.payload_type, logged.payload)
     console.print(
         f"[green]verified[/green]: entry {index} is in {cp.origin} at tree size {cp.size}",
         highlight=False,
@@ -390,10 +401,11 @@ def _label(action: str, exact: bool) -> str:
 
 
 def _window_labels(
-    client: EvalsClient, agent_id: str, window: tuple[int, int], exact: bool
+    client: Client, agent_id: str, window: tuple[int, int], exact: bool
 ) -> list[str]:
     lo, hi = window
-    return [_label(d.action, exact) for d in client.decisions(lo, hi + 1) if d.agent == agent_id]
+    decisions = client.decisions_between(lo, hi + 1)
+    return [_label(d.action, exact) for d in decisions if d.agent == agent_id]
 
 
 def _print_passive(agent_id: str, result: PassiveDriftReport) -> None:
@@ -429,7 +441,7 @@ def passive(
     """Drift of a live agent's actions between two log windows; log an alert if it drifted."""
     windows = ((baseline_from, baseline_to), (current_from, current_to))
     signer = load_key(key) if key else None
-    with EvalsClient(node, principal=actor, token=token, key=signer) as client:
+    with Client(node, principal=actor, token=token, key=signer) as client:
         labels = [_window_labels(client, agent_id, w, exact_actions) for w in windows]
         result = passive_drift(*labels, permutations=permutations, level=level)
         _print_passive(agent_id, result)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import secrets
+import base64
 import time
 from pathlib import Path
+from typing import Any
 
-import httpx
 import orjson
 import typer
 
-from custodes.cli.remote import NODE, load_key
-from custodes.killswitch.leases import LEASE_REQUEST_TYPE
-from custodes.ledger.canonical import canonical_dumps
-from custodes.ledger.dsse import sign_envelope
-from custodes.sdk.decisions import raise_for_error
+from custodes.cli.output import OUTPUT, Output, emit_json, emit_record
+from custodes.cli.remote import NODE, connect
+from custodes.client import load_key
+from custodes.sdk.leases import lease_request
 
 __all__ = ["app"]
 
@@ -27,15 +25,14 @@ def request(
     agent_id: str,
     key: Path = typer.Option(..., help="the agent's entry key file"),
     node: str = NODE,
+    output: Output = OUTPUT,
 ) -> None:
     """Request a lease with the agent's key; print the signed lease and its terms."""
-    payload = {"v": 1, "agent_id": agent_id, "nonce": secrets.token_hex(16), "at": int(time.time())}
-    envelope = sign_envelope(LEASE_REQUEST_TYPE, orjson.dumps(payload), [load_key(key)])
-    response = httpx.post(
-        f"{node.rstrip('/')}/api/v1/leases",
-        content=canonical_dumps(envelope.to_json()),
-        headers={"Content-Type": "application/json"},
-        timeout=30,
-    )
-    raise_for_error(response)
-    typer.echo(json.dumps(response.json(), indent=1))
+    envelope = lease_request(load_key(key), agent_id, time.time())
+    with connect(node) as client:
+        signed: dict[str, Any] = orjson.loads(client.lease(envelope))
+    terms = orjson.loads(base64.b64decode(signed["payload"]))
+    if output is Output.json:
+        emit_json({"lease": signed, "terms": terms})
+    else:
+        emit_record(terms, output, title="lease (signed by the node)")

@@ -8,16 +8,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from custodes.cli.output import emit_json
+from custodes.cli.output import OUTPUT, Output, emit_json, emit_record, emit_table
 from custodes.cli.records import read_record
-from custodes.cli.remote import AS, KEY, NODE, TOKEN, acting_client, admin_token, load_key
+from custodes.cli.remote import (
+    AS,
+    KEY,
+    MAYBE_AS,
+    MAYBE_KEY,
+    MAYBE_TOKEN,
+    NODE,
+    TOKEN,
+    admin_token,
+    connect,
+)
+from custodes.client import load_key
 from custodes.config import Settings, require_initialised
 from custodes.errors import BadRequest, ConfigError
 from custodes.node import Node
@@ -54,9 +64,10 @@ def principal(
     node: str = NODE,
 ) -> None:
     """Register a principal with the node's admin token (CUSTODES_ADMIN_TOKEN); print a token."""
-    with httpx.Client(base_url=node, timeout=30) as http:
+    signer = load_key(key)
+    with connect(node) as client:
         token = register_principal(
-            http, admin_token(), pid, role=role, jurisdiction=jurisdiction, key=load_key(key)
+            client, admin_token(), pid, role=role, jurisdiction=jurisdiction, key=signer
         )
     typer.echo(token)
 
@@ -75,6 +86,7 @@ def operator(
     actor: str = AS,
     token: str = TOKEN,
     key: Path = KEY,
+    output: Output = OUTPUT,
 ) -> None:
     """Register an operator (as its home regulator). Its address and contact are sent
     beside the logged entry, which carries only a salted commitment to them."""
@@ -88,8 +100,9 @@ def operator(
             "contact": Contact(name=contact_name, email=contact_email, phone=contact_phone),
         }
     )
-    index = acting_client(node, actor, token, key).register_operator(record)
-    typer.echo(f"registered {operator_id} at log index {index}")
+    with connect(node, actor, token, key) as client:
+        index = client.register_operator(record)
+    _logged("registered", operator_id, index, output)
 
 
 @agent_app.command("register")
@@ -102,17 +115,19 @@ def register(
     actor: str = AS,
     token: str = TOKEN,
     key: Path = KEY,
+    output: Output = OUTPUT,
 ) -> None:
     """Register an agent (as its operator or home regulator)."""
     record = read_record(record_file, AgentRecord)
     keys = [_b64(k) for k in public_key]
-    index = acting_client(node, actor, token, key).register_agent(
-        record,
-        keys,
-        agent_card=_json_file(card) if card else None,
-        agent_card_keys=_jwks(card_keys) if card_keys else None,
-    )
-    typer.echo(f"registered {record.id} at log index {index}")
+    with connect(node, actor, token, key) as client:
+        index = client.register_agent(
+            record,
+            keys,
+            agent_card=_json_file(card) if card else None,
+            agent_card_keys=_jwks(card_keys) if card_keys else None,
+        )
+    _logged("registered", record.id, index, output)
 
 
 def _jwks(path: Path) -> dict[str, dict[str, Any]]:
@@ -188,13 +203,17 @@ def show(
     agent_id: str,
     as_of: int | None = typer.Option(None, help="a log index"),
     node: str = NODE,
-    actor: str = AS,
-    token: str = TOKEN,
-    key: Path = KEY,
+    actor: str | None = MAYBE_AS,
+    token: str | None = MAYBE_TOKEN,
+    key: Path | None = MAYBE_KEY,
+    output: Output = OUTPUT,
 ) -> None:
-    """Show an agent as it is, or as it stood at a log index, with its inclusion proof."""
-    answer = acting_client(node, actor, token, key).agent(agent_id, as_of)
-    typer.echo(json.dumps(answer, indent=1))
+    """Show an agent as it is, or as it stood at a log index, with its inclusion proof.
+
+    Public without credentials; with --token, private fields show where it entitles."""
+    with connect(node, actor, token, key) as client:
+        answer = client.agent(agent_id, as_of)
+    emit_record(answer, output, title=agent_id)
 
 
 @agent_app.command("list")
@@ -206,35 +225,28 @@ def list_agents(
     skill: str | None = None,
     limit: int = 50,
     node: str = NODE,
+    token: str | None = MAYBE_TOKEN,
+    output: Output = OUTPUT,
 ) -> None:
-    """List agents (the public view)."""
-    params = {
-        k: v
-        for k, v in {
-            "jurisdiction": jurisdiction,
-            "sector": sector,
-            "status": status,
-            "operator": operator,
-            "skill": skill,
-            "limit": limit,
-        }.items()
-        if v is not None
-    }
-    response = httpx.get(f"{node.rstrip('/')}/api/v1/registry/agents", params=params, timeout=30)
-    from custodes.sdk.decisions import raise_for_error
-
-    raise_for_error(response)
-    table = Table("agent", "sector", "home", "operates in", "status")
-    for item in response.json()["items"]:
-        rec = item["record"]
-        table.add_row(
-            rec["id"],
-            rec["sector"],
-            rec["home_jurisdiction"],
-            ", ".join(rec.get("operating_jurisdictions", [])),
-            item["status"],
+    """List agents (the public view; no credentials needed)."""
+    with connect(node, token=token) as client:
+        found = client.agents(
+            jurisdiction=jurisdiction,
+            sector=sector,
+            status=status,
+            operator=operator,
+            skill=skill,
+            limit=limit,
         )
-    console.print(table)
+    rows = [_agent_row(item) for item in found["items"]]
+    columns = ("agent", "sector", "home", "operates in", "status")
+    emit_table(columns, rows, output, items=found)
+
+
+def _agent_row(item: dict[str, Any]) -> tuple[str, ...]:
+    rec = item["record"]
+    operating = ", ".join(rec.get("operating_jurisdictions", []))
+    return (rec["id"], rec["sector"], rec["home_jurisdiction"], operating, item["status"])
 
 
 @agent_app.command("rotate-key")
@@ -246,12 +258,12 @@ def rotate_key(
     actor: str = AS,
     token: str = TOKEN,
     key: Path = KEY,
+    output: Output = OUTPUT,
 ) -> None:
     """Add and/or retire an agent's keys (logged; the key history keeps both)."""
-    index = acting_client(node, actor, token, key).rotate_key(
-        agent_id, [_b64(k) for k in add], retire
-    )
-    typer.echo(f"rotated keys of {agent_id} at log index {index}")
+    with connect(node, actor, token, key) as client:
+        index = client.rotate_key(agent_id, [_b64(k) for k in add], retire)
+    _logged("rotated keys of", agent_id, index, output)
 
 
 @model_app.command("register")
@@ -261,10 +273,11 @@ def register_model(
     actor: str = AS,
     token: str = TOKEN,
     key: Path = KEY,
+    output: Output = OUTPUT,
 ) -> None:
     """Register a model; the operator registering it holds it."""
-    client = acting_client(node, actor, token, key)
-    _send_model(record_file, client.register_model, "registered")
+    with connect(node, actor, token, key) as client:
+        _send_model(record_file, client.register_model, "registered", output)
 
 
 @model_app.command("update")
@@ -274,14 +287,26 @@ def update_model(
     actor: str = AS,
     token: str = TOKEN,
     key: Path = KEY,
+    output: Output = OUTPUT,
 ) -> None:
     """Correct a model's record (its holder, or its home regulator, who may hand it on)."""
-    _send_model(record_file, acting_client(node, actor, token, key).update_model, "updated")
+    with connect(node, actor, token, key) as client:
+        _send_model(record_file, client.update_model, "updated", output)
 
 
-def _send_model(record_file: Path, send: Callable[[ModelRecord], int], done: str) -> None:
+def _send_model(
+    record_file: Path, send: Callable[[ModelRecord], int], done: str, output: Output
+) -> None:
     record = read_record(record_file, ModelRecord)
-    typer.echo(f"{done} {record.id} at log index {send(record)}")
+    _logged(done, record.id, send(record), output)
+
+
+def _logged(done: str, subject: str, index: int, output: Output) -> None:
+    """Say that a change was logged: a sentence, or ``{"id", "index"}`` for scripts."""
+    if output is Output.json:
+        emit_json({"id": subject, "index": index})
+    else:
+        typer.echo(f"{done} {subject} at log index {index}")
 
 
 @model_app.command("retire")
@@ -292,10 +317,40 @@ def retire_model(
     actor: str = AS,
     token: str = TOKEN,
     key: Path = KEY,
+    output: Output = OUTPUT,
 ) -> None:
     """Retire a model (its holder, or its home regulator settling a dispute)."""
-    index = acting_client(node, actor, token, key).retire_model(model_id, reason)
-    typer.echo(f"retired {model_id} at log index {index}")
+    with connect(node, actor, token, key) as client:
+        index = client.retire_model(model_id, reason)
+    _logged("retired", model_id, index, output)
+
+
+@model_app.command("list")
+def list_models(node: str = NODE, token: str | None = MAYBE_TOKEN, output: Output = OUTPUT) -> None:
+    """List registered models (public: no credentials needed)."""
+    with connect(node, token=token) as client:
+        models = client.models()
+    rows = [_model_row(m) for m in models]
+    emit_table(("model", "provider, name, version", "holder", "status"), rows, output, items=models)
+
+
+def _model_row(item: dict[str, Any]) -> tuple[Any, ...]:
+    record = item["record"]
+    name = f"{record['provider']} {record['name']} {record['version']}"
+    return (record["id"], name, item["holder"], item["status"])
+
+
+@model_app.command("show")
+def show_model(
+    model_id: str,
+    as_of: int | None = typer.Option(None, help="a log index"),
+    node: str = NODE,
+    token: str | None = MAYBE_TOKEN,
+    output: Output = OUTPUT,
+) -> None:
+    """Show a model as it is, or as it stood at a log index (public)."""
+    with connect(node, token=token) as client:
+        emit_record(client.model(model_id, as_of), output, title=model_id)
 
 
 @app.command("rebuild")

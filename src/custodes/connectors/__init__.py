@@ -1,22 +1,18 @@
-"""Adapters from the evals domain to the network: HTTP targets and the node's evals API.
+"""Adapters from the evals domain to the network: HTTP targets.
 
 * ``OpenAIChatTarget``: any OpenAI-compatible ``/v1/chat/completions`` endpoint.
 * ``A2ATarget``: an A2A agent over JSON-RPC ``message/send``.
-* ``EvalsClient``: publish signed results, fetch them with proofs, read decisions.
+* The node's evals API (publish, fetch and prove results, read decisions) is
+  ``custodes.client.Client``.
 * ``custodes.connectors.weak_model``: a deliberately weak local endpoint for demos
   and tests (``python -m custodes.connectors.weak_model``).
 """
 
 from custodes.connectors.a2a import A2ATarget
-from custodes.connectors.node import Decision, EvalsClient, LoggedResult, verify_logged
 from custodes.connectors.openai import OpenAIChatTarget, openai_chat
 
 __all__ = [
     "A2ATarget",
-    "Decision",
-    "EvalsClient",
-    "LoggedResult",
     "OpenAIChatTarget",
     "openai_chat",
-    "verify_logged",
 ]

@@ -157,7 +157,7 @@ def verify_opening(change: Any, opening: Opening | None) -> Opening | None:
     if clear:
         raise BadRequest(
             f"{', '.join(clear)} must not be logged in clear: send a salted commitment in "
-            "'private' and the fields beside the envelope (the SDK's RegistryClient does)",
+            "'private' and the fields beside the envelope (custodes.client.Client does)",
             code="personal_data_in_entry",
             status=422,
         )

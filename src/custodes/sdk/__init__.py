@@ -3,11 +3,13 @@
 * ``Guard``: wraps each side-effecting action; refuses without a valid lease or under a
   kill order; runs the safe-state hook once per halt and records the halt. Fails closed.
 * ``DecisionRecorder``: signed decisions, spooled to disk first, delivered exactly once.
-* ``LedgerClient``, ``RegistryClient``: the node's ledger and registry APIs.
+* ``sign_decision``: a decision record signed by the agent, for ``Client.append``.
+* The node's API itself is ``custodes.client.Client``; the guard, the recorder and the
+  lease keeper talk to the node through it.
 * Test doubles for users' own tests live in ``custodes.sdk.fakes`` (FakeClock, FakeNode).
 """
 
-from custodes.sdk.decisions import LedgerClient, raise_for_error, sign_decision
+from custodes.sdk.decisions import sign_decision
 from custodes.sdk.guard import Guard, GuardState, Halted, HaltReason, KillOrder, KillOrderError
 from custodes.sdk.leases import (
     Lease,
@@ -18,7 +20,6 @@ from custodes.sdk.leases import (
     verify_lease,
 )
 from custodes.sdk.recorder import DecisionRecorder, EntryAppender
-from custodes.sdk.registry import RegistryClient, new_order_id
 from custodes.sdk.spool import SpoolError
 
 __all__ = [
@@ -33,12 +34,8 @@ __all__ = [
     "Lease",
     "LeaseError",
     "LeaseRefused",
-    "LedgerClient",
-    "RegistryClient",
     "SpoolError",
     "lease_request",
-    "new_order_id",
-    "raise_for_error",
     "request_lease",
     "sign_decision",
     "verify_lease",

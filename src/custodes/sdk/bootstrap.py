@@ -8,17 +8,14 @@ rules, signed by its actor.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
 
+from custodes.client import Client
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.registry.models import AgentRecord, Contact, OperatorRecord
-from custodes.sdk.decisions import raise_for_error
-from custodes.sdk.registry import RegistryClient
-from custodes.sdk.transport import node_client
 
 __all__ = ["Authorities", "bootstrap", "enrol_agent", "register_principal"]
 
@@ -26,12 +23,12 @@ __all__ = ["Authorities", "bootstrap", "enrol_agent", "register_principal"]
 @dataclass
 class Authorities:
     jurisdiction: str
-    regulator: RegistryClient
-    operator: RegistryClient
+    regulator: Client
+    operator: Client
 
 
 def register_principal(
-    http: httpx.Client,
+    node: Client | httpx.Client,
     admin_token: str,
     pid: str,
     *,
@@ -39,24 +36,19 @@ def register_principal(
     jurisdiction: str,
     key: EnvelopeSigner,
 ) -> str:
-    """Register a principal with the node's admin token; return a fresh API token."""
-    headers = {"Authorization": f"Bearer {admin_token}"}
-    response = http.post(
-        "/api/v1/admin/principals",
-        headers=headers,
-        json={
-            "id": pid,
-            "role": role,
-            "jurisdiction": jurisdiction,
-            "name": pid,
-            "public_key": base64.b64encode(key.public_key).decode(),
-        },
-    )
-    raise_for_error(response)
-    response = http.post("/api/v1/admin/tokens", headers=headers, json={"principal": pid})
-    raise_for_error(response)
-    token: str = response.json()["token"]
-    return token
+    """Register a principal with the node's admin token; return a fresh API token.
+
+    ``node`` is a Client, or an httpx client with the node's ``base_url`` to send through.
+    """
+    admin = _admin(node, admin_token)
+    admin.register_principal(pid, role=role, jurisdiction=jurisdiction, public_key=key.public_key)
+    return str(admin.issue_token(pid)["token"])
+
+
+def _admin(node: Client | httpx.Client, admin_token: str) -> Client:
+    if isinstance(node, Client):
+        return node.acting_as(admin_token=admin_token)
+    return Client(str(node.base_url), admin_token=admin_token, http=node)
 
 
 def bootstrap(
@@ -67,18 +59,22 @@ def bootstrap(
     operator: str = "acme",
     client: httpx.Client | None = None,
 ) -> Authorities:
-    http = client or node_client(base_url, timeout=30)
+    """A regulator and an operator for ``jurisdiction``, the operator registered.
+
+    ``client`` is the httpx transport to share (by default the clients open their own).
+    """
+    node = Client(base_url) if client is None else Client(base_url, http=client)
     code = jurisdiction.lower()
     keys = EnvelopeSigner.generate(), EnvelopeSigner.generate()
     reg_id, op_id = f"regulator:{code}", f"operator:{operator}"
     reg_token = register_principal(
-        http, admin_token, reg_id, role="regulator", jurisdiction=jurisdiction, key=keys[0]
+        node, admin_token, reg_id, role="regulator", jurisdiction=jurisdiction, key=keys[0]
     )
     op_token = register_principal(
-        http, admin_token, op_id, role="operator", jurisdiction=jurisdiction, key=keys[1]
+        node, admin_token, op_id, role="operator", jurisdiction=jurisdiction, key=keys[1]
     )
-    regulator = RegistryClient(base_url, reg_id, reg_token, keys[0], client=http)
-    operator_client = RegistryClient(base_url, op_id, op_token, keys[1], client=http)
+    regulator = node.acting_as(reg_id, reg_token, keys[0])
+    operator_client = node.acting_as(op_id, op_token, keys[1])
     contact = Contact(
         name=f"{operator} duty desk", email=f"duty@{operator}.example", phone="+00 0000 0000"
     )

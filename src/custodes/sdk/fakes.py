@@ -177,7 +177,7 @@ class FakeNode:
     # -- set-up and inspection -------------------------------------------------------
 
     def client(self) -> httpx.Client:
-        """An httpx client wired to this node (for Guard, LedgerClient, ...)."""
+        """An httpx client wired to this node (``Guard(http=...)``, ``Client(url, http=...)``)."""
         return httpx.Client(transport=self.transport, base_url=self.url)
 
     def register_agent(

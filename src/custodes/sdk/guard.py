@@ -1,7 +1,8 @@
 """The guard: no side-effecting action without a valid lease and no kill order against it.
 
-``GuardState`` is the pure core: what the agent may do, given the lease it holds, the
-kill orders it has received and the time. ``Guard`` is the runtime around it: a thread
+``GuardState`` (``custodes.sdk.state``) is the pure core: what the agent may do, given
+the lease it holds, the kill orders it has received and the time. ``Guard`` is the
+runtime around it: a thread
 keeps a lease (renewing at ``renew_at`` of its lifetime), another follows the node's
 kill-order stream (server-sent events), and ``check`` / ``action`` / ``run`` wrap every
 side-effecting action. Only pushed orders the home node countersigned for this stream and
@@ -15,6 +16,11 @@ once (even under concurrent callers), after a ``halt`` decision has been recorde
 plus a fresh lease makes it operating again; a later halt is a new episode and runs
 ``safe_state`` again. A territorial order only refuses actions in its territory: it
 calls ``on_territorial_halt(territory)`` once and records a halt for that jurisdiction.
+When a halt episode ends (the order lifted, a lease renewed) the guard logs the recovery
+and calls ``on_resume``. ``Halted`` names the kill order behind a refusal: its reason
+and its issuer.
+
+The guard talks to its node through ``custodes.client.Client`` (leases, the stream).
 
 The guard fails closed: with the node unreachable it acts until its lease expires, by
 its own clock, with no grace. A check that passes a moment before an order arrives lets
@@ -23,21 +29,19 @@ that one action through; pair the guard with idempotent, compensable actions.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 
+from custodes.client import Client, OrderStream, check_node_url
 from custodes.errors import ConfigError, CustodesError
 from custodes.ledger.dsse import EnvelopeSigner
-from custodes.sdk.leases import Lease, LeaseError, LeaseRefused, request_lease
+from custodes.sdk.leases import Lease, LeaseRefused, request_lease
 from custodes.sdk.pushes import (
     LogThrottle,
     PushedOrder,
@@ -47,238 +51,21 @@ from custodes.sdk.pushes import (
     verify_push,
 )
 from custodes.sdk.recorder import DecisionRecorder
-from custodes.sdk.transport import check_node_url, node_client
+from custodes.sdk.state import (
+    GuardState,
+    Halted,
+    HaltReason,
+    KillOrder,
+    KillOrderError,
+    order_halt,
+)
 
 __all__ = ["Guard", "GuardState", "HaltReason", "Halted", "KillOrder", "KillOrderError"]
 
 log = logging.getLogger("custodes.sdk.guard")
 
-HaltReason = Literal[
-    "no_lease", "lease_expired", "lease_not_yet_valid", "territory_not_leased", "kill_order"
-]
-_MESSAGES: dict[str, str] = {
-    "no_lease": "the agent holds no lease from its home node",
-    "lease_expired": "the agent's lease has expired and the home node has not renewed it",
-    "lease_not_yet_valid": "the agent's lease is not valid yet (check the clocks)",
-    "territory_not_leased": "the agent's lease does not cover this territory",
-    "kill_order": "a kill order halts the agent",
-}
-_ORDER_OPS = ("suspend", "revoke", "reinstate")
-_SCOPES = ("global", "territorial")
-_STREAM_PATH = "/api/v1/kill-orders/stream"
-
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-class Halted(CustodesError):
-    """The guard refuses the action; ``reason`` says why."""
-
-    code = "halted"
-    status = 403
-
-    def __init__(
-        self,
-        reason: HaltReason,
-        *,
-        territory: str | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> None:
-        where = f" in {territory}" if territory else ""
-        super().__init__(
-            f"action refused{where}: {_MESSAGES[reason]}",
-            detail={"reason": reason, "territory": territory, **(detail or {})},
-        )
-        self.reason: HaltReason = reason
-        self.territory = territory
-
-
-class KillOrderError(CustodesError):
-    """A kill order the guard cannot read."""
-
-    code = "bad_kill_order"
-    status = 422
-
-
-@dataclass(frozen=True)
-class KillOrder:
-    """A suspend, revoke or reinstate order as the node pushed it."""
-
-    order_id: str
-    op: Literal["suspend", "revoke", "reinstate"]
-    agent_id: str
-    scope: Literal["global", "territorial"]
-    territory: str | None
-    lifts: str | None
-    index: int
-
-    @classmethod
-    def parse(cls, order: Mapping[str, Any], index: int) -> KillOrder:
-        op, scope = order.get("op"), order.get("scope", "global")
-        if op not in _ORDER_OPS or scope not in _SCOPES:
-            raise KillOrderError(f"unknown kill order op {op!r} or scope {scope!r}")
-        parsed = cls(
-            order_id=_text(order, "order_id"),
-            op=op,
-            agent_id=_text(order, "agent_id"),
-            scope=scope,
-            territory=order.get("territory") if scope == "territorial" else None,
-            lifts=order.get("lifts") if op == "reinstate" else None,
-            index=index,
-        )
-        if scope == "territorial" and not isinstance(parsed.territory, str):
-            raise KillOrderError("a territorial order must name its territory")
-        if op == "reinstate" and not isinstance(parsed.lifts, str):
-            raise KillOrderError("a reinstate order must name the order it lifts")
-        return parsed
-
-
-def _text(order: Mapping[str, Any], name: str) -> str:
-    value = order.get(name)
-    if not isinstance(value, str) or not value:
-        raise KillOrderError(f"kill order field {name!r} must be a non-empty string")
-    return value
-
-
-class GuardState:
-    """What the agent may do: a pure state machine over leases, orders and time."""
-
-    def __init__(self, agent_id: str) -> None:
-        self.agent_id = agent_id
-        self._lease: Lease | None = None
-        self._previous: Lease | None = None
-        self._active: dict[str, KillOrder] = {}
-        self._lifted: set[str] = set()
-        self._horizon = -1
-
-    @property
-    def lease(self) -> Lease | None:
-        """The newest lease held."""
-        return self._lease
-
-    @property
-    def horizon(self) -> int:
-        """The highest log index of any order received (-1 before the first)."""
-        return self._horizon
-
-    def on_lease(self, lease: Lease, *, horizon: int | None = None) -> None:
-        """Hold ``lease``; refuse one for another agent or older than the one held.
-
-        ``horizon`` is ``self.horizon`` when the lease was requested: the node issued
-        the lease knowing every order up to it, so an order it contradicts (global, or
-        for a territory the lease covers) was lifted meanwhile, even if the reinstate
-        was missed while the stream was down.
-        """
-        if lease.agent_id != self.agent_id:
-            raise LeaseError(f"the lease is for agent {lease.agent_id!r}")
-        if self._lease is not None and lease.nbf < self._lease.nbf:
-            raise LeaseError("the lease is older than the one held (a replay)")
-        # The previous lease still counts until it expires: a node clock a little ahead
-        # of ours must not make a renewal leave a gap before the new lease's nbf.
-        self._previous, self._lease = self._lease, lease
-        if horizon is not None:
-            self._settle(lease, horizon)
-
-    def drop_lease(self) -> None:
-        self._lease = self._previous = None
-
-    def _settle(self, lease: Lease, horizon: int) -> None:
-        for order in list(self._active.values()):
-            if order.index <= horizon and order.territory in (None, *lease.jurisdictions):
-                del self._active[order.order_id]
-
-    def next_change(self, now: float) -> float:
-        """The next nbf or exp after ``now`` (inf if none): when the answer may change."""
-        times = [t for x in (self._lease, self._previous) if x for t in (x.nbf, x.exp)]
-        return min((t for t in times if t > now), default=float("inf"))
-
-    def _lease_at(self, now: float) -> Lease | None:
-        for lease in (self._lease, self._previous):
-            if lease is not None and lease.nbf <= now < lease.exp:
-                return lease
-        return self._lease
-
-    def on_order(self, order: Mapping[str, Any], index: int) -> KillOrder | None:
-        """Apply a pushed order; return it, or None when it does not concern this agent."""
-        parsed = KillOrder.parse(order, index)
-        if parsed.agent_id != self.agent_id:
-            return None  # says nothing about what the node knew of this agent's orders
-        self._horizon = max(self._horizon, index)
-        if parsed.order_id in self._lifted:
-            return None
-        if parsed.lifts is not None:
-            self._lifted.add(parsed.lifts)
-            self._active.pop(parsed.lifts, None)
-        else:
-            self._active[parsed.order_id] = parsed
-        return parsed
-
-    def active_orders(self) -> tuple[KillOrder, ...]:
-        return tuple(sorted(self._active.values(), key=lambda o: o.index))
-
-    def blocked_territories(self) -> frozenset[str]:
-        return frozenset(o.territory for o in self._active.values() if o.territory is not None)
-
-    def check(self, territory: str, now: float) -> None:
-        refusal = self.refusal(territory, now)
-        if refusal is not None:
-            raise refusal
-
-    def refusal(self, territory: str, now: float) -> Halted | None:
-        """Why an action in ``territory`` is refused at ``now``, or None when allowed."""
-        lease = self._lease_at(now)
-        if lease is None:
-            return self._global_halt() or Halted("no_lease")
-        found = self._global_halt() or self._lease_problem(lease, now)
-        if found is not None:
-            return found
-        local = [o.order_id for o in self._active.values() if o.territory == territory]
-        if local:
-            return Halted("kill_order", territory=territory, detail={"orders": local})
-        if territory not in lease.jurisdictions:
-            return Halted("territory_not_leased", territory=territory)
-        return None
-
-    def halted(self, now: float) -> Halted | None:
-        """Why the agent may act nowhere at ``now``, or None when it may act somewhere."""
-        lease = self._lease_at(now)
-        if lease is None:
-            return self._global_halt() or Halted("no_lease")
-        found = self._global_halt() or self._lease_problem(lease, now)
-        if found is not None:
-            return found
-        if not lease.jurisdictions:
-            return Halted("territory_not_leased")
-        if lease.jurisdictions <= self.blocked_territories():
-            return Halted("kill_order", detail={"orders": list(self._active)})
-        return None
-
-    def _global_halt(self) -> Halted | None:
-        orders = [o.order_id for o in self._active.values() if o.scope == "global"]
-        return Halted("kill_order", detail={"orders": orders}) if orders else None
-
-    @staticmethod
-    def _lease_problem(lease: Lease, now: float) -> Halted | None:
-        times = {"lease_id": lease.lease_id, "nbf": lease.nbf, "exp": lease.exp, "now": now}
-        if now < lease.nbf:
-            return Halted("lease_not_yet_valid", detail=times)
-        if now >= lease.exp:
-            return Halted("lease_expired", detail=times)
-        return None
-
-
-def _interrupt(response: httpx.Response) -> None:
-    """End a stream another thread is blocked reading.
-
-    Closing the response does not wake a thread blocked in ``recv()`` (it would wait for
-    the next heartbeat); shutting the socket down does, at once.
-    """
-    stream = response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-    response.close()
 
 
 class Guard:
@@ -297,6 +84,7 @@ class Guard:
         http: httpx.Client | None = None,
         renew_at: float = 0.5,
         on_territorial_halt: Callable[[str], None] | None = None,
+        on_resume: Callable[[], None] | None = None,
         retry_initial: float = 1.0,
         retry_max: float = 10.0,
         poll: float = 0.5,
@@ -308,19 +96,20 @@ class Guard:
         self._signer, self._node_url = signer, check_node_url(node_url)
         self._node_key = node_public_key
         self._safe_state, self._on_territorial = safe_state, on_territorial_halt
+        self._on_resume = on_resume
         self._recorder, self._clock, self._renew_at = recorder, clock, renew_at
-        self._owns_http = http is None
-        self._http = http or node_client()
+        self._node = Client(self._node_url, http=http) if http else Client(self._node_url)
         self._retry = (retry_initial, retry_max)
         self._poll, self._read_timeout = poll, stream_read_timeout
         self._state = GuardState(agent_id)
         self._lock = threading.Lock()
         self._operating = False
+        self._in_episode = False  # halted everywhere after operating, not yet resumed
         self._blocked: frozenset[str] = frozenset()
         self._stop, self._wake = threading.Event(), threading.Event()
         self._renew_now, self._has_lease = threading.Event(), threading.Event()
         self._threads: list[threading.Thread] = []
-        self._response: httpx.Response | None = None
+        self._stream: OrderStream | None = None
         self._unverified = LogThrottle(log)
 
     # -- the checks an agent calls ---------------------------------------------------
@@ -358,7 +147,7 @@ class Guard:
     @property
     def stream_connected(self) -> bool:
         """Whether the kill-order stream is open now (orders then arrive as issued)."""
-        return self._response is not None
+        return self._stream is not None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -375,14 +164,13 @@ class Guard:
         """Stop both threads. The lease held runs out on its own: nothing renews it."""
         self._stop.set()
         self._wake.set()
-        response = self._response
-        if response is not None:
-            _interrupt(response)
+        stream = self._stream
+        if stream is not None:
+            stream.interrupt()
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
-        if self._owns_http:
-            self._http.close()
+        self._node.close()
 
     def __enter__(self) -> Guard:
         self.start()
@@ -400,8 +188,7 @@ class Guard:
         with self._lock:
             horizon = self._state.horizon
         lease = request_lease(
-            self._http,
-            self._node_url,
+            self._node,
             self._signer,
             self.agent_id,
             node_public_key=self._node_key,
@@ -411,18 +198,31 @@ class Guard:
             self._state.on_lease(lease, horizon=horizon)
             self._blocked &= self._state.blocked_territories()  # orders the lease settled
         self._has_lease.set()
-        self._observe(self._clock())
+        self._observe(self._clock(), cause=f"lease {lease.lease_id} renewed")
         return lease
 
     # -- halt episodes ---------------------------------------------------------------
 
-    def _observe(self, now: float) -> None:
+    def _observe(self, now: float, cause: str = "the halt ended") -> None:
         with self._lock:
             halt = self._state.halted(now)
             starts_episode = halt is not None and self._operating
+            resumes = halt is None and self._in_episode
             self._operating = halt is None
+            self._in_episode = (self._in_episode or starts_episode) and not resumes
         if halt is not None and starts_episode:
             self._enter_halt(halt)
+        elif resumes:
+            self._resume(cause)
+
+    def _resume(self, cause: str) -> None:
+        log.info("guard of %s resumed after a halt: %s", self.agent_id, cause)
+        if self._on_resume is None:
+            return
+        try:
+            self._on_resume()
+        except Exception:
+            log.exception("the on_resume hook failed; the guard operates nonetheless")
 
     def _enter_halt(self, halt: Halted, territory: str | None = None) -> None:
         log.warning("guard of %s halted: %s", self.agent_id, halt.message)
@@ -460,13 +260,14 @@ class Guard:
         for halt in halts:
             self._enter_halt(halt, halt.territory)
         if applied.op == "reinstate":
+            log.info("order %s lifted for %s by %s", applied.lifts, self.agent_id, applied.issuer)
             self._renew_now.set()
             self._wake.set()
-        self._observe(self._clock())
+        self._observe(self._clock(), cause=f"order {applied.lifts} lifted")
 
     def _territorial_halt(self, territory: str) -> Halted:
-        orders = [o.order_id for o in self._state.active_orders() if o.territory == territory]
-        return Halted("kill_order", territory=territory, detail={"orders": orders})
+        orders = [o for o in self._state.active_orders() if o.territory == territory]
+        return order_halt(orders, territory)
 
     # -- the lease keeper ------------------------------------------------------------
 
@@ -522,29 +323,20 @@ class Guard:
             self._stop.wait(backoff)
 
     def _follow_once(self) -> bool:
-        url = self._node_url + _STREAM_PATH
-        timeout = httpx.Timeout(10.0, read=self._read_timeout)
         nonce = stream_nonce()  # binds the node's countersignatures to this connection
         try:
-            with self._http.stream(
-                "GET",
-                url,
-                params={"agent_id": self.agent_id, "nonce": nonce},
-                headers={"Accept": "text/event-stream"},
-                timeout=timeout,
-            ) as response:
-                if response.status_code != 200:
-                    log.warning("the kill-order stream answered HTTP %s", response.status_code)
-                    return False
-                self._response = response
-                self._read(response.iter_lines(), nonce)
+            with self._node.kill_order_stream(
+                self.agent_id, nonce, read_timeout=self._read_timeout
+            ) as stream:
+                self._stream = stream
+                self._read(stream.lines(), nonce)
                 return True
-        except httpx.HTTPError as exc:
+        except CustodesError as exc:
             if not self._stop.is_set():  # stop() closes the stream under the reader
-                log.warning("the kill-order stream is down (%s); reconnecting", exc)
+                log.warning("the kill-order stream is down (%s); reconnecting", exc.message)
             return False
         finally:
-            self._response = None
+            self._stream = None
 
     def _read(self, lines: Iterable[str], nonce: str) -> None:
         seq = 0  # the last push accepted on this connection

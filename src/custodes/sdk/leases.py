@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Any
 
-import httpx
 import orjson
 
+from custodes.client import Client, NodeUnreachable
 from custodes.errors import CustodesError
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import (
@@ -31,7 +30,6 @@ from custodes.ledger.dsse import (
     verify_envelope,
 )
 from custodes.ledger.errors import EnvelopeError
-from custodes.sdk.transport import check_node_url, is_stale_connection
 
 __all__ = [
     "LEASE_REQUEST_TYPE",
@@ -46,7 +44,6 @@ __all__ = [
 
 LEASE_TYPE = "application/vnd.custodes.lease+json"
 LEASE_REQUEST_TYPE = "application/vnd.custodes.lease-request+json"
-_LEASES_PATH = "/api/v1/leases"
 
 
 class LeaseError(CustodesError):
@@ -194,20 +191,8 @@ def verify_lease(
     return lease
 
 
-def _refusal(response: httpx.Response) -> CustodesError:
-    try:
-        error = response.json()["error"]
-        code, message = str(error["code"]), str(error["message"])
-    except (ValueError, KeyError, TypeError):
-        code, message = "http_error", f"the node answered HTTP {response.status_code}"
-    if response.status_code == 403:
-        return LeaseRefused(message, code=code)
-    return CustodesError(message, code=code, status=response.status_code)
-
-
 def request_lease(
-    http: httpx.Client,
-    node_url: str,
+    node: Client,
     signer: EnvelopeSigner,
     agent_id: str,
     *,
@@ -220,51 +205,35 @@ def request_lease(
     A request sent on a kept-alive connection the node was closing meets a reset; it is
     asked once more at once, as a fresh request (new nonce: the node refuses a nonce it
     has seen, and may have seen the first). Raises LeaseRefused when the node says no
-    (403), LeaseError when its answer is not a valid lease, and CustodesError
-    ``node_unreachable`` (503) or the node's own error otherwise.
+    (403), LeaseError when its answer is not a valid lease, NodeUnreachable when the node
+    does not answer, and the node's own error otherwise.
     """
-    url = check_node_url(node_url) + _LEASES_PATH
-    ask = partial(_ask, http, url, signer=signer, agent_id=agent_id, key=node_public_key, now=now)
     try:
-        return ask(timeout=timeout)
-    except httpx.HTTPError as exc:
-        if not is_stale_connection(exc):
-            raise _unreachable(exc) from exc
-    try:
-        return ask(timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise _unreachable(exc) from exc
-
-
-def _unreachable(exc: httpx.HTTPError) -> CustodesError:
-    return CustodesError(
-        f"the home node is unreachable: {exc}", code="node_unreachable", status=503
-    )
+        return _ask(node, signer, agent_id, key=node_public_key, now=now, timeout=timeout)
+    except NodeUnreachable as exc:
+        if not exc.stale:
+            raise
+    return _ask(node, signer, agent_id, key=node_public_key, now=now, timeout=timeout)
 
 
 def _ask(
-    http: httpx.Client,
-    url: str,
-    *,
+    node: Client,
     signer: EnvelopeSigner,
     agent_id: str,
+    *,
     key: bytes,
     now: float,
     timeout: float,
 ) -> Lease:
-    """One lease request (fresh nonce) and its verified answer; httpx errors pass through."""
+    """One lease request (fresh nonce) and its verified answer."""
     request = lease_request(signer, agent_id, now)
-    response = http.post(
-        url,
-        content=request.to_bytes(),
-        headers={"Content-Type": "application/json"},
-        timeout=timeout,
-    )
-    if not response.is_success:  # the node answers 201 Created
-        raise _refusal(response)
-    lease = verify_lease(
-        response.content, node_public_key=key, agent_id=agent_id, keyid=signer.keyid
-    )
+    try:
+        answer = node.lease(request, timeout=timeout)
+    except CustodesError as exc:
+        if exc.status != 403:  # a refusal, whatever the node's code for it
+            raise
+        raise LeaseRefused(exc.message, code=exc.code, detail=exc.detail) from exc
+    lease = verify_lease(answer, node_public_key=key, agent_id=agent_id, keyid=signer.keyid)
     return _own_clock(lease, orjson.loads(request.payload)["nonce"], now)
 
 

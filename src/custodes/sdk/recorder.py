@@ -42,7 +42,8 @@ _PERMANENT = frozenset({400, 403, 404, 415, 422})
 
 
 class EntryAppender(Protocol):
-    """What the recorder sends through: ``LedgerClient`` or anything with its ``append``."""
+    """What the recorder sends through: ``custodes.client.Client`` or anything with its
+    ``append``."""
 
     def append(self, envelopes: Sequence[Envelope]) -> list[int]: ...
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from custodes.sdk.guard import GuardState, Halted, KillOrderError
 from custodes.sdk.leases import Lease, LeaseError
+from custodes.sdk.state import GuardState, Halted, KillOrderError
 from tests.sdk.support import AGENT
 
 NBF, EXP, NOW = 1_000.0, 1_060.0, 1_030.0

@@ -1,5 +1,5 @@
-"""The SDK talks to a node over https, or plain http on loopback only; its client lets go
-of idle connections before the node closes them."""
+"""Clients talk to a node over https, or plain http on loopback only; the transport lets
+go of idle connections before the node closes them."""
 
 from __future__ import annotations
 
@@ -9,14 +9,11 @@ from typing import Any
 import pytest
 import uvicorn
 
+from custodes.client import KEEPALIVE_EXPIRY_S, Client, check_node_url, node_client
 from custodes.errors import ConfigError
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.sdk.bootstrap import bootstrap
-from custodes.sdk.decisions import LedgerClient
 from custodes.sdk.guard import Guard
-from custodes.sdk.leases import request_lease
-from custodes.sdk.registry import RegistryClient
-from custodes.sdk.transport import KEEPALIVE_EXPIRY_S, check_node_url, node_client
 from tests.sdk.support import AGENT
 
 ALLOWED = [
@@ -38,10 +35,9 @@ REFUSED = [
     "http://localhost.attacker.example",
     "http://127.0.0.1.attacker.example",
     "ftp://node.gb.example",
-    "node.gb.example",
     "https://",
-    "",
 ]
+NO_SCHEME = ["node.gb.example", "127.0.0.1:8400", "localhost", ""]
 
 
 @pytest.mark.parametrize("url", ALLOWED)
@@ -57,23 +53,27 @@ def test_plain_http_off_loopback_is_refused_with_one_clear_error(url: str) -> No
     assert caught.value.detail == {"url": url}
 
 
+@pytest.mark.parametrize("url", NO_SCHEME)
+def test_a_url_without_a_scheme_is_told_to_write_one(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_node_url(url)
+    assert "has no scheme: write it as https://" in caught.value.message
+
+
 KEY = EnvelopeSigner.generate()
 URL = "http://node.gb.example"
 WHERE_A_NODE_URL_IS_CONFIGURED: dict[str, Callable[[], Any]] = {
     "Guard": lambda: Guard(AGENT, KEY, URL, KEY.public_key, safe_state=print, recorder=None),
-    "LedgerClient": lambda: LedgerClient(URL),
-    "RegistryClient": lambda: RegistryClient(URL, "operator:acme", "token", KEY),
+    "Client": lambda: Client(URL),
+    "Client.pinned": lambda: Client.pinned(URL),
     "bootstrap": lambda: bootstrap(URL, "admin-token", "GB"),
-    "request_lease": lambda: request_lease(
-        node_client(), URL, KEY, AGENT, node_public_key=KEY.public_key, now=0.0
-    ),
 }
 
 
 @pytest.mark.parametrize(
     "configure", WHERE_A_NODE_URL_IS_CONFIGURED.values(), ids=WHERE_A_NODE_URL_IS_CONFIGURED.keys()
 )
-def test_every_sdk_entry_point_refuses_plain_http_off_loopback(
+def test_every_entry_point_refuses_plain_http_off_loopback(
     configure: Callable[[], Any],
 ) -> None:
     with pytest.raises(ConfigError, match="use https://"):

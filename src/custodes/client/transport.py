@@ -1,7 +1,8 @@
-"""How the SDK reaches a node: which URLs it accepts, and the HTTP client it opens.
+"""How a client reaches a node: which URLs it accepts, and the HTTP client it opens.
 
 * ``check_node_url`` refuses ``http://`` except on loopback (127.0.0.0/8, ::1,
   ``localhost``): leases, decisions and kill orders must not cross a network in clear.
+  A URL with no scheme at all (``node.example:8400``) is told to write one.
 * ``node_client`` keeps idle connections for ``KEEPALIVE_EXPIRY_S``, well below the
   node's own keep-alive (uvicorn closes idle connections after 5 s). With both at 5 s a
   request sent on a connection the server is closing meets a reset.
@@ -40,6 +41,12 @@ def check_node_url(url: str) -> str:
     ``https://`` anywhere; ``http://`` only to a loopback host.
     """
     parts = urlsplit(url)
+    if "://" not in url:
+        raise ConfigError(
+            f"the node URL {url!r} has no scheme: write it as https://{url or 'HOST'} "
+            "(or http://127.0.0.1:PORT for a node on this machine)",
+            detail={"url": url},
+        )
     host = parts.hostname or ""
     if parts.scheme == "https" and host:
         return url.rstrip("/")

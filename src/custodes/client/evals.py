@@ -1,0 +1,59 @@
+"""The evals side of the API: publish signed results and drift alerts, read and prove them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from custodes.client.core import Auth
+from custodes.client.ledger import LedgerApi
+from custodes.client.models import LoggedResult
+from custodes.client.proofs import verify_logged
+from custodes.evals.results import DRIFT_ALERT_TYPE, RESULT_TYPE, DriftAlert, EvalResult
+from custodes.ledger.canonical import canonical_dumps
+from custodes.ledger.dsse import sign_envelope
+from custodes.ledger.errors import VerificationError
+
+__all__ = ["EvalsApi"]
+
+
+class EvalsApi(LedgerApi):
+    def publish(self, record: EvalResult | DriftAlert) -> int:
+        """Sign ``record`` as this principal (its ``issuer``) and log it; its log index."""
+        actor, key = self._signer()
+        signed = record.model_copy(update={"issuer": actor})
+        is_result = isinstance(record, EvalResult)
+        payload_type = RESULT_TYPE if is_result else DRIFT_ALERT_TYPE
+        path = "/api/v1/evals/results" if is_result else "/api/v1/evals/drift-alerts"
+        envelope = sign_envelope(payload_type, signed.model_dump_json().encode(), [key])
+        body = canonical_dumps(envelope.to_json())
+        return int(self._json("POST", path, content=body, auth=Auth.PRINCIPAL)["index"])
+
+    def eval_result(self, index: int) -> dict[str, Any]:
+        """``GET /api/v1/evals/results/{index}``: the record, its entry and its proof."""
+        answer: dict[str, Any] = self._json("GET", f"/api/v1/evals/results/{index}")
+        return answer
+
+    def eval_results(
+        self,
+        agent_id: str | None = None,
+        suite: str | None = None,
+        *,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """``GET /api/v1/evals/results``: published results, filtered, a page at a time."""
+        params = {"agent_id": agent_id, "suite": suite, "cursor": cursor, "limit": limit}
+        answer: dict[str, Any] = self._json("GET", "/api/v1/evals/results", params=params)
+        return answer
+
+    def prove(self, index: int, log_vkey: str | None = None) -> LoggedResult:
+        """Fetch a logged result and verify it against the node's current checkpoint,
+        opened with ``log_vkey`` or else the pinned log key."""
+        answer = self.eval_result(index)
+        checkpoint = self.checkpoint(log_vkey)
+        if checkpoint.size <= index:
+            raise VerificationError(
+                f"entry {index} is not yet under the node's checkpoint (size "
+                f"{checkpoint.size}); try again in a moment"
+            )
+        return verify_logged(answer, self.inclusion(index, checkpoint.size), checkpoint)

@@ -1,0 +1,116 @@
+"""The kill switch side of the API: orders, their list and live stream, and leases."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from custodes.client.core import Auth, _Core
+from custodes.client.errors import error_from, unreachable
+from custodes.client.registry import new_order_id
+from custodes.ledger.dsse import Envelope
+from custodes.registry.models import KillOrder
+from custodes.registry.service import ORDER_TYPE
+
+__all__ = ["KillSwitchApi", "OrderStream"]
+
+_STREAM_PATH = "/api/v1/kill-orders/stream"
+
+
+class OrderStream:
+    """An open kill-order stream: its lines, and a way to end it from another thread."""
+
+    def __init__(self, response: httpx.Response, url: str) -> None:
+        self._response, self._url = response, url
+
+    def lines(self) -> Iterator[str]:
+        """The stream's lines; NodeUnreachable when it drops (or is interrupted)."""
+        try:
+            yield from self._response.iter_lines()
+        except httpx.HTTPError as exc:
+            raise unreachable(self._url, exc) from exc
+
+    def interrupt(self) -> None:
+        """End the stream a reader is blocked on, at once.
+
+        Closing the response does not wake a thread blocked in ``recv()`` (it would wait
+        for the next heartbeat); shutting the socket down does.
+        """
+        stream = self._response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._response.close()
+
+
+class KillSwitchApi(_Core):
+    def order(
+        self,
+        op: str,
+        agent_id: str,
+        reason: str,
+        *,
+        territory: str | None = None,
+        lifts: str | None = None,
+        order_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Issue a kill order (``suspend``/``revoke``) or lift one (``reinstate``):
+        ``{"index", "order_id", "agent_id", "status"}``."""
+        order = KillOrder(
+            op=op,
+            order_id=order_id or new_order_id(),
+            agent_id=agent_id,
+            scope="territorial" if territory else "global",
+            territory=territory,
+            reason=reason,
+            actor=self._actor(),
+            at=datetime.now(UTC),
+            lifts=lifts,
+        )
+        return self._submit("/api/v1/kill-orders", ORDER_TYPE, order)
+
+    def kill_orders(
+        self, agent_id: str | None = None, *, active: bool = False
+    ) -> list[dict[str, Any]]:
+        """The kill orders (public), for one agent or all, only the active ones or all."""
+        params = {"agent_id": agent_id, "active": str(active).lower()}
+        found: list[dict[str, Any]] = self._json("GET", "/api/v1/kill-orders", params=params)
+        return found
+
+    @contextmanager
+    def kill_order_stream(
+        self, agent_id: str, nonce: str, *, read_timeout: float = 45.0
+    ) -> Iterator[OrderStream]:
+        """Follow the node's kill-order stream for ``agent_id`` (server-sent events)."""
+        request = self._http.build_request(
+            "GET",
+            self.url + _STREAM_PATH,
+            params={"agent_id": agent_id, "nonce": nonce},
+            headers={"Accept": "text/event-stream"},
+            timeout=httpx.Timeout(10.0, read=read_timeout),
+        )
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise unreachable(self.url, exc) from exc
+        try:
+            if response.status_code != 200:
+                response.read()
+                raise error_from(response)
+            yield OrderStream(response, self.url)
+        finally:
+            response.close()
+
+    def lease(self, request: Envelope, *, timeout: float = 10.0) -> bytes:
+        """Send a lease request the agent signed; the node's lease envelope, unverified."""
+        response = self._send(
+            "POST", "/api/v1/leases", content=request.to_bytes(), auth=Auth.NONE, timeout=timeout
+        )
+        return response.content
