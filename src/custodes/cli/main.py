@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-import httpx
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -60,33 +59,23 @@ def _main(
 
 
 def _explain(exc: Exception) -> str | None:
-    """The one line for a mistake a person can fix, or None for a bug."""
+    """The one line for a mistake a person can fix, or None for a bug.
+
+    An unreachable node or a URL without a scheme arrive as CustodesErrors from
+    custodes.client, which maps every transport failure in one place.
+    """
     if isinstance(exc, CustodesError):
         return exc.message
     if isinstance(exc, ValidationError):
         return describe_invalid_record(exc)
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return f"not a node URL ({exc}); write it in full, e.g. http://127.0.0.1:8400"
-    if isinstance(exc, httpx.TransportError):
-        return (
-            f"cannot reach the node at {_url_of(exc)} ({exc or type(exc).__name__}); is it running?"
-        )
     return None
-
-
-def _url_of(exc: httpx.TransportError) -> str:
-    try:
-        url = exc.request.url
-    except RuntimeError:  # raised before a request was built
-        return "the given URL"
-    return f"{url.scheme}://{url.netloc.decode()}"
 
 
 def run() -> None:
     """Entry point: run the app, turning a person's mistakes into one actionable line."""
     try:
         app(standalone_mode=True)
-    except (CustodesError, ValidationError, httpx.TransportError, httpx.InvalidURL) as exc:
+    except (CustodesError, ValidationError) as exc:
         line = _explain(exc)
         if _state["verbose"] or line is None:
             raise
