@@ -40,7 +40,10 @@ async def append_entries(request: Request) -> Response:
         raw = await read_body(request, limit, slot)
         # A large batch's parsing and checks hold the GIL for long: one batch at a time.
         objs = await gate.run(parse_entries, raw, settings.max_batch_entries, heavy=slot.claimed)
-        indices = await gate.run(node.log.append, objs, heavy=slot.claimed)
+        prepared = await gate.run(node.log.prepare, objs, heavy=slot.claimed)
+        # Waiting for the commit needs no CPU: the next batch is verified meanwhile,
+        # and the sequencer commits the batches waiting by then together.
+        indices = await gate.run(node.log.sequence, prepared)
     return Response(orjson.dumps({"indices": indices}), media_type="application/json")
 
 
