@@ -67,7 +67,7 @@ class Plan:
 
 
 FULL = Plan(100_000, 8, (Config(500, 2), Config(1000, 2), Config(1000, 4)), 3.0)
-QUICK = Plan(10_000, 4, (Config(500, 2),), 0.5)
+QUICK = Plan(10_000, 4, (Config(500, 2),), 1.0)
 
 
 @dataclass
