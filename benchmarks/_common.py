@@ -31,13 +31,13 @@ from typing import Any
 import httpx
 import orjson
 from cryptography.hazmat.backends.openssl.backend import backend
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 from rich.table import Table
 
 import custodes
 from custodes.config import DEV_ADMIN_TOKEN, Settings
 from custodes.ledger.dsse import EnvelopeSigner
+from custodes.ledger.ed25519 import verify_strict, verify_strict_reference
 from custodes.node import Node
 from custodes.sdk.bootstrap import bootstrap, enrol_agent
 from custodes.sdk.decisions import sign_decision
@@ -47,6 +47,7 @@ __all__ = [
     "JURISDICTION",
     "REPO_ROOT",
     "RESULTS_DIR",
+    "VERIFIERS",
     "Agent",
     "CpuMonitor",
     "LoadResult",
@@ -310,12 +311,21 @@ def process_cpu_seconds(pid: int) -> float:
 # --- physical limits ---------------------------------------------------------------------
 
 
-def ed25519_verify_rate(threads: int, seconds: float) -> float:
-    """Ed25519 verifications per second with pyca/cryptography over ``threads`` threads.
+# The node's strict verifier (libsodium through PyNaCl) and its OpenSSL reference.
+VERIFIERS: dict[str, Callable[[bytes, bytes, bytes], bool]] = {
+    "libsodium (PyNaCl), the node's": verify_strict,
+    "OpenSSL (pyca/cryptography)": verify_strict_reference,
+}
 
-    The message is the size of a typical decision envelope's PAE (~400 bytes), and each
-    verify builds the public key from raw bytes, as the node's ingest path does.
+
+def ed25519_verify_rate(threads: int, seconds: float, library: str) -> float:
+    """Strict Ed25519 verifications per second over ``threads`` threads with ``library``
+    (a key of ``VERIFIERS``): the strict checks plus the library's equation, as the
+    node's ingest path runs them.
+
+    The message is the size of a typical decision envelope's PAE (~400 bytes).
     """
+    verify = VERIFIERS[library]
     signer = EnvelopeSigner.generate()
     message = os.urandom(400)
     sig = signer.sign(message).sig
@@ -329,7 +339,8 @@ def ed25519_verify_rate(threads: int, seconds: float) -> float:
         done = 0
         while not stop.is_set():
             for _ in range(64):
-                Ed25519PublicKey.from_public_bytes(public).verify(sig, message)
+                if not verify(public, sig, message):
+                    raise AssertionError("an honest signature did not verify")
             done += 64
         counts[slot] = done
 

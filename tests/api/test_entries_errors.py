@@ -451,3 +451,54 @@ def test_full_sequencer_answers_503_then_recovers(
     assert snapshot(tight_client).sequenced == before.sequenced + 2
     retried = post_entries(tight_client, decision(agent, 3))
     assert retried.json() == {"indices": [before.sequenced + 2]}
+
+
+@pytest.fixture
+def own_client(settings: Settings, agent: EnvelopeSigner) -> Iterator[TestClient]:
+    yield from open_client(settings, agent)
+
+
+def _batch(agent: EnvelopeSigner, first: int) -> dict[str, Any]:
+    return {"entries": [decision(agent, first + n) for n in range(150)]}
+
+
+def test_a_batch_waiting_for_its_commit_does_not_hold_up_the_next(
+    own_client: TestClient, agent: EnvelopeSigner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large batches are parsed and verified one at a time, but the wait for the commit
+    is outside that: the next batch is verified and queued while the first still waits,
+    and the two commit with contiguous indices."""
+    client, node = own_client, node_of(own_client)
+    entered, release, queued = threading.Event(), threading.Event(), threading.Event()
+    sequence_group, sequence = node.store.sequence_group, node.log.sequence
+    calls: list[int] = []
+
+    def held(batches: list[list[SequencedEntry]], project: Any = None) -> Any:
+        entered.set()
+        release.wait(timeout=30)
+        return sequence_group(batches, project)
+
+    def counted(entries: list[SequencedEntry]) -> list[int]:
+        calls.append(len(entries))
+        if len(calls) == 2:
+            queued.set()
+        return sequence(entries)
+
+    monkeypatch.setattr(node.store, "sequence_group", held)
+    monkeypatch.setattr(node.log, "sequence", counted)
+    first, second = _batch(agent, 1000), _batch(agent, 2000)
+    assert len(canonical_dumps(first)) > MAX_ENTRY_SIZE  # a large body: verified alone
+    start = snapshot(client).sequenced
+    with ThreadPoolExecutor(2) as pool:
+        try:
+            waiting = pool.submit(post_entries, client, first)
+            assert entered.wait(timeout=30)
+            following = pool.submit(post_entries, client, second)
+            assert queued.wait(timeout=30), "the second batch waited for the first's commit"
+        finally:
+            release.set()
+        answers = [waiting.result(timeout=60).json(), following.result(timeout=60).json()]
+    assert answers == [
+        {"indices": list(range(start, start + 150))},
+        {"indices": list(range(start + 150, start + 300))},
+    ]

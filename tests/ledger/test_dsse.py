@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import binascii
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from custodes.ledger.dsse import (
     EnvelopeSigner,
@@ -93,3 +96,33 @@ def test_url_safe_base64_is_not_canonical(agent: EnvelopeSigner) -> None:
     obj["payload"] = base64.urlsafe_b64encode(payload).decode()
     with pytest.raises(EnvelopeError):
         parse_envelope(obj)
+
+
+_SIG = {"keyid": "k", "sig": base64.b64encode(bytes(64)).decode()}
+
+
+def _reference_b64(value: str) -> bytes | str:
+    """The field decoding as it was before its fast path: bytes, or the refusal's code."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return "invalid_envelope"
+    return raw if base64.b64encode(raw).decode() == value else "non_canonical_json"
+
+
+@settings(max_examples=400, derandomize=True, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=40).map(lambda b: base64.b64encode(b).decode()),
+        st.text(alphabet="ABCQRSabz09+/=-_ \n", max_size=12),
+        st.text(max_size=6),
+    )
+)
+def test_payload_decoding_accepts_and_refuses_as_before(value: str) -> None:
+    expected = _reference_b64(value)
+    obj = {"payload": value, "payloadType": "application/x", "signatures": [_SIG]}
+    try:
+        got: bytes | str = parse_envelope(obj).payload
+    except EnvelopeError as exc:
+        got = exc.code
+    assert got == expected

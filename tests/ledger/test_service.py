@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import random
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import orjson
 import pytest
 from sqlalchemy import select
 
+from custodes.config import Settings
 from custodes.errors import Overloaded
 from custodes.ledger import open_checkpoint, parse_vkey, verify_consistency, verify_inclusion
+from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner, parse_envelope
+from custodes.ledger.errors import EnvelopeError
 from custodes.ledger.merkle import leaf_hash, root_of
 from custodes.ledger.payloads import SIGNER_TYPE, SignerRecord
 from custodes.ledger.store import SequencedEntry, signers
@@ -25,6 +31,7 @@ from tests.enrol import enrol
 # Before the first decision: 0 the node's own key, 1-2 the regulator and operator
 # principals, 3 the operator, 4 the agent (decisions come only from registered agents).
 HEAD = 5
+Entry = dict[str, Any]
 
 
 def _synthetic(count: int, start: int) -> list[SequencedEntry]:
@@ -133,6 +140,53 @@ def test_concurrent_appends_get_distinct_contiguous_indices(
     flat = sorted(i for batch in results for i in batch)
     assert flat == list(range(HEAD, HEAD + len(flat)))
     assert all(batch == list(range(batch[0], batch[0] + len(batch))) for batch in results)
+
+
+def _decisions(agent: EnvelopeSigner, agent_id: str, count: int, tag: str) -> list[Entry]:
+    return [sign_decision(agent, agent_id, f"{tag} {i}", "why").to_json() for i in range(count)]
+
+
+def test_concurrent_large_batches_verified_in_parallel_stay_contiguous(
+    node: Node, agent: EnvelopeSigner
+) -> None:
+    """Batches past the parallel threshold, verified in runs while others commit."""
+    agent_id = enrol(node, agent)
+    batches = [_decisions(agent, agent_id, 64 + 17 * b, f"batch {b}") for b in range(6)]
+    with ThreadPoolExecutor(len(batches)) as pool:
+        results = list(pool.map(node.log.append, batches))
+    flat = sorted(i for batch in results for i in batch)
+    assert flat == list(range(HEAD, HEAD + sum(len(b) for b in batches)))
+    assert all(batch == list(range(batch[0], batch[0] + len(batch))) for batch in results)
+    with read_tx(node.engine) as conn:
+        for batch, indices in zip(batches, results, strict=True):
+            stored = node.store.entry_data(conn, indices[0], indices[-1] + 1)
+            assert stored == [canonical_dumps(entry) for entry in batch]
+
+
+def _flip_signature(entry: Entry) -> Entry:
+    signatures = entry["signatures"]
+    raw = bytearray(base64.b64decode(signatures[0]["sig"]))
+    raw[5] ^= 1
+    return entry | {"signatures": [signatures[0] | {"sig": base64.b64encode(raw).decode()}]}
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_a_bad_signature_in_any_verify_run_refuses_the_batch_naming_the_first(
+    settings: Settings, agent: EnvelopeSigner, threads: int
+) -> None:
+    node = Node(settings.model_copy(update={"verify_threads": threads}))
+    node.start()
+    try:
+        agent_id = enrol(node, agent)
+        entries = _decisions(agent, agent_id, 120, "run")
+        for bad in (110, 75, 3):  # the last run, then the middle (or first), then the first
+            entries[bad] = _flip_signature(entries[bad])
+            with pytest.raises(EnvelopeError) as caught:
+                node.log.append(entries)
+            assert (caught.value.code, caught.value.detail["entry"]) == ("bad_signature", bad)
+            assert node.store.sequenced_size() == HEAD
+    finally:
+        node.close()
 
 
 def test_overload_refuses_instead_of_queueing(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:

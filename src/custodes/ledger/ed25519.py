@@ -13,11 +13,22 @@ private key, anyone can sign, and the key's owner can disown anything "it" signe
   keys (``has_small_order``); the subgroup check also refuses mixed-order keys, under
   which cofactored and cofactorless verifiers disagree;
 * a **signature** must be 64 bytes with ``S < L`` (no malleable second spelling), and
-  its ``R`` canonical and not of small order; then pyca/cryptography verifies it.
+  its ``R`` canonical and not of small order; then libsodium (through PyNaCl) checks the
+  equation.
 
 Checking a key costs a scalar multiplication in Python (about 2 ms), so the answer is
 cached for the 16,384 keys last seen; the per-signature checks compare bytes and
-integers, so strict verification costs what pyca/cryptography's does.
+integers (about 0.5 us), so strict verification costs what libsodium's does.
+
+Why libsodium for the equation (docs/design/0014-ingest.md): it verifies in about half
+the time OpenSSL's Ed25519 takes under pyca/cryptography, and PyNaCl's cffi calls
+release the GIL, so a pool of threads verifies on every core. The checks above run
+first, whichever library checks the equation, so the two accept exactly the same
+signatures: libsodium's ``crypto_sign_open`` refuses ``S >= L``, non-canonical and
+small-order keys and ``R`` of small order itself, and compares the encoding of
+``[S]B - [k]A`` with ``R`` byte for byte (cofactorless, as OpenSSL does), so an ``R``
+with a torsion component fails in both. ``verify_strict_reference`` keeps the OpenSSL
+path; tests/ledger/test_ed25519.py checks the two agree on random and adversarial input.
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import CryptoError
 
 from custodes.errors import BadRequest
 
@@ -36,6 +49,7 @@ __all__ = [
     "public_key_problem",
     "signature_problem",
     "verify_strict",
+    "verify_strict_reference",
 ]
 
 _P = 2**255 - 19
@@ -169,14 +183,32 @@ def verify_strict(public_key: bytes, signature: bytes, message: bytes) -> bool:
     """True if ``signature`` is a strict Ed25519 signature over ``message`` by the key.
 
     False for a weak key, ``S >= L``, a small-order or non-canonical ``R``, or a
-    signature that does not verify. Never raises on any bytes.
+    signature that does not verify. Never raises on any bytes. libsodium checks the
+    equation, outside the GIL.
     """
-    if public_key_problem(bytes(public_key)) is not None:
+    if not _strict_form(public_key, signature):
         return False
-    if signature_problem(signature) is not None:
+    try:  # PyNaCl passes the key on unchecked: its 32 bytes are checked just above
+        crypto_sign_open(bytes(signature) + bytes(message), bytes(public_key))
+    except CryptoError:  # BadSignatureError, and any refusal of the input's form
+        return False
+    return True
+
+
+def verify_strict_reference(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """``verify_strict`` with the equation checked by pyca/cryptography (OpenSSL).
+
+    The reference that ``verify_strict`` is tested against; same checks, same answers.
+    """
+    if not _strict_form(public_key, signature):
         return False
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def _strict_form(public_key: bytes, signature: bytes) -> bool:
+    """The checks both equation libraries run after: a sound key, a strict signature form."""
+    return public_key_problem(bytes(public_key)) is None and signature_problem(signature) is None
