@@ -478,11 +478,11 @@ def test_a_batch_waiting_for_its_commit_does_not_hold_up_the_next(
         release.wait(timeout=30)
         return sequence_group(batches, project)
 
-    def counted(entries: list[SequencedEntry]) -> list[int]:
+    def counted(entries: list[SequencedEntry], *, started: float | None = None) -> list[int]:
         calls.append(len(entries))
         if len(calls) == 2:
             queued.set()
-        return sequence(entries)
+        return sequence(entries, started=started)
 
     monkeypatch.setattr(node.store, "sequence_group", held)
     monkeypatch.setattr(node.log, "sequence", counted)
