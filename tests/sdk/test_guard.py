@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from custodes.demo.fakes import FakeClock, FakeNode
 from custodes.killswitch.broadcast import PushSigner
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.sdk.decisions import LedgerClient
-from custodes.sdk.fakes import FakeClock, FakeNode
 from custodes.sdk.guard import Guard, Halted
 from custodes.sdk.leases import LeaseError
 from custodes.sdk.pushes import stream_nonce

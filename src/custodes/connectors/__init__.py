@@ -3,8 +3,6 @@
 * ``OpenAIChatTarget``: any OpenAI-compatible ``/v1/chat/completions`` endpoint.
 * ``A2ATarget``: an A2A agent over JSON-RPC ``message/send``.
 * ``EvalsClient``: publish signed results, fetch them with proofs, read decisions.
-* ``custodes.connectors.weak_model``: a deliberately weak local endpoint for demos
-  and tests (``python -m custodes.connectors.weak_model``).
 """
 
 from custodes.connectors.a2a import A2ATarget

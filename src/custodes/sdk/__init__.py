@@ -4,7 +4,7 @@
   kill order; runs the safe-state hook once per halt and records the halt. Fails closed.
 * ``DecisionRecorder``: signed decisions, spooled to disk first, delivered exactly once.
 * ``LedgerClient``, ``RegistryClient``: the node's ledger and registry APIs.
-* Test doubles for users' own tests live in ``custodes.sdk.fakes`` (FakeClock, FakeNode).
+* Test doubles for users' own tests live in ``custodes.demo.fakes`` (FakeClock, FakeNode).
 """
 
 from custodes.sdk.decisions import LedgerClient, raise_for_error, sign_decision

@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from custodes.demo_evals import run_evals_act
-from custodes.demo_kill import KillScenario, run_kill_scenario
+from custodes.demo.evals_act import run_evals_act
+from custodes.demo.kill_act import KillScenario, run_kill_scenario
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.sdk import LedgerClient, sign_decision
 from custodes.sdk.bootstrap import Authorities, bootstrap, enrol_agent
