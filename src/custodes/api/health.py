@@ -39,6 +39,9 @@ def _figures(node: Node) -> dict[str, float]:
     responses={503: {"description": "an integrity alarm has stopped appends"}},
 )
 def health(request: Request) -> dict[str, Any]:
+    """200 with the tree size, sequenced size and checkpoint age while the node accepts
+    appends; 503 (code integrity_alarm, every alarm in detail) once an integrity alarm
+    has stopped them. Public."""
     node = get_node(request)
     node.alarm.check()
     return {"status": "ok", "origin": node.settings.origin, **_figures(node)}
@@ -46,6 +49,8 @@ def health(request: Request) -> dict[str, Any]:
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
 def metrics(request: Request) -> Response:
+    """Gauges in the Prometheus text format (tree size, sequenced size, checkpoint age,
+    integrity alarm). Public."""
     node = get_node(request)
     lines = []
     for name, value in _figures(node).items():
