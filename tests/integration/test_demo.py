@@ -47,7 +47,8 @@ class DemoProcess:
 
     def close(self) -> None:
         """Once the process has ended: the reader sees the end of its output; close it."""
-        assert self._reader is not None and self.process.stdout is not None
+        assert self._reader is not None
+        assert self.process.stdout is not None
         self._reader.join(timeout=_STOP_S)
         self.process.stdout.close()
 
