@@ -42,7 +42,7 @@ class Enrolled:
 
 def _principal(http: httpx.Client, admin: str, pid: str, jurisdiction: str) -> RegistryClient:
     key = EnvelopeSigner.generate()
-    role = pid.split(":")[0]
+    role = pid.split(":", maxsplit=1)[0]
     token = register_principal(http, admin, pid, role=role, jurisdiction=jurisdiction, key=key)
     return RegistryClient(str(http.base_url), pid, token, key)
 

@@ -74,3 +74,31 @@ def test_the_guarded_agent_trades_under_its_lease_until_suspended(
     assert logged_decisions(node, agent_id) == ["trade 0", "trade 1", "trade 2", "halt"]
     orders = httpx.get(f"{node.url}/api/v1/kill-orders", params={"agent_id": agent_id}).json()
     assert [o["op"] for o in orders] == ["suspend"]
+
+
+def _families(run_dir: Path) -> dict[str, float]:
+    result = json.loads((run_dir / "result-0.json").read_text())
+    return {f["family"]: f["asr"] for f in result["families"]}
+
+
+def test_the_local_model_is_benchmarked_and_its_weakness_found(
+    node: NodeProcess, tmp_path: Path
+) -> None:
+    out = run_example("local_openai_model.py", node, tmp_path, "--out", str(tmp_path / "run"))
+    assert "overall" in out
+    asr = _families(tmp_path / "run")
+    assert asr["base64"] == 1.0  # the scripted model decodes base64 and complies
+    assert asr["direct"] < asr["base64"]
+    assert (tmp_path / "run" / "report.html").exists()
+
+
+def test_the_auditors_published_result_verifies_against_the_checkpoint(
+    node: NodeProcess, tmp_path: Path
+) -> None:
+    out = run_example("auditor_flow.py", node, tmp_path, "--work", str(tmp_path / "audit"))
+    index = int(re.findall(r"log index (\d+)", out)[-1])
+    assert "verified" in out
+    logged = httpx.get(f"{node.url}/api/v1/evals/results/{index}", timeout=10).json()
+    auditor = re.search(r"registered (auditor:\S+);", out).group(1)  # type: ignore[union-attr]
+    assert logged["record"]["issuer"] == auditor
+    assert logged["record"]["families"][-1]["family"] == "overall"
