@@ -42,6 +42,7 @@ import sys, tempfile
 from pathlib import Path
 from fastapi.testclient import TestClient
 import custodes.cli.main  # every command module, as `custodes serve` loads them
+import custodes.api.server  # the server settings serve builds uvicorn with
 from custodes.api import create_app
 from custodes.config import Settings
 
