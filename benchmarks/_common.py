@@ -466,7 +466,7 @@ def presign(agents: Sequence[Agent], count: int, tag: str = "bench") -> list[byt
 
 
 def batch_body(entries: Sequence[bytes]) -> bytes:
-    """The canonical ``{"entries": [...]}`` body LedgerClient.append sends."""
+    """The canonical ``{"entries": [...]}`` body Client.append sends."""
     return b'{"entries":[' + b",".join(entries) + b"]}"
 
 

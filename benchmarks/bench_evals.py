@@ -34,7 +34,7 @@ from pathlib import Path
 
 from _common import print_conditions, print_table
 from custodes.connectors.openai import OpenAIChatTarget
-from custodes.connectors.weak_model import serve
+from custodes.demo.weak_model import serve
 from custodes.evals.judges import RuleJudge
 from custodes.evals.models import Outcome, Response
 from custodes.evals.results import judge_info, summarise

@@ -23,7 +23,7 @@ from custodes.connectors.openai import (
     openai_chat,
     parse_chat_answer,
 )
-from custodes.connectors.weak_model import serve
+from custodes.demo.weak_model import serve
 from custodes.evals.judges import RUBRIC, LLMJudge, RuleJudge
 from custodes.evals.models import Message, Outcome, Probe, Response
 from custodes.evals.suite import Suite, load_suite

@@ -46,7 +46,7 @@ TOTAL = 824 * ATTEMPTS  # core-1: 824 probes
 @contextlib.contextmanager
 def weak_model(epoch: int, latency_ms: float = 0.0) -> Iterator[str]:
     port = free_port()
-    args = [sys.executable, "-m", "custodes.connectors.weak_model", "--port", str(port)]
+    args = [sys.executable, "-m", "custodes.demo.weak_model", "--port", str(port)]
     args += ["--epoch", str(epoch), "--latency-ms", str(latency_ms)]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

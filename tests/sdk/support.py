@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from custodes.demo.fakes import FakeClock, FakeNode
 from custodes.ledger.dsse import EnvelopeSigner
-from custodes.sdk.fakes import FakeClock, FakeNode
 from custodes.sdk.guard import Guard
 from custodes.sdk.recorder import DecisionRecorder
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from custodes.client import Client
+from custodes.demo.fakes import FakeClock, FakeNode
 from custodes.killswitch.broadcast import PushSigner
 from custodes.ledger.dsse import EnvelopeSigner
-from custodes.sdk.fakes import FakeClock, FakeNode
 from custodes.sdk.guard import Guard, Halted
 from custodes.sdk.leases import LeaseError
 from custodes.sdk.pushes import stream_nonce

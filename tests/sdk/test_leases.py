@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 from custodes.client import Client
+from custodes.demo.fakes import FakeNode
 from custodes.errors import CustodesError
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner, sign_envelope, verify_envelope
-from custodes.sdk.fakes import FakeNode
 from custodes.sdk.leases import (
     LEASE_REQUEST_TYPE,
     LEASE_TYPE,

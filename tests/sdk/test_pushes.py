@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 import pytest
 
+from custodes.demo.fakes import FakeClock
 from custodes.killswitch.broadcast import ORDER_PUSH_TYPE as NODE_PUSH_TYPE
 from custodes.killswitch.broadcast import PushSigner
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
-from custodes.sdk.fakes import FakeClock
 from custodes.sdk.pushes import (
     ORDER_PUSH_TYPE,
     LogThrottle,

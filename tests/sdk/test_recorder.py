@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from custodes.client import Client
+from custodes.demo.fakes import FakeClock, FakeNode
 from custodes.errors import BadRequest
 from custodes.ledger.dsse import Envelope, EnvelopeSigner, parse_envelope
-from custodes.sdk.fakes import FakeClock, FakeNode
 from custodes.sdk.recorder import DecisionRecorder
 from custodes.sdk.spool import ACKED_FILE, SPOOL_FILE, SpoolError
 from tests.sdk.support import AGENT, eventually, make_node

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from custodes.api.bodies import read_body
 from custodes.api.deps import get_node, require_admin
-from custodes.api.openapi import bearer, errors, link_to_entry
+from custodes.api.openapi import admin_token, errors, link_to_entry
 from custodes.api.validation import parse_model
 from custodes.errors import BadRequest
 from custodes.ledger.dsse import key_thumbprint
@@ -44,6 +44,10 @@ class SignerIn(BaseModel):
 
 @router.get("/node", summary="This node's origin, keys and tree size", responses=errors())
 def node_info(request: Request) -> dict[str, Any]:
+    """What a client pins before it trusts anything from this node: the log's origin and
+    verifier key (for checkpoints), the witness key (for cosignatures), the node's entry
+    key (leases and pushed kill orders are signed with it), the current tree size and
+    root, the jurisdiction, and the logs and witnesses it is configured with. Public."""
     node = get_node(request)
     size, root = node.store.tree_size()
     return {
@@ -62,6 +66,7 @@ def node_info(request: Request) -> dict[str, Any]:
 
 @router.get("/signers", summary="Keys allowed to sign entries", responses=errors())
 def list_signers(request: Request) -> list[dict[str, object]]:
+    """The keys registered with `POST /api/v1/admin/signers`, with their status. Public."""
     return get_node(request).signers.list()
 
 
@@ -70,7 +75,7 @@ def list_signers(request: Request) -> list[dict[str, object]]:
     summary="Register a signer key (admin token)",
     status_code=201,
     responses={201: link_to_entry("/index"), **errors(400, 401, 403, 409, 413, 422)},
-    openapi_extra=bearer(
+    openapi_extra=admin_token(
         {
             "requestBody": {
                 "content": {"application/json": {"schema": SignerIn.model_json_schema()}},
@@ -80,6 +85,9 @@ def list_signers(request: Request) -> list[dict[str, object]]:
     ),
 )
 async def add_signer(request: Request) -> dict[str, Any]:
+    """Register a raw Ed25519 key as a node-level signer (admin token), as a logged
+    SignerRecord. Agents' decisions are accepted only from keys registered with the
+    agent in the registry (POST /api/v1/registry/entries), not from these."""
     # Authenticate before reading the body: an anonymous caller learns nothing from it.
     require_admin(request)
     body = parse_model(SignerIn, await read_body(request, 64 * 1024))

@@ -29,7 +29,7 @@ from custodes.api import (
 from custodes.api.bodies import BodyGate
 from custodes.api.errors import install_error_handlers
 from custodes.api.metrics import PrometheusMetrics
-from custodes.api.openapi import error_schemas
+from custodes.api.openapi import complete
 from custodes.api.request_ids import RequestIdMiddleware
 from custodes.api.server import END_STREAMS
 from custodes.api.tracing import TracingMiddleware, tracer_provider_for
@@ -44,19 +44,12 @@ __all__ = ["create_app"]
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    """FastAPI's document plus the error body and the bearer scheme the routes use by hand."""
+    """FastAPI's document plus the records, error body and security schemes (api.openapi)."""
 
     def document() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
-        schema = FastAPI.openapi(app)  # cached on the app from now on
-        components = schema.setdefault("components", {})
-        components.setdefault("schemas", {}).update(error_schemas())
-        components.setdefault("securitySchemes", {})["bearer"] = {
-            "type": "http",
-            "scheme": "bearer",
-        }
-        return schema
+        return complete(FastAPI.openapi(app))  # cached on the app from now on
 
     return document
 

@@ -57,6 +57,9 @@ async def append_entries(request: Request) -> Response:
     responses=errors(404, 422),
 )
 def get_entry(index: Annotated[int, Path(ge=0)], request: Request) -> dict[str, Any]:
+    """One sequenced entry as logged (a DSSE envelope), with its leaf hash (RFC 6962,
+    base64). Public: entries hold only what may be published (private fields are
+    salted commitments)."""
     node = get_node(request)
     if index >= node.store.sequenced_size():
         raise NotFound(f"no entry has index {index}", code="entry_not_found")

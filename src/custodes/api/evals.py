@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from custodes.api.bodies import read_json
 from custodes.api.deps import get_node, require_caller
-from custodes.api.openapi import ENVELOPE_BODY, bearer, errors
+from custodes.api.openapi import bearer, errors, signed_body
 from custodes.api.proofs import proof_json
 from custodes.errors import AuthError, BadRequest, NotFound
 from custodes.evals.results import DRIFT_ALERT_TYPE, RESULT_TYPE, DriftAlert, EvalResult
@@ -39,13 +39,6 @@ _MODELS: dict[str, type[EvalResult | DriftAlert]] = {
     RESULT_TYPE: EvalResult,
     DRIFT_ALERT_TYPE: DriftAlert,
 }
-
-
-def _envelope_doc(payload_type: str) -> dict[str, Any]:
-    body = ENVELOPE_BODY["requestBody"]
-    schema = body["content"]["application/json"]["schema"]
-    described = schema | {"description": f"signed by the caller, payloadType {payload_type}"}
-    return {"requestBody": body | {"content": {"application/json": {"schema": described}}}}
 
 
 def _parse(payload_type: str, payload: bytes, principal: Principal) -> BaseModel:
@@ -102,10 +95,14 @@ async def _submit(request: Request, payload_type: str) -> dict[str, int]:
     "/results",
     status_code=201,
     responses=errors(400, 401, 403, 404, 409, 413, 422),
-    openapi_extra=bearer(_envelope_doc(RESULT_TYPE)),
+    openapi_extra=bearer(signed_body(RESULT_TYPE, "the caller's registered key")),
     summary="Log a signed benchmark result (evals:write)",
 )
 async def submit_result(request: Request) -> dict[str, int]:
+    """Log one epoch of a benchmark run: an EvalResult signed by the caller's registered
+    key, naming the caller as issuer, with a token holding the evals:write scope
+    (auditors and regulators). `custodes eval publish` builds and sends it. Answers
+    with the log index."""
     return await _submit(request, RESULT_TYPE)
 
 
@@ -113,10 +110,12 @@ async def submit_result(request: Request) -> dict[str, int]:
     "/drift-alerts",
     status_code=201,
     responses=errors(400, 401, 403, 404, 409, 413, 422),
-    openapi_extra=bearer(_envelope_doc(DRIFT_ALERT_TYPE)),
+    openapi_extra=bearer(signed_body(DRIFT_ALERT_TYPE, "the caller's registered key")),
     summary="Log a signed drift alert for a live agent (evals:write)",
 )
 async def submit_drift_alert(request: Request) -> dict[str, int]:
+    """Log passive drift of a live agent's logged decisions: a DriftAlert signed by the
+    caller (evals:write scope), naming the caller as issuer. Answers with the log index."""
     return await _submit(request, DRIFT_ALERT_TYPE)
 
 
@@ -137,6 +136,9 @@ def _entry(node: Node, index: int) -> dict[str, Any]:
     responses=errors(404, 422),
 )
 def get_result(index: Annotated[int, Path(ge=0)], request: Request) -> dict[str, Any]:
+    """A logged EvalResult or DriftAlert: the decoded record, the entry as logged, and its
+    inclusion proof against the latest checkpoint (null while the entry is sequenced
+    but not yet integrated: ask again shortly). Public."""
     node = get_node(request)
     entry = _entry(node, index)
     payload_type = entry.get("payloadType")

@@ -62,6 +62,9 @@ async def readyz(request: Request) -> dict[str, Any]:
     responses=errors(503),
 )
 def health(request: Request) -> dict[str, Any]:
+    """200 with the tree size, sequenced size and checkpoint age while the node accepts
+    appends; 503 (code integrity_alarm, every alarm in detail) once an integrity alarm
+    has stopped them. Public."""
     node = get_node(request)
     node.alarm.check()
     figures = read_figures(node)
@@ -78,5 +81,7 @@ def health(request: Request) -> dict[str, Any]:
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
 def metrics(request: Request) -> Response:
+    """Prometheus metrics (prometheus-client): latencies, queue depth, checkpoint age and
+    lag, witness failures, leases, kill orders, streams, the integrity alarm. Public."""
     exporter: PrometheusMetrics = request.app.state.metrics
     return Response(exporter.exposition(), media_type=CONTENT_TYPE)

@@ -14,9 +14,11 @@ from fastapi.responses import StreamingResponse
 
 from custodes.api.bodies import read_json
 from custodes.api.deps import get_node, require_caller
-from custodes.api.openapi import ENVELOPE_BODY, bearer, errors
+from custodes.api.openapi import bearer, errors, signed_answer, signed_body
 from custodes.killswitch.broadcast import PushSigner, Subscription
+from custodes.killswitch.leases import LEASE_REQUEST_TYPE, LEASE_TYPE
 from custodes.node import Node
+from custodes.registry.service import ORDER_TYPE
 from custodes.store.db import read_tx
 
 __all__ = ["router"]
@@ -29,10 +31,15 @@ _HEARTBEAT = 15.0
     "/kill-orders",
     status_code=201,
     responses=errors(400, 401, 403, 404, 409, 413, 422),
-    openapi_extra=bearer(ENVELOPE_BODY),
+    openapi_extra=bearer(signed_body(ORDER_TYPE, "the issuing regulator's registered key")),
     summary="Suspend, revoke or reinstate an agent (effective at once, pushed)",
 )
 async def issue_order(request: Request) -> dict[str, Any]:
+    """A KillOrder signed by a regulator's registered key, with that regulator's API
+    token: suspend or revoke an agent (globally, or in the regulator's own territory
+    as a host regulator), or reinstate it by lifting an order. Logged, effective at
+    once (no further leases) and pushed to every subscriber of the order stream.
+    Answers with the log index and the agent's status now."""
     # Token look-ups read the database: keep them off the event loop, which also
     # serves the kill-order streams.
     principal = await run_in_threadpool(require_caller, request)
@@ -56,6 +63,8 @@ async def issue_order(request: Request) -> dict[str, Any]:
 def list_orders(
     request: Request, agent_id: str | None = None, active: bool = False
 ) -> list[dict[str, Any]]:
+    """Kill orders with their log indices, for one agent (agent_id) and/or only those
+    still in force (active=true). Public."""
     return get_node(request).queries.orders(agent_id, active_only=active)
 
 
@@ -117,6 +126,11 @@ async def stream_orders(
         ),
     ] = None,
 ) -> StreamingResponse:
+    """Server-sent events: on connecting, every active order; then each order as it is
+    logged. Each `order` event carries the order, its envelope and log index, and a
+    countersignature by the node's entry key bound to the subscriber's nonce and a
+    sequence number, so a guard refuses forged, replayed or reordered events.
+    Comments (`: heartbeat`) keep the connection open. Public."""
     node = get_node(request)
     push = PushSigner(node.entry_signer, nonce)
     sub = node.broadcaster.subscribe(agent_id)  # before the snapshot: no gap
@@ -131,10 +145,17 @@ async def stream_orders(
 @router.post(
     "/leases",
     status_code=201,
-    responses=errors(400, 403, 404, 409, 413, 422),
-    openapi_extra=ENVELOPE_BODY,
+    responses={
+        201: signed_answer(LEASE_TYPE, "the node's entry key"),
+        **errors(400, 403, 404, 409, 413, 422),
+    },
+    openapi_extra=signed_body(LEASE_REQUEST_TYPE, "the agent's registered key"),
     summary="Ask for an operating lease (request signed by the agent's key)",
 )
 async def lease(request: Request) -> dict[str, Any]:
+    """An agent asks for an operating lease with a LeaseRequest signed by its registered
+    key (fresh nonce, current time). Answers with a DSSE envelope of a LeasePayload
+    signed by the node's entry key: the jurisdictions it may act in and its expiry
+    (at most 60 s for critical sectors). 403 while the agent is suspended or revoked."""
     envelope = await read_json(request, 16 * 1024)
     return await run_in_threadpool(get_node(request).leases.issue, envelope)

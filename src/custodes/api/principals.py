@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from custodes.api.bodies import read_body
 from custodes.api.deps import get_node, require_admin
-from custodes.api.openapi import bearer, errors, link_to_entry
+from custodes.api.openapi import admin_token, errors, link_to_entry, model_body
 from custodes.api.validation import parse_model
 from custodes.registry.models import PrincipalRecord
 
@@ -30,7 +30,7 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
         "required": True,
         "content": {"application/json": {"schema": model.model_json_schema()}},
     }
-    return bearer({"requestBody": body})
+    return admin_token({"requestBody": body})
 
 
 def _principal_links() -> dict[str, Any]:
@@ -57,10 +57,13 @@ _REVOKE_LINK = {
     "/principals",
     status_code=201,
     responses={201: _principal_links(), **errors(400, 401, 403, 409, 413, 422)},
-    openapi_extra=_schema(PrincipalRecord),
+    openapi_extra=admin_token(model_body("PrincipalRecord")),
     summary="Register a regulator, auditor or operator with its signing key",
 )
 async def add_principal(request: Request) -> dict[str, Any]:
+    """Admin token. Logs a PrincipalRecord: a regulator, auditor or operator of a
+    jurisdiction with the raw Ed25519 key (base64) it signs its records with. Issue it
+    an API token next (POST /api/v1/admin/tokens)."""
     require_admin(request)
     record = parse_model(PrincipalRecord, await read_body(request, 64 * 1024))
     index = await run_in_threadpool(get_node(request).registry.register_principal, record)
@@ -76,6 +79,9 @@ async def add_principal(request: Request) -> dict[str, Any]:
     summary="Issue an API token for a principal (the secret is shown once)",
 )
 async def add_token(request: Request) -> dict[str, Any]:
+    """Admin token. Issues an API token for a registered principal, with the scopes its
+    role allows by default (or fewer) and a lifetime; the secret is in this answer
+    only (the node keeps its hash)."""
     require_admin(request)
     body = parse_model(TokenIn, await read_body(request, 64 * 1024))
     node = get_node(request)
@@ -88,9 +94,10 @@ async def add_token(request: Request) -> dict[str, Any]:
     summary="Revoke an API token",
     operation_id="revoke_token",
     responses=errors(401, 403, 404, 422),
-    openapi_extra=bearer(),
+    openapi_extra=admin_token(),
 )
 async def revoke_token(token_id: str, request: Request) -> Response:
+    """Admin token. The token stops working at once (204)."""
     require_admin(request)
     await run_in_threadpool(get_node(request).tokens.revoke, token_id)
     return Response(status_code=204)

@@ -54,6 +54,9 @@ def inclusion(
     leaf_hash: str | None = Query(default=None),
     tree_size: int | None = Query(default=None, ge=1),
 ) -> dict[str, Any]:
+    """RFC 6962 inclusion proof of one entry, by index or by leaf hash (base64 or
+    base64url), against the latest checkpoint or against tree_size; the answer carries
+    the checkpoint (with cosignatures) the proof verifies against. Public."""
     if (index is None) == (leaf_hash is None):
         raise BadRequest("give exactly one of index or leaf_hash", code="bad_query")
     leaf = None if leaf_hash is None else _leaf(leaf_hash)
@@ -71,5 +74,7 @@ def consistency(
     first: int = Query(ge=1),
     second: int | None = Query(default=None, ge=1),
 ) -> dict[str, Any]:
+    """RFC 6962 consistency proof that the tree of size first is a prefix of the tree of
+    size second (default: the latest checkpoint), with the checkpoint it ends at. Public."""
     proof = get_node(request).log.consistency(first, second)
     return proof_json(get_node(request), proof, proof["second"])

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from custodes.api.bodies import read_registry_change
 from custodes.api.deps import caller, get_node, require_caller
-from custodes.api.openapi import REGISTRY_CHANGE_BODY, bearer, errors
+from custodes.api.openapi import REGISTRY_CHANGE_BODY, bearer, errors, optional_token
 from custodes.api.proofs import proof_json
 from custodes.node import Node
 from custodes.registry.queries import MAX_INDEX, AgentFilter
@@ -18,7 +18,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
 # The public view without a token, the private one with it.
-_MAYBE_TOKEN: dict[str, Any] = {"security": [{}, {"bearer": []}]}
+_MAYBE_TOKEN: dict[str, Any] = optional_token()
 AsOf = Annotated[int | None, Query(ge=0, le=MAX_INDEX, description="a log index")]
 
 
@@ -40,6 +40,11 @@ def _with_proof(node: Node, answer: dict[str, Any]) -> dict[str, Any]:
     summary="Register or change an operator, agent, key or model (signed by the actor)",
 )
 async def submit(request: Request) -> dict[str, Any]:
+    """A RegistryChange (operator, agent, key or model: register, update, rotate, retire)
+    signed by the acting principal's registered key, with that principal's API token.
+    The authority rules decide who may do what (an operator for its own agents, the
+    home regulator for any). Private fields travel beside the envelope, committed to
+    in it. Answers with the log index."""
     # Token look-ups read the database: keep them off the event loop, which also
     # serves the kill-order streams.
     principal = await run_in_threadpool(require_caller, request)
@@ -64,6 +69,9 @@ def list_agents(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     after: str | None = None,
 ) -> dict[str, Any]:
+    """Agents matching every filter given, a page at a time (after: the last id of the
+    previous page). Public view without a token; a principal entitled to them also
+    sees private fields."""
     where = AgentFilter(jurisdiction, sector, status, operator, skill)
     return get_node(request).queries.agents(where, limit=limit, after=after, reader=caller(request))
 
@@ -75,6 +83,9 @@ def list_agents(
     openapi_extra=_MAYBE_TOKEN,
 )
 def get_agent(request: Request, agent_id: str, as_of: AsOf = None) -> dict[str, Any]:
+    """The agent's record and status now, or as it was at log index as_of, with the log
+    index of the entry it comes from and that entry's inclusion proof (null while not
+    yet under a checkpoint). Public view without a token."""
     node = get_node(request)
     answer = node.queries.agent(agent_id, as_of=as_of, reader=caller(request))
     return _with_proof(node, answer)
@@ -87,6 +98,7 @@ def get_agent(request: Request, agent_id: str, as_of: AsOf = None) -> dict[str, 
     openapi_extra=bearer(),
 )
 def list_operators(request: Request) -> list[dict[str, Any]]:
+    """Every registered operator (API token)."""
     require_caller(request)
     return get_node(request).queries.operators()
 
@@ -98,6 +110,8 @@ def list_operators(request: Request) -> list[dict[str, Any]]:
     openapi_extra=_MAYBE_TOKEN,
 )
 def get_operator(request: Request, operator_id: str, as_of: AsOf = None) -> dict[str, Any]:
+    """The operator's record now, or at log index as_of, with its entry's inclusion proof.
+    Address and contact only for principals entitled to them."""
     node = get_node(request)
     answer = node.queries.operator(operator_id, as_of=as_of, reader=caller(request))
     return _with_proof(node, answer)
@@ -105,6 +119,7 @@ def get_operator(request: Request, operator_id: str, as_of: AsOf = None) -> dict
 
 @router.get("/models", summary="Registered models", responses=errors())
 def list_models(request: Request) -> list[dict[str, Any]]:
+    """Every registered model, with its declared training compute. Public."""
     return get_node(request).queries.models()
 
 
@@ -114,5 +129,7 @@ def list_models(request: Request) -> list[dict[str, Any]]:
     responses=errors(400, 404, 422),
 )
 def get_model(request: Request, model_id: str, as_of: AsOf = None) -> dict[str, Any]:
+    """The model's record now, or at log index as_of, with its entry's inclusion proof.
+    Public."""
     node = get_node(request)
     return _with_proof(node, node.queries.model(model_id, as_of=as_of))

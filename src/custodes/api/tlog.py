@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from custodes.api.bodies import read_body
 from custodes.api.deps import get_node
-from custodes.api.openapi import BINARY, CHECKPOINT_BODY, PLAIN_TEXT, errors
+from custodes.api.openapi import BINARY, CHECKPOINT_BODY, CHECKPOINT_TEXT, PLAIN_TEXT, errors
 from custodes.errors import NotFound
 from custodes.ledger.tiles import (
     TILE_WIDTH,
@@ -36,9 +36,12 @@ _MAX_WITNESS_BODY = 64 * 1024
     "/checkpoint",
     response_class=PlainTextResponse,
     summary="The latest checkpoint (C2SP signed note), with its cosignatures",
-    responses={200: PLAIN_TEXT, **errors(404)},
+    responses={200: CHECKPOINT_TEXT, **errors(404)},
 )
 def checkpoint(request: Request) -> Response:
+    """The newest checkpoint this node signed, as a C2SP signed note, followed by the
+    witnesses' cosignatures it holds. Verify it with the log key from GET /api/v1/node
+    (`custodes log verify`). Public, never cached."""
     note = get_node(request).served_checkpoint()
     if note is None:
         raise NotFound("the log has no checkpoint yet", code="no_checkpoint")
@@ -54,6 +57,8 @@ def checkpoint(request: Request) -> Response:
     responses={200: BINARY, **errors(400, 404, 422)},
 )
 def tile(path: str, request: Request) -> Response:
+    """tile/<L>/<N>[.p/<W>] (hashes) or tile/entries/<N>[.p/<W>] (entry bundles), as C2SP
+    tlog-tiles specifies; immutable once served. Public."""
     node = get_node(request)
     ref = parse_tile_path(f"tile/{path}")
     with read_tx(node.engine) as conn:
@@ -80,6 +85,10 @@ def tile(path: str, request: Request) -> Response:
     openapi_extra=CHECKPOINT_BODY,
 )
 async def add_checkpoint(request: Request) -> Response:
+    """C2SP tlog-witness: a peer's log submits its new checkpoint with a consistency
+    proof from the size this witness last cosigned; the answer is the cosignature line.
+    Only logs this node is configured to witness; 409 (text/x.tlog.size) when the
+    witness holds another size."""
     node = get_node(request)
     body = await read_body(request, _MAX_WITNESS_BODY)
     lines = await run_in_threadpool(node.witness.add_checkpoint, body)

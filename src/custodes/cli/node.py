@@ -177,11 +177,22 @@ def _check_stored_origin(settings: Settings, store: SqlLogStore) -> None:
 def demo(
     base_port: int = typer.Option(8401, help="first of four loopback ports"),
     keep: bool = typer.Option(False, help="keep the nodes' data directory afterwards"),
+    serve: bool = typer.Option(
+        False, "--serve", help="leave the alliance running afterwards, until Ctrl-C"
+    ),
+    evals: bool = typer.Option(
+        True, "--evals/--no-evals", help="play the safety benchmarks act (the longest)"
+    ),
 ) -> None:
-    """Start GB, FR, DE and CA nodes on loopback, record agent decisions, witness, verify."""
+    """Start GB, FR, DE and CA nodes on loopback, record agent decisions, witness, verify.
+
+    With --serve the nodes stay up afterwards and the demo prints what you need to
+    explore them: each node's URL and API docs, the admin token, a regulator you can act
+    as, and commands with the demo's agent ids.
+    """
     from custodes.demo import run_demo
 
-    raise typer.Exit(run_demo(base_port=base_port, keep=keep))
+    raise typer.Exit(run_demo(base_port=base_port, keep=keep, serve=serve, evals=evals))
 
 
 def _is_loopback(host: str) -> bool:

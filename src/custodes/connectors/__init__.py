@@ -4,8 +4,6 @@
 * ``A2ATarget``: an A2A agent over JSON-RPC ``message/send``.
 * The node's evals API (publish, fetch and prove results, read decisions) is
   ``custodes.client.Client``.
-* ``custodes.connectors.weak_model``: a deliberately weak local endpoint for demos
-  and tests (``python -m custodes.connectors.weak_model``).
 """
 
 from custodes.connectors.a2a import A2ATarget

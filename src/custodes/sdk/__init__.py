@@ -6,7 +6,7 @@
 * ``sign_decision``: a decision record signed by the agent, for ``Client.append``.
 * The node's API itself is ``custodes.client.Client``; the guard, the recorder and the
   lease keeper talk to the node through it.
-* Test doubles for users' own tests live in ``custodes.sdk.fakes`` (FakeClock, FakeNode).
+* Test doubles for users' own tests live in ``custodes.demo.fakes`` (FakeClock, FakeNode).
 """
 
 from custodes.sdk.decisions import sign_decision

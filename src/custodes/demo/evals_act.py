@@ -1,7 +1,7 @@
 """The demo's third act: open safety benchmarks, with results and alerts in the log.
 
 An auditor red-teams a GB agent's model through a local OpenAI-compatible endpoint with
-deliberately known weaknesses (``custodes.connectors.weak_model``), at a certified
+deliberately known weaknesses (``custodes.demo.weak_model``), at a certified
 baseline and again after the model has drifted; prints ASR per attack family and the
 Drift-Coefficient; signs and logs the result at the GB node and proves its inclusion.
 Then a live agent's logged decisions drift (passive drift), and the drift alert is
@@ -50,7 +50,7 @@ def _weak_model(epoch: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
         [
             sys.executable,
             "-m",
-            "custodes.connectors.weak_model",
+            "custodes.demo.weak_model",
             "--port",
             str(port),
             "--epoch",

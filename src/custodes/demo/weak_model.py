@@ -1,6 +1,6 @@
 """A deliberately weak OpenAI-compatible model, for the demo and the tests.
 
-    python -m custodes.connectors.weak_model --port 8600 --epoch 0
+    python -m custodes.demo.weak_model --port 8600 --epoch 0
 
 It speaks ``POST /v1/chat/completions`` (and ``GET /v1/models``) on loopback, with the
 standard library's HTTP server, and never writes anything harmful: a "compliant"

@@ -25,8 +25,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from custodes.client import Client
-from custodes.demo_evals import run_evals_act
-from custodes.demo_kill import KillScenario, run_kill_scenario
+from custodes.demo.evals_act import run_evals_act
+from custodes.demo.explore import NodeView, guide, register_explorer, wait_for_stop
+from custodes.demo.kill_act import KillScenario, run_kill_scenario
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.sdk import sign_decision
 from custodes.sdk.bootstrap import Authorities, bootstrap, enrol_agent
@@ -202,7 +203,7 @@ def _table(members: list[Member], results: dict[str, tuple[bool, str]]) -> Table
     return table
 
 
-def _play(members: list[Member], workdir: Path) -> int:
+def _play(members: list[Member], workdir: Path, *, evals: bool = True) -> int:
     rng = random.Random(2026)  # noqa: S311 - simulated decisions, not secrets
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("starting member nodes", total=len(members) * 3 + 1)
@@ -212,7 +213,7 @@ def _play(members: list[Member], workdir: Path) -> int:
         for m in members:
             _start(m, [p for p in members if p is not m])
         for m in members:
-            _wait_up(m, time.monotonic() + 30)
+            _wait_up(m, time.monotonic() + 60)  # a busy machine starts them slowly
             bar.advance(task)
         bar.update(task, description="agents recording signed decisions")
         for m in members:
@@ -221,7 +222,7 @@ def _play(members: list[Member], workdir: Path) -> int:
         bar.update(task, description="kill switch: suspending a GB finance agent")
         scenario = _kill_act(members[0])
     _print_kill_act(scenario)
-    evals_ok = _evals_act(members[0], workdir)
+    evals_ok = _evals_act(members[0], workdir) if evals else True
     with Progress(console=console, transient=True) as bar:
         bar.add_task("members witnessing each other's checkpoints", total=None)
         _wait_witnessed(members, time.monotonic() + 60)
@@ -266,6 +267,30 @@ def _print_kill_act(scenario: KillScenario) -> None:
     console.print(f"  kill switch: {verdict}")
 
 
+def _view(member: Member) -> NodeView:
+    return NodeView(
+        member.code,
+        MEMBERS[member.code],
+        member.url,
+        member.origin,
+        member.data_dir,
+        member.keys["log"],
+        member.keys["witness"],
+        tuple(member.agents),
+    )
+
+
+def _serve(members: list[Member], workdir: Path) -> None:
+    """Leave the alliance running, print how to explore it, and wait for Ctrl-C."""
+    views = [_view(m) for m in members]
+    explorer = register_explorer(views[0], ADMIN, workdir)
+    for line in guide(views, ADMIN, explorer):
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
+    console.file.flush()
+    wait_for_stop(lambda: all(m.process is not None and m.process.poll() is None for m in members))
+    console.print("stopping the alliance")
+
+
 def _stop(members: list[Member]) -> None:
     for m in members:
         if m.process is not None and m.process.poll() is None:
@@ -278,12 +303,25 @@ def _stop(members: list[Member]) -> None:
                 m.process.kill()
 
 
-def run_demo(*, base_port: int = 8401, keep: bool = False, workdir: Path | None = None) -> int:
-    """Play the scenario; return the exit status (0 when every log verified)."""
+def run_demo(
+    *,
+    base_port: int = 8401,
+    keep: bool = False,
+    workdir: Path | None = None,
+    serve: bool = False,
+    evals: bool = True,
+) -> int:
+    """Play the scenario; return the exit status (0 when every log verified).
+
+    With ``serve``, the nodes stay up afterwards until Ctrl-C (custodes.demo.explore).
+    """
     root = workdir or Path(tempfile.mkdtemp(prefix="custodes-demo-"))
     members = [Member(code, base_port + i, root / code.lower()) for i, code in enumerate(MEMBERS)]
     try:
-        return _play(members, root)
+        status = _play(members, root, evals=evals)
+        if serve:
+            _serve(members, root)
+        return status
     except subprocess.CalledProcessError as exc:
         reason = (exc.stderr or b"").decode().strip().splitlines()
         console.print(f"[red]demo failed:[/red] {' '.join(exc.cmd[2:])}: {reason[-1:] or exc}")
