@@ -11,7 +11,18 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from custodes.cli import evals, keys, kill, lease, log, node, registry, signers
+from custodes.cli import (
+    decisions,
+    evals,
+    evals_list,
+    keys,
+    kill,
+    lease,
+    log,
+    node,
+    registry,
+    signers,
+)
 from custodes.errors import CustodesError
 
 __all__ = ["app", "run"]
@@ -24,6 +35,8 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(kill.app, name="kill")
 app.add_typer(lease.app, name="lease")
 app.add_typer(evals.app, name="eval")
+evals.app.command("list")(evals_list.list_results)
+app.add_typer(decisions.app, name="decisions")
 node.register(app)
 
 _state = {"verbose": False}
