@@ -16,7 +16,7 @@ import httpx
 import typer
 
 from custodes.cli.output import OUTPUT, Output, emit_json, emit_table
-from custodes.cli.proven import LOG_KEY, get_json, log_verifier, verify_page
+from custodes.cli.proven import LOG_KEY, get_json, log_verifier, say_which_key, verify_page
 from custodes.cli.remote import NODE
 from custodes.errors import BadRequest
 from custodes.ledger.errors import VerificationError
@@ -122,4 +122,5 @@ def list_decisions(
     with node_client(node) as client:
         verifier = log_verifier(log_key, "" if log_key else _node_info(client)["log_vkey"])
         pages = list(_pages(client, agent, params, verifier, every))
+    say_which_key(log_key)
     _emit(pages, output)

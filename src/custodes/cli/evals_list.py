@@ -13,7 +13,7 @@ import httpx
 import typer
 
 from custodes.cli.output import OUTPUT, Output, emit_json, emit_table
-from custodes.cli.proven import LOG_KEY, get_json, log_verifier, verify_page
+from custodes.cli.proven import LOG_KEY, get_json, log_verifier, say_which_key, verify_page
 from custodes.cli.remote import NODE
 from custodes.evals.results import RESULT_TYPE
 from custodes.ledger.errors import VerificationError
@@ -91,6 +91,7 @@ def list_results(
     with node_client(node) as client:
         verifier = log_verifier(log_key, "" if log_key else _node_info(client)["log_vkey"])
         pages = _verified(client, params, verifier, every)
+    say_which_key(log_key)
     items = [item for page in pages for item in page["items"]]
     if output is Output.json:
         emit_json({**pages[-1], "items": items})

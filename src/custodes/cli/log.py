@@ -24,6 +24,7 @@ from custodes.cli.proven import (
     get_json,
     log_verifier,
     open_signed_checkpoint,
+    say_which_key,
     verify_entry,
 )
 from custodes.cli.remote import NODE
@@ -262,7 +263,9 @@ def get(
         found = _entry(client, index)
         proof = _inclusion(client, index)
     cp = open_signed_checkpoint(proof.get("checkpoint"), verifier)
-    emit_record(entry_record(found, proof, cp), output, title=f"entry {index} of {cp.origin}")
+    record = entry_record(found, proof, cp)
+    say_which_key(log_key)
+    emit_record(record, output, title=f"entry {index} of {cp.origin}")
 
 
 def _cosigners(note: bytes, witness_keys: list[NoteVerifier]) -> list[dict[str, Any]]:
@@ -315,4 +318,5 @@ def info(
         verifier = log_verifier(log_key, about["log_vkey"])
         note = _checkpoint(client)
     record = info_record(note, verifier, witness_key or list(about.get("witnesses", [])))
+    say_which_key(log_key)
     emit_record(record, output, title=f"checkpoint of {record['origin']}")

@@ -33,6 +33,7 @@ __all__ = [
     "get_json",
     "log_verifier",
     "open_signed_checkpoint",
+    "say_which_key",
     "verify_entry",
     "verify_page",
 ]
@@ -65,14 +66,19 @@ def get_json(client: httpx.Client, path: str, params: Mapping[str, Any] | None =
 
 
 def log_verifier(vkey: str | None, reported: str) -> NoteVerifier:
-    """The trusted log key: ``vkey`` if given, else the one the node reports (said so)."""
+    """The trusted log key: ``vkey`` if given, else the one the node reports."""
+    return parse_vkey(vkey or reported)
+
+
+def say_which_key(vkey: str | None) -> None:
+    """After a check passed against the node's own key, say so (stderr, one line)."""
     if vkey is None:
         _err.print(
-            "note: checking against the log key the node reports; pass --log-key "
-            "to check against a key you trust",
+            "note: verified against the log key the node reports; pass --log-key "
+            "to verify against a key you trust",
             highlight=False,
+            soft_wrap=True,
         )
-    return parse_vkey(vkey or reported)
 
 
 def _failed(message: str, **detail: Any) -> VerificationError:
