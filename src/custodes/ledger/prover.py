@@ -13,10 +13,23 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection
 
-from custodes.ledger.merkle import inclusion_proof
+from custodes.ledger.merkle import NodeReader, inclusion_proof
 from custodes.ledger.store import SqlLogStore
 
 __all__ = ["ProofCache"]
+
+
+def _memoized(reader: NodeReader) -> NodeReader:
+    """``reader`` computing each tree node once: neighbours' proofs share most nodes."""
+    nodes: dict[tuple[int, int], bytes] = {}
+
+    def read(level: int, index: int) -> bytes:
+        found = nodes.get((level, index))
+        if found is None:
+            found = nodes[(level, index)] = reader(level, index)
+        return found
+
+    return read
 
 
 class ProofCache:
@@ -33,7 +46,7 @@ class ProofCache:
         found = [self._get((index, size)) for index in indices]
         missing = [i for i, proof in zip(indices, found, strict=True) if proof is None]
         if missing:
-            reader = self.store.node_reader(conn)
+            reader = _memoized(self.store.node_reader(conn))
             made = {index: inclusion_proof(index, size, reader) for index in missing}
             for index, proof in made.items():
                 self._put((index, size), proof)
