@@ -18,14 +18,17 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from custodes.api.readside import Window, decisions_page
 from custodes.config import Settings
 from custodes.ledger import leaf_hash, open_checkpoint, parse_vkey, verify_inclusion
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner
+from custodes.ledger.readindex import decision_index, read_index_state
 from custodes.node import Node
 from custodes.sdk.decisions import sign_decision
+from custodes.store.db import write_tx
 from tests.api.support import AGENT, assert_error, node_of, post_entries
 from tests.enrol import enrol
 
@@ -227,3 +230,19 @@ def test_only_integrated_decisions_are_listed(unintegrated: Node, agent: Envelop
     listed = decisions_page(node, agent_id, Window(), None, 10)
     assert [i["index"] for i in listed["items"]] == [node.store.sequenced_size() - 1]
     assert listed["tree_size"] == node.store.sequenced_size()
+
+
+def test_a_cursor_pages_on_completely_after_the_index_is_rebuilt(
+    unintegrated: Node, agent: EnvelopeSigner
+) -> None:
+    node = unintegrated
+    agent_id = enrol(node, agent)
+    node.log.append([signed(agent, agent_id, n, T0 + timedelta(seconds=n)) for n in range(6)])
+    node.log.integrate()
+    first = decisions_page(node, agent_id, Window(), None, 3)
+    with write_tx(node.engine) as conn:  # rebuilding an index: no rows, watermark 0
+        conn.execute(decision_index.delete())
+        conn.execute(update(read_index_state).values(size=0))
+    second = decisions_page(node, agent_id, Window(), first["next_cursor"], 3)
+    listed = [i["index"] for i in first["items"] + second["items"]]
+    assert listed == list(range(node.store.sequenced_size() - 6, node.store.sequenced_size()))

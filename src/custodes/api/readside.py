@@ -93,19 +93,22 @@ def _bad_cursor() -> BadRequest:
     )
 
 
-def _open_cursor(node: Node, kind: str, cursor: str, fields: Sequence[str]) -> dict[str, int]:
+def _open_cursor(
+    node: Node, kind: str, cursor: str, fields: Sequence[str], index_name: str
+) -> dict[str, int]:
     try:
         opened = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
         raise _bad_cursor() from None
     if not isinstance(opened, dict) or opened.get("k") != kind:
         raise _bad_cursor()
-    values = {f: opened.get(f) for f in ("size", *fields)}
-    if not all(type(v) is int and 0 <= v < 2**63 for v in values.values()):
+    found = {f: opened.get(f) for f in ("size", *fields)}
+    values = {f: v for f, v in found.items() if type(v) is int and 0 <= v < 2**63}
+    if len(values) != len(found) or node.store.checkpoint(values["size"]) is None:
         raise _bad_cursor()
-    if node.store.checkpoint(values["size"]) is None:
-        raise _bad_cursor()
-    return values  # type: ignore[return-value]
+    if node.read_index.covered(index_name) < values["size"]:  # an index rebuilt meanwhile
+        node.read_index.catch_up(index_name)
+    return values
 
 
 # --- pages -----------------------------------------------------------------------------
@@ -176,7 +179,7 @@ def decisions_page(
     if cursor is None:
         size = _snapshot(node, DECISIONS.name)
     else:
-        opened = _open_cursor(node, "d", cursor, ("at", "index"))
+        opened = _open_cursor(node, "d", cursor, ("at", "index"), DECISIONS.name)
         size, after = opened["size"], Position(opened["at"], opened["index"])
     query = select_decisions(agent_id, size, (window.start, window.end), after, limit + 1)
     items, last = _page(node, size, query, limit)
@@ -194,7 +197,7 @@ def results_page(node: Node, where: ResultFilter, cursor: str | None, limit: int
     if cursor is None:
         size = _snapshot(node, EVAL_RESULTS.name)
     else:
-        opened = _open_cursor(node, "r", cursor, ("index",))
+        opened = _open_cursor(node, "r", cursor, ("index",), EVAL_RESULTS.name)
         size, after = opened["size"], opened["index"]
     items, last = _page(node, size, select_results(where, size, after, limit + 1), limit)
     for item in items:
