@@ -155,7 +155,8 @@ class Node:
                 pass  # the latch logged it; appends and checkpoints have stopped
             except Exception:  # keep integrating after a transient database error
                 log.exception("integration failed; retrying in %.1fs", interval)
-            self._catch_up_read_indexes()
+            if not self._stop.is_set():
+                self._catch_up_read_indexes()
 
     def _catch_up_read_indexes(self) -> None:
         """Index what was integrated (reads catch up too; this keeps them quick). A long
