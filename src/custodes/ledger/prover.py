@@ -35,7 +35,7 @@ def _memoized(reader: NodeReader) -> NodeReader:
 class ProofCache:
     """The inclusion proofs of a log's entries, least recently used dropped first."""
 
-    def __init__(self, store: SqlLogStore, capacity: int = 50_000) -> None:
+    def __init__(self, store: SqlLogStore, capacity: int = 10_000) -> None:
         self.store = store
         self.capacity = capacity
         self._proofs: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
