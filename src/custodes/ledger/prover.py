@@ -53,6 +53,13 @@ class ProofCache:
             found = [made[i] if p is None else p for i, p in zip(indices, found, strict=True)]
         return [p for p in found if p is not None]
 
+    def __len__(self) -> int:
+        return len(self._proofs)
+
+    def __contains__(self, key: object) -> bool:
+        """Whether the proof of ``(index, tree size)`` is kept."""
+        return key in self._proofs
+
     def _get(self, key: tuple[int, int]) -> list[bytes] | None:
         with self._lock:
             proof = self._proofs.get(key)
