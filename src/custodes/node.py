@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from custodes.admin_token import AdminToken
 from custodes.config import Settings, check_identity, pin_identity
+from custodes.evals.index import EVAL_RESULTS
 from custodes.killswitch.broadcast import OrderBroadcaster
 from custodes.killswitch.leases import LeaseIssuer
 from custodes.ledger.checkpoint import parse_checkpoint
@@ -29,6 +30,8 @@ from custodes.ledger.keys import (
     load_or_create_note_signer,
 )
 from custodes.ledger.note import NoteSigner, parse_note, parse_vkey
+from custodes.ledger.prover import ProofCache
+from custodes.ledger.readindex import DECISIONS, ReadIndex
 from custodes.ledger.service import LogService
 from custodes.ledger.signers import SignerDirectory, signer_entry
 from custodes.ledger.store import SqlLogStore
@@ -44,6 +47,7 @@ from custodes.store.db import open_engine, upgrade
 __all__ = ["Node"]
 
 log = logging.getLogger("custodes.node")
+_INDEX_SLICE = 50_000  # entries indexed per integration round
 
 
 class Node:
@@ -84,6 +88,9 @@ class Node:
         self.log.agent_status = self.registry.status
         self.log.halt_recorded = self.registry.halt_recorded
         self.queries = RegistryQueries(self.engine)
+        # Read side (docs/design/0009): indexes over the integrated log, proofs by size.
+        self.read_index = ReadIndex(self.engine, [DECISIONS, EVAL_RESULTS])
+        self.proofs = ProofCache(self.store)
         self.tokens = TokenStore(self.engine)
         self.broadcaster = OrderBroadcaster()
         self.registry.on_order(self._publish_order)
@@ -162,6 +169,16 @@ class Node:
                 pass  # the latch logged it; appends and checkpoints have stopped
             except Exception:  # keep integrating after a transient database error
                 log.exception("integration failed; retrying in %.1fs", interval)
+            if not self._stop.is_set():
+                self._catch_up_read_indexes()
+
+    def _catch_up_read_indexes(self) -> None:
+        """Index what was integrated (reads catch up too; this keeps them quick). A long
+        backlog (a log migrated to 0006) is taken a slice per round, so close stays quick."""
+        try:
+            self.read_index.catch_up_all(budget=_INDEX_SLICE)
+        except Exception:  # a transient database error: the next round or a read retries
+            log.exception("catching up the read indexes failed; retrying later")
 
     def _audit_loop(self) -> None:
         while not self._stop.wait(self.settings.audit_interval):

@@ -7,6 +7,7 @@ The benchmarks act is left out (--no-evals): it is the slowest and has its own t
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -131,9 +132,10 @@ def test_serve_leaves_the_alliance_running_until_ctrl_c(demo: DemoProcess, tmp_p
     agent = httpx.get(curl.group(1), timeout=10).json()
     assert agent["record"]["id"] == curl.group(2)
 
-    orders = run_cli(_printed_command(demo, "kill list"))
+    orders = run_cli([*_printed_command(demo, "kill list"), "--output", "json"])
     assert orders.returncode == 0, orders.stderr
-    assert curl.group(2) in orders.stdout  # the scenario's suspension and its lifting
+    targets = {order["agent_id"] for order in json.loads(orders.stdout)}
+    assert curl.group(2) in targets  # the scenario's suspension and its lifting
 
     suspend = run_cli(_printed_command(demo, "kill suspend"))  # as the explorer regulator
     assert suspend.returncode == 0, suspend.stderr

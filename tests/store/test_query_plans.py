@@ -2,7 +2,8 @@
 
 Each case runs one hot operation of a node the way it runs in production (sequencing a
 batch with idempotency keys, a lease renewal, the registry status checked per append, a
-token look-up, proofs by leaf hash, entry and tile reads, integration), records every
+token look-up, proofs by leaf hash, entry and tile reads, integration, the read side's
+pages and index catch-up), records every
 statement the code sends to the database, and asks the database for its plan: a full
 table scan ("SCAN <table>" in SQLite, "Seq Scan" in PostgreSQL with sequential scans
 discouraged) fails. Without an index such a query slows every append as the log grows.
@@ -19,9 +20,16 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event
 
+from custodes.evals.index import ResultFilter, select_results
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.ledger.merkle import leaf_hash
+from custodes.ledger.readindex import (
+    Position,
+    newest_checkpoint_at_most,
+    select_decisions,
+    select_entries_at,
+)
 from custodes.ledger.store import SequencedEntry
 from custodes.node import Node
 from custodes.sdk import sign_decision
@@ -139,6 +147,29 @@ def _integrate(node: Node, key: EnvelopeSigner, agent: str) -> None:
     node.log.integrate()
 
 
+def _decisions_by_time(node: Node, _key: EnvelopeSigner, agent: str) -> None:
+    size = node.read_index.catch_up("decisions")
+    window = (0, 2**62)
+    with read_tx(node.engine) as conn:
+        first = conn.execute(select_decisions(agent, size, window, None, 10)).all()
+        after = Position(int(first[-1].decided_at), int(first[-1].idx))
+        conn.execute(select_decisions(agent, size, window, after, 10)).all()
+        conn.execute(select_entries_at([int(r.idx) for r in first])).all()
+        newest_checkpoint_at_most(conn, size)
+
+
+def _read_index_catch_up(node: Node, key: EnvelopeSigner, agent: str) -> None:
+    node.store.sequence(_decisions(key, agent, "x", 20))
+    node.log.integrate()
+    node.read_index.catch_up_all()
+
+
+def _eval_results(node: Node, _key: EnvelopeSigner, agent: str) -> None:
+    with read_tx(node.engine) as conn:
+        for where in (ResultFilter(agent_id=agent), ResultFilter(suite="core-1", since=0)):
+            conn.execute(select_results(where, 10**6, 3, 10)).all()
+
+
 HOT: dict[str, Callable[[Node, EnvelopeSigner, str], None]] = {
     "sequence": _sequence,
     "lease-renewal": _lease,
@@ -147,6 +178,9 @@ HOT: dict[str, Callable[[Node, EnvelopeSigner, str], None]] = {
     "proof-by-leaf-hash": _proof_by_leaf,
     "entry-and-tile-reads": _reads,
     "integration": _integrate,
+    "decisions-by-time": _decisions_by_time,
+    "read-index-catch-up": _read_index_catch_up,
+    "eval-results-list": _eval_results,
 }
 # A table each operation must have queried: proof that the recording saw its statements.
 TOUCHES = {
@@ -157,6 +191,9 @@ TOUCHES = {
     "proof-by-leaf-hash": "entries",
     "entry-and-tile-reads": "tree_tiles",
     "integration": "tree_tiles",
+    "decisions-by-time": "decision_index",
+    "read-index-catch-up": "read_index_state",
+    "eval-results-list": "eval_index",
 }
 
 

@@ -5,6 +5,9 @@
 token carrying the ``evals:write`` scope; the payload must validate and name the caller
 as ``issuer``. The envelope is logged as it was signed (201, ``{"index"}``).
 
+``GET /api/v1/evals/results`` lists them (by agent, suite, ``since``; cursor pages, each
+item with its proof, as the read side does: ``custodes.api.readside``).
+
 ``GET /api/v1/evals/results/{index}`` returns the record, the entry as logged and its
 inclusion proof against the node's latest checkpoint (``proof`` is null while the entry
 is sequenced but not yet integrated: ask again shortly).
@@ -16,7 +19,7 @@ import base64
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ValidationError
 
@@ -24,7 +27,9 @@ from custodes.api.bodies import read_json
 from custodes.api.deps import get_node, require_caller
 from custodes.api.openapi import bearer, errors, signed_body
 from custodes.api.proofs import proof_json
+from custodes.api.readside import parse_instant, results_page
 from custodes.errors import AuthError, BadRequest, NotFound
+from custodes.evals.index import ResultFilter
 from custodes.evals.results import DRIFT_ALERT_TYPE, RESULT_TYPE, DriftAlert, EvalResult
 from custodes.ledger.tiles import MAX_ENTRY_SIZE
 from custodes.node import Node
@@ -158,3 +163,26 @@ def get_result(index: Annotated[int, Path(ge=0)], request: Request) -> dict[str,
         "entry": entry,
         "proof": proof,
     }
+
+
+@router.get(
+    "/results",
+    summary="Published evaluation results, filtered, each with its inclusion proof",
+    description=(
+        "Logged `EvalResult`s in log order, filtered by the agent they tested, the suite "
+        "id and `since` (an RFC 3339 instant: results that finished then or later). Every "
+        "item's proof is against `tree_size`, whose signed checkpoint is `checkpoint`; pass "
+        "`next_cursor` as `cursor` for the next page (same checkpoint). Public."
+    ),
+    responses=errors(400, 422),
+)
+def list_results(
+    request: Request,
+    agent_id: str | None = None,
+    suite: str | None = None,
+    since: Annotated[str | None, Query(description="an RFC 3339 instant")] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    where = ResultFilter(agent_id, suite, parse_instant("since", since))
+    return results_page(get_node(request), where, cursor, limit)

@@ -37,6 +37,8 @@ class NotReady(CustodesError):
 
 @router.get("/healthz", summary="Liveness: the process answers (reads nothing)")
 async def healthz() -> dict[str, str]:
+    """Liveness: the process answers. Reads nothing, not even the database, so a slow
+    database never gets a live node restarted. Public."""
     return {"status": "ok"}
 
 
@@ -46,6 +48,9 @@ async def healthz() -> dict[str, str]:
     responses=errors(503),
 )
 async def readyz(request: Request) -> dict[str, Any]:
+    """Readiness: the database takes writes, the schema is at head, the sequencer and
+    integrator run, no integrity alarm stands and checkpoints keep up; otherwise 503
+    ``not_ready`` naming every failed check. Public."""
     state = await run_in_threadpool(read_readiness, get_node(request))
     failed = readiness_failures(state)
     if failed:

@@ -13,7 +13,7 @@ from custodes.errors import BadRequest
 from custodes.ledger.service import Proof
 from custodes.node import Node
 
-__all__ = ["proof_json", "router"]
+__all__ = ["checkpoint_text", "proof_json", "router"]
 
 router = APIRouter(prefix="/api/v1/proofs", tags=["ledger"])
 
@@ -32,14 +32,21 @@ def _leaf(value: str) -> bytes:
     return raw
 
 
+def checkpoint_text(node: Node, size: int) -> str | None:
+    """The signed checkpoint at ``size`` with every cosignature collected for it."""
+    stored = node.store.checkpoint(size)
+    if stored is None:
+        return None
+    return stored.note.decode() + "".join(node.store.cosignature_lines(size))
+
+
 def proof_json(node: Node, proof: Proof, size: int) -> dict[str, Any]:
     """A proof with base64 hashes and the checkpoint (with cosignatures) it verifies against."""
-    stored = node.store.checkpoint(size)
     answer = {k: (_b64(v) if isinstance(v, bytes) else v) for k, v in proof.items()}
     answer["proof"] = [_b64(h) for h in proof["proof"]]
-    if stored is not None:
-        cosigs = "".join(node.store.cosignature_lines(size))
-        answer["checkpoint"] = stored.note.decode() + cosigs
+    checkpoint = checkpoint_text(node, size)
+    if checkpoint is not None:
+        answer["checkpoint"] = checkpoint
     return answer
 
 

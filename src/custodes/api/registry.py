@@ -11,6 +11,7 @@ from custodes.api.bodies import read_registry_change
 from custodes.api.deps import caller, get_node, require_caller
 from custodes.api.openapi import REGISTRY_CHANGE_BODY, bearer, errors, optional_token
 from custodes.api.proofs import proof_json
+from custodes.api.readside import Window, decisions_page, parse_instant
 from custodes.node import Node
 from custodes.registry.queries import MAX_INDEX, AgentFilter
 
@@ -89,6 +90,34 @@ def get_agent(request: Request, agent_id: str, as_of: AsOf = None) -> dict[str, 
     node = get_node(request)
     answer = node.queries.agent(agent_id, as_of=as_of, reader=caller(request))
     return _with_proof(node, answer)
+
+
+_INSTANT = "an RFC 3339 instant with its offset, e.g. 2025-01-02T03:04:05Z"
+
+
+@router.get(
+    "/agents/{agent_id}/decisions",
+    summary="An agent's logged decisions by time, each with its inclusion proof",
+    description=(
+        "The agent's decision records whose `decided_at` (as the agent signed it) is in "
+        "[`from`, `to`): `from` inclusive, `to` exclusive, either left open. Ordered by "
+        "`decided_at`, then log index. Only integrated entries; every item's proof is "
+        "against `tree_size`, whose signed checkpoint (with cosignatures) is `checkpoint`. "
+        "Pass `next_cursor` as `cursor` for the next page: later pages answer against "
+        "the same checkpoint. Public, as the log's entry bundles are."
+    ),
+    responses=errors(400, 404, 422),
+)
+def list_decisions(
+    request: Request,
+    agent_id: str,
+    start: Annotated[str | None, Query(alias="from", description=_INSTANT)] = None,
+    end: Annotated[str | None, Query(alias="to", description=_INSTANT)] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    window = Window(parse_instant("from", start), parse_instant("to", end))
+    return decisions_page(get_node(request), agent_id, window, cursor, limit)
 
 
 @router.get(

@@ -1,4 +1,5 @@
-"""``custodes log verify``: verify any tlog-tiles log from the outside."""
+"""``custodes log``: verify any tlog-tiles log from the outside; read one entry (``get``)
+or the checkpoint (``info``) of a node, verified; audit this node's log; its alarms."""
 
 from __future__ import annotations
 
@@ -7,24 +8,39 @@ import hashlib
 import json
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from custodes.cli.output import OUTPUT, Output, emit_record
+from custodes.cli.proven import (
+    LOG_KEY,
+    decoded_payload,
+    log_verifier,
+    open_signed_checkpoint,
+    say_which_key,
+    verify_entry,
+)
+from custodes.cli.remote import NODE
+from custodes.client import Client
 from custodes.config import Settings
 from custodes.errors import ConfigError
 from custodes.federation.tlog_client import TlogClient
-from custodes.ledger.checkpoint import origin_of
+from custodes.ledger.checkpoint import Checkpoint, origin_of
+from custodes.ledger.cosignature import cosignatures_in
 from custodes.ledger.errors import VerificationError
-from custodes.ledger.note import parse_vkey
+from custodes.ledger.note import NoteVerifier, parse_note, parse_vkey
 from custodes.ledger.verifier import TrustedState, VerifyReport, verify_log
 
-__all__ = ["app", "default_state_dir"]
+__all__ = ["app", "default_state_dir", "entry_record", "info_record"]
 
 app = typer.Typer(
-    no_args_is_help=True, help="Verify transparency logs; audit this node's log; its alarms."
+    no_args_is_help=True,
+    help="Verify transparency logs; read entries and checkpoints; audit this node's log.",
 )
 
 
@@ -181,3 +197,104 @@ def _progress(verb: str) -> Progress:
         transient=True,
         console=Console(stderr=True),
     )
+
+
+# --- reading one node: get and info ------------------------------------------------------
+
+
+def _node_info(client: Client) -> dict[str, Any]:
+    return dict(client.node_info().raw)
+
+
+def _checkpoint(client: Client) -> str:
+    return client.checkpoint_note().decode()
+
+
+def entry_record(found: dict[str, Any], proof: dict[str, Any], cp: Checkpoint) -> dict[str, Any]:
+    """One entry, decoded, once it is proven in ``cp`` (raises VerificationError if not)."""
+    entry, index = found["entry"], found["index"]
+    leaf = verify_entry(entry, index, proof, cp)
+    return {
+        "index": index,
+        "payload_type": entry.get("payloadType"),
+        "signer_keyids": [s.get("keyid") for s in entry.get("signatures", [])],
+        "leaf_hash": leaf.hex(),
+        "tree_size": cp.size,
+        "root_hash": base64.b64encode(cp.root_hash).decode(),
+        "proof": proof["proof"],
+        "verified": True,
+        "payload": decoded_payload(entry),
+        "entry": entry,
+    }
+
+
+@app.command("get")
+def get(
+    index: int = typer.Argument(min=0, help="the entry's log index"),
+    node: str = NODE,
+    log_key: str | None = LOG_KEY,
+    output: Output = OUTPUT,
+) -> None:
+    """Decode any entry of a node's log, once its inclusion proof verifies."""
+    with Client(node) as client:
+        verifier = log_verifier(log_key, "" if log_key else client.node_info().log_vkey)
+        found = client.entry(index)
+        proof = client.inclusion(index)
+    cp = open_signed_checkpoint(proof.get("checkpoint"), verifier)
+    record = entry_record(found, proof, cp)
+    say_which_key(log_key)
+    emit_record(record, output, title=f"entry {index} of {cp.origin}")
+
+
+def _cosigners(note: bytes, witness_keys: list[NoteVerifier]) -> list[dict[str, Any]]:
+    """Each cosignature line: the witness, its time, and whether a known key verified it."""
+    verified = {v.name: t for v, t in cosignatures_in(parse_note(note), witness_keys)}
+    lines = [s for s in parse_note(note).signatures if len(s.signature) == 72]
+    return [
+        {
+            "witness": s.name,
+            "timestamp": verified.get(s.name),
+            "time": _utc(verified.get(s.name)),
+            "verified": s.name in verified,
+        }
+        for s in lines
+    ]
+
+
+def _utc(timestamp: int | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+def info_record(note: str, verifier: NoteVerifier, witness_keys: list[str]) -> dict[str, Any]:
+    """The verified checkpoint, its cosignatures and the keys that verify them."""
+    cp = open_signed_checkpoint(note, verifier)
+    return {
+        "origin": cp.origin,
+        "size": cp.size,
+        "root_hash": base64.b64encode(cp.root_hash).decode(),
+        "log_vkey": verifier.vkey(),
+        "witness_vkeys": witness_keys,
+        "cosignatures": _cosigners(note.encode(), [parse_vkey(k) for k in witness_keys]),
+        "checkpoint": note,
+    }
+
+
+@app.command("info")
+def info(
+    node: str = NODE,
+    log_key: str | None = LOG_KEY,
+    witness_key: list[str] = typer.Option(
+        [], "--witness-key", help="a witness vkey (default: the witnesses the node names)"
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """The node's current checkpoint (verified), its cosignatures and the keys to check them."""
+    with Client(node) as client:
+        about = _node_info(client)
+        verifier = log_verifier(log_key, about["log_vkey"])
+        note = _checkpoint(client)
+    record = info_record(note, verifier, witness_key or list(about.get("witnesses", [])))
+    say_which_key(log_key)
+    emit_record(record, output, title=f"checkpoint of {record['origin']}")

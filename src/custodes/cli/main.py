@@ -13,7 +13,18 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from custodes.cli import evals, keys, kill, lease, log, node, registry, signers
+from custodes.cli import (
+    decisions,
+    evals,
+    evals_list,
+    keys,
+    kill,
+    lease,
+    log,
+    node,
+    registry,
+    signers,
+)
 from custodes.cli.records import describe_invalid_record
 from custodes.errors import CustodesError
 
@@ -27,6 +38,8 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(kill.app, name="kill")
 app.add_typer(lease.app, name="lease")
 app.add_typer(evals.app, name="eval")
+evals.app.command("list")(evals_list.list_results)
+app.add_typer(decisions.app, name="decisions")
 node.register(app)
 
 _state = {"verbose": False}

@@ -38,11 +38,20 @@ class EvalsApi(LedgerApi):
         agent_id: str | None = None,
         suite: str | None = None,
         *,
+        since: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
     ) -> dict[str, Any]:
-        """``GET /api/v1/evals/results``: published results, filtered, a page at a time."""
-        params = {"agent_id": agent_id, "suite": suite, "cursor": cursor, "limit": limit}
+        """``GET /api/v1/evals/results``: published results, filtered (``since``: an RFC 3339
+        instant the run finished at or after), a page at a time, each with its proof:
+        ``{"items", "next_cursor", "tree_size", "checkpoint"}``."""
+        params = {
+            "agent_id": agent_id,
+            "suite": suite,
+            "since": since,
+            "cursor": cursor,
+            "limit": limit,
+        }
         answer: dict[str, Any] = self._json("GET", "/api/v1/evals/results", params=params)
         return answer
 
