@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from custodes.connectors.node import EvalsClient
 from fastapi.testclient import TestClient
 
+from custodes.client import Client
 from custodes.config import Settings
 from custodes.evals.judges import RuleJudge
 from custodes.evals.models import Outcome
@@ -90,7 +90,13 @@ def published(shared_client: TestClient, shared_settings: Settings) -> Published
         jurisdiction=shared_settings.jurisdiction,
         key=key,
     )
-    evals = EvalsClient("", principal="auditor:ukas", token=token, key=key, client=shared_client)
+    evals = Client(
+        str(shared_client.base_url),
+        principal="auditor:ukas",
+        token=token,
+        key=key,
+        http=shared_client,
+    )
     indices = [evals.publish(result(n)) for n in range(12)]
     alert = DriftAlert(
         agent_id=AGENTS[0] or "",

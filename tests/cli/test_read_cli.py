@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from custodes.connectors.node import EvalsClient
 from sqlalchemy import update
 from tests.api.live import live_node
 from tests.api.test_eval_results_list import result
@@ -25,6 +24,7 @@ from tests.cli.test_cli import assert_one_line_error, custodes
 from tests.databases import database_url, node_settings
 from tests.integration.procs import enrol_agent, wait_until
 
+from custodes.client import Client
 from custodes.config import Settings
 from custodes.ledger.checkpoint import parse_checkpoint
 from custodes.ledger.cosignature import CosignatureSigner, cosign
@@ -32,7 +32,7 @@ from custodes.ledger.dsse import EnvelopeSigner
 from custodes.ledger.note import NoteSigner, parse_note
 from custodes.ledger.store import SqlLogStore, entries
 from custodes.sdk.bootstrap import register_principal
-from custodes.sdk.decisions import LedgerClient, sign_decision
+from custodes.sdk.decisions import sign_decision
 from custodes.store.db import open_engine, write_tx
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -75,7 +75,7 @@ def _serve(settings: Settings, cwd: Path) -> Iterator[Served]:
             sign_decision(key, agent_id, f"trade #{n}", "within mandate", decided_at=_at(n))
             for n in range(COUNT)
         ]
-        ledger = LedgerClient(url)
+        ledger = Client(url)
         try:
             indices = ledger.append(envelopes)
         finally:
@@ -245,7 +245,7 @@ def test_eval_list_shows_verified_results_filtered_by_suite(served: Served) -> N
             jurisdiction=settings.jurisdiction,
             key=key,
         )
-        evals = EvalsClient("", principal="auditor:cli", token=token, key=key, client=http)
+        evals = Client(str(http.base_url), principal="auditor:cli", token=token, key=key, http=http)
         logged = [evals.publish(result(n)) for n in range(4)]
     served.wait_for_size(logged[-1] + 1)
     page = served.json("eval", "list", "--suite", "finance-1", "--limit", "1", "--all")
