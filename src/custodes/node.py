@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
 
 from sqlalchemy import Engine
 
 from custodes.admin_token import AdminToken
 from custodes.config import Settings
 from custodes.killswitch.broadcast import OrderBroadcaster
+from custodes.killswitch.fanout import OrderFanout
 from custodes.killswitch.leases import LeaseIssuer
 from custodes.ledger.checkpoint import parse_checkpoint
 from custodes.ledger.cosignature import CosignatureSigner
@@ -34,15 +34,21 @@ from custodes.ledger.signers import SignerDirectory, signer_entry
 from custodes.ledger.store import SqlLogStore
 from custodes.ledger.witness import Witness
 from custodes.registry.audit import AuditReport, LogAuditor
-from custodes.registry.models import KillOrder
 from custodes.registry.principals import TokenStore
 from custodes.registry.queries import RegistryQueries
 from custodes.registry.service import RegistryService
 from custodes.store.db import open_engine, upgrade
+from custodes.store.leader import leadership_for
+from custodes.store.notify import bus_for
 
 __all__ = ["Node"]
 
 log = logging.getLogger("custodes.node")
+
+# Workers sharing one database (docs/design/0012): a follower rings the leader when it
+# sequenced entries, and the leader rings the followers when it tripped the alarm.
+SEQUENCED_CHANNEL = "custodes_sequenced"
+ALARM_CHANNEL = "custodes_alarm"
 
 
 class Node:
@@ -59,7 +65,9 @@ class Node:
         )
         _, self.entry_signer = load_or_create_entry_signer(settings.node_key_file, "node")
         self.store = SqlLogStore(self.engine)
-        self.signers = SignerDirectory(self.engine)
+        self.bus = bus_for(self.engine)
+        self.leadership = leadership_for(self.engine)
+        self.signers = SignerDirectory(self.engine, self.bus)
         self.alarm = AlarmLatch(settings.data_dir / "integrity-alarm.json")
         self.log = LogService(
             self.store,
@@ -78,7 +86,10 @@ class Node:
         self.queries = RegistryQueries(self.engine)
         self.tokens = TokenStore(self.engine)
         self.broadcaster = OrderBroadcaster()
-        self.registry.on_order(self._publish_order)
+        self.fanout = OrderFanout(
+            self.broadcaster, self.engine, self.bus, self.registry.forget_status
+        )
+        self.registry.on_order(self.fanout.publish)
         self.leases = LeaseIssuer(
             self.engine,
             self.signers,
@@ -95,6 +106,20 @@ class Node:
             target=self._integrate_loop, name="integrator", daemon=True
         )
         self._auditor = threading.Thread(target=self._audit_loop, name="auditor", daemon=True)
+        self._alarm_shared = False
+        self._coordinate()
+
+    def _coordinate(self) -> None:
+        """Wire this worker to the others sharing its database (no-ops on SQLite)."""
+        self.bus.on(SEQUENCED_CHANNEL, lambda _message: self._poke_if_leading())
+        self.bus.on(ALARM_CHANNEL, lambda _message: self._adopt_alarms())
+        self.bus.on_resync(self._adopt_alarms)
+        self.leadership.on_elected(self.log.sequenced.set)  # integrate what waited
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this worker runs the background jobs (integration, witnessing, audit)."""
+        return self.leadership.is_leader
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
@@ -115,6 +140,8 @@ class Node:
         self._integrator.start()
         if self.settings.audit_interval > 0:
             self._auditor.start()
+        self.bus.start()
+        self.leadership.start()
 
     def close(self) -> None:
         self._stop.set()
@@ -122,6 +149,8 @@ class Node:
         for thread in (self._integrator, self._auditor):
             if thread.is_alive():
                 thread.join(timeout=10)
+        self.leadership.stop()
+        self.bus.stop()
         self.log.close()
         self.engine.dispose()
 
@@ -139,7 +168,12 @@ class Node:
             if woke:
                 time.sleep(min(self.settings.integrate_delay, interval))
                 self.log.sequenced.clear()
+            if not self.is_leader:
+                if woke:  # one ring per burst: the leader integrates what we sequenced
+                    self.bus.tell(SEQUENCED_CHANNEL, {})
+                continue
             if self.alarm.tripped:
+                self._share_alarm()
                 continue  # nothing more is signed until a person clears the alarm
             try:
                 while self.log.integrate() is not None and not self._stop.is_set():
@@ -149,8 +183,30 @@ class Node:
             except Exception:  # keep integrating after a transient database error
                 log.exception("integration failed; retrying in %.1fs", interval)
 
+    def _poke_if_leading(self) -> None:
+        if self.is_leader:
+            self.log.sequenced.set()
+
+    def _share_alarm(self) -> None:
+        """Tell the other workers once that the latch tripped, so they refuse appends too."""
+        if not self._alarm_shared:
+            self._alarm_shared = True
+            self.bus.tell(ALARM_CHANNEL, {})
+
+    def _adopt_alarms(self) -> None:
+        """Trip this worker's latch with the alarms another worker recorded in the file."""
+        path = self.settings.data_dir / "integrity-alarm.json"
+        if not path.exists():
+            return
+        for alarm in AlarmLatch(path).alarms():
+            reason = str(alarm.pop("reason"))
+            if all(a["reason"] != reason for a in self.alarm.alarms()):
+                self.alarm.trip(reason, alarm)
+
     def _audit_loop(self) -> None:
         while not self._stop.wait(self.settings.audit_interval):
+            if not self.is_leader:
+                continue
             try:
                 self.audit()
             except IntegrityAlarm:
@@ -178,10 +234,6 @@ class Node:
         index = self.log.append_own(envelope, project)
         self.signers.forget(key_thumbprint(public_key))
         return index
-
-    def _publish_order(self, index: int, order: KillOrder, envelope: dict[str, Any]) -> None:
-        event = {"index": index, "order": order.model_dump(mode="json"), "envelope": envelope}
-        self.broadcaster.publish(order.agent_id, event)
 
     def served_checkpoint(self) -> bytes | None:
         """The checkpoint /log/checkpoint serves, with every cosignature collected for it.

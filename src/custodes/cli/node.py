@@ -46,6 +46,9 @@ def init() -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8400, help="port to listen on"),
+    workers: int = typer.Option(
+        1, min=1, help="API worker processes (more than one needs PostgreSQL)"
+    ),
 ) -> None:
     """Run this member node's HTTP API (settings from CUSTODES_* variables)."""
     import uvicorn
@@ -59,6 +62,11 @@ def serve(
             f"refusing to serve on {host} with the publicly known development admin token; "
             "run `custodes init` in a new data directory or set CUSTODES_ADMIN_TOKEN"
         )
+    if workers > 1:
+        from custodes.api.workers import serve_workers
+
+        serve_workers(settings, host, port, workers)  # checks the database first
+        return
     ensure_writable(settings)
     uvicorn.Server(server_config(create_app(settings), settings, host, port)).run()
 
