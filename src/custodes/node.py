@@ -2,7 +2,9 @@
 
 Adapters (the API app, the CLI, the demo) open a Node; domain code never reads settings.
 The node's first entry registers its own entry key, so every log starts by naming the
-key that signs what the node itself issues.
+key that signs what the node itself issues. Several nodes (API workers) may share one
+PostgreSQL database: one leads the background jobs, and the others hear of the changes
+they must not miss over LISTEN/NOTIFY (docs/design/0012).
 """
 
 from __future__ import annotations
@@ -137,11 +139,11 @@ class Node:
             if self.store.sequenced_size() == 0:
                 self.register_signer(f"node:{self.settings.origin}", self.entry_signer.public_key)
             self.log.integrate()
+        self.bus.start()
+        self.leadership.start()  # on SQLite this process leads at once
         self._integrator.start()
         if self.settings.audit_interval > 0:
             self._auditor.start()
-        self.bus.start()
-        self.leadership.start()
 
     def close(self) -> None:
         self._stop.set()

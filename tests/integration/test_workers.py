@@ -12,7 +12,8 @@ on every answer they rely on. Then:
 3. a key retired, or an agent revoked, through one worker is refused by every worker
    straight away (no cache outlives the change elsewhere);
 4. the worker that signs checkpoints (the leader) SIGKILLed: another takes over, and
-   entries appended afterwards are checkpointed.
+   entries appended afterwards are checkpointed;
+5. with SQLite, ``--workers 2`` is refused in one line, before anything is created.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import signal
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,6 +47,7 @@ from tests.integration.procs import (
     init_node,
     leaf_hashes,
     node_env,
+    run_cli,
     wait_until,
 )
 from tests.pgserver import ThrowawayPostgres
@@ -309,3 +312,17 @@ def test_checkpoints_continue_after_the_leader_is_killed(cluster: Cluster) -> No
         last = max(response.json()["indices"])
     checkpoint = _wait_for_checkpoint(cluster, last + 1)
     assert checkpoint.size > last
+
+
+# -- 5. SQLite --------------------------------------------------------------------------
+
+
+def test_several_workers_on_sqlite_are_refused_in_one_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "node"
+    result = run_cli(["serve", "--workers", "2"], node_env(data_dir, "sqlite.workers.test/log"))
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "needs PostgreSQL" in lines[0]
+    assert "CUSTODES_DATABASE_URL" in lines[0]
+    assert not data_dir.exists()  # refused before a database or key was made
