@@ -2,7 +2,9 @@
 
 Adapters (the API app, the CLI, the demo) open a Node; domain code never reads settings.
 The node's first entry registers its own entry key, so every log starts by naming the
-key that signs what the node itself issues.
+key that signs what the node itself issues. Several nodes (API workers) may share one
+PostgreSQL database: one leads the background jobs, and the others hear of the changes
+they must not miss over LISTEN/NOTIFY (docs/design/0012).
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
 
 from sqlalchemy import Engine
 
@@ -18,6 +19,7 @@ from custodes.admin_token import AdminToken
 from custodes.config import Settings, check_identity, pin_identity
 from custodes.evals.index import EVAL_RESULTS
 from custodes.killswitch.broadcast import OrderBroadcaster
+from custodes.killswitch.fanout import OrderFanout
 from custodes.killswitch.leases import LeaseIssuer
 from custodes.ledger.checkpoint import parse_checkpoint
 from custodes.ledger.cosignature import CosignatureSigner
@@ -38,16 +40,22 @@ from custodes.ledger.store import SqlLogStore
 from custodes.ledger.witness import Witness
 from custodes.metrics import NULL_METRICS, Metrics
 from custodes.registry.audit import AuditReport, LogAuditor
-from custodes.registry.models import KillOrder
 from custodes.registry.principals import TokenStore
 from custodes.registry.queries import RegistryQueries
 from custodes.registry.service import RegistryService
 from custodes.store.db import open_engine, upgrade
+from custodes.store.leader import leadership_for
+from custodes.store.notify import bus_for
 
 __all__ = ["Node"]
 
 log = logging.getLogger("custodes.node")
 _INDEX_SLICE = 50_000  # entries indexed per integration round
+
+# Workers sharing one database (docs/design/0012): a follower rings the leader when it
+# sequenced entries, and the leader rings the followers when it tripped the alarm.
+SEQUENCED_CHANNEL = "custodes_sequenced"
+ALARM_CHANNEL = "custodes_alarm"
 
 
 class Node:
@@ -70,7 +78,9 @@ class Node:
         _, self.entry_signer = load_or_create_entry_signer(settings.node_key_file, "node")
         pin_identity(settings)  # the config file: written on the first start, then checked
         self.store = SqlLogStore(self.engine)
-        self.signers = SignerDirectory(self.engine)
+        self.bus = bus_for(self.engine)
+        self.leadership = leadership_for(self.engine)
+        self.signers = SignerDirectory(self.engine, self.bus)
         self.alarm = AlarmLatch(settings.data_dir / "integrity-alarm.json")
         self.log = LogService(
             self.store,
@@ -93,7 +103,10 @@ class Node:
         self.proofs = ProofCache(self.store)
         self.tokens = TokenStore(self.engine)
         self.broadcaster = OrderBroadcaster()
-        self.registry.on_order(self._publish_order)
+        self.fanout = OrderFanout(
+            self.broadcaster, self.engine, self.bus, self.registry.forget_status
+        )
+        self.registry.on_order(self.fanout.publish)
         self.leases = LeaseIssuer(
             self.engine,
             self.signers,
@@ -111,6 +124,20 @@ class Node:
             target=self._integrate_loop, name="integrator", daemon=True
         )
         self._auditor = threading.Thread(target=self._audit_loop, name="auditor", daemon=True)
+        self._alarm_shared = False
+        self._coordinate()
+
+    def _coordinate(self) -> None:
+        """Wire this worker to the others sharing its database (no-ops on SQLite)."""
+        self.bus.on(SEQUENCED_CHANNEL, lambda _message: self._poke_if_leading())
+        self.bus.on(ALARM_CHANNEL, lambda _message: self._adopt_alarms())
+        self.bus.on_resync(self._adopt_alarms)
+        self.leadership.on_elected(self.log.sequenced.set)  # integrate what waited
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this worker runs the background jobs (integration, witnessing, audit)."""
+        return self.leadership.is_leader
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
@@ -128,6 +155,8 @@ class Node:
             if self.store.sequenced_size() == 0:
                 self.register_signer(f"node:{self.settings.origin}", self.entry_signer.public_key)
             self.log.integrate()
+        self.bus.start()
+        self.leadership.start()  # on SQLite this process leads at once
         self._integrator.start()
         if self.settings.audit_interval > 0:
             self._auditor.start()
@@ -143,6 +172,8 @@ class Node:
         for thread in (self._integrator, self._auditor):
             if thread.is_alive():
                 thread.join(timeout=10)
+        self.leadership.stop()
+        self.bus.stop()
         self.log.close()
         self.engine.dispose()
 
@@ -160,7 +191,12 @@ class Node:
             if woke:
                 time.sleep(min(self.settings.integrate_delay, interval))
                 self.log.sequenced.clear()
+            if not self.is_leader:
+                if woke:  # one ring per burst: the leader integrates what we sequenced
+                    self.bus.tell(SEQUENCED_CHANNEL, {})
+                continue
             if self.alarm.tripped:
+                self._share_alarm()
                 continue  # nothing more is signed until a person clears the alarm
             try:
                 while self.log.integrate() is not None and not self._stop.is_set():
@@ -180,8 +216,30 @@ class Node:
         except Exception:  # a transient database error: the next round or a read retries
             log.exception("catching up the read indexes failed; retrying later")
 
+    def _poke_if_leading(self) -> None:
+        if self.is_leader:
+            self.log.sequenced.set()
+
+    def _share_alarm(self) -> None:
+        """Tell the other workers once that the latch tripped, so they refuse appends too."""
+        if not self._alarm_shared:
+            self._alarm_shared = True
+            self.bus.tell(ALARM_CHANNEL, {})
+
+    def _adopt_alarms(self) -> None:
+        """Trip this worker's latch with the alarms another worker recorded in the file."""
+        path = self.settings.data_dir / "integrity-alarm.json"
+        if not path.exists():
+            return
+        for alarm in AlarmLatch(path).alarms():
+            reason = str(alarm.pop("reason"))
+            if all(a["reason"] != reason for a in self.alarm.alarms()):
+                self.alarm.trip(reason, alarm)
+
     def _audit_loop(self) -> None:
         while not self._stop.wait(self.settings.audit_interval):
+            if not self.is_leader:
+                continue
             try:
                 self.audit()
             except IntegrityAlarm:
@@ -209,10 +267,6 @@ class Node:
         index = self.log.append_own(envelope, project)
         self.signers.forget(key_thumbprint(public_key))
         return index
-
-    def _publish_order(self, index: int, order: KillOrder, envelope: dict[str, Any]) -> None:
-        event = {"index": index, "order": order.model_dump(mode="json"), "envelope": envelope}
-        self.broadcaster.publish(order.agent_id, event)
 
     def served_checkpoint(self) -> bytes | None:
         """The checkpoint /log/checkpoint serves, with every cosignature collected for it.

@@ -161,6 +161,8 @@ class NodeProcess:
     log_path: Path
     port: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    args: tuple[str, ...] = ()  # more ``serve`` options (``--workers 3``)
+    start_timeout: float = _START_TIMEOUT_S
 
     @property
     def url(self) -> str:
@@ -194,16 +196,17 @@ class NodeProcess:
         raise AssertionError(f"custodes serve did not start; log tail:\n{self.log_tail()}")
 
     def _start_once(self) -> bool:
+        serve = ["serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [*custodes_argv(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [*custodes_argv(), *serve],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + _START_TIMEOUT_S
+        deadline = time.monotonic() + self.start_timeout
         with httpx.Client(timeout=2.0) as client:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
@@ -215,7 +218,7 @@ class NodeProcess:
                 time.sleep(0.05)
         self.stop()
         raise AssertionError(
-            f"custodes serve did not answer within {_START_TIMEOUT_S}s; "
+            f"custodes serve did not answer within {self.start_timeout}s; "
             f"log tail:\n{self.log_tail()}"
         )
 

@@ -125,7 +125,7 @@ def _connection_bound(wanted: int) -> int:
 
 
 def server_config(
-    app: FastAPI, settings: Settings, host: str, port: int, **overrides: Any
+    app: FastAPI | str, settings: Settings, host: str, port: int, **overrides: Any
 ) -> uvicorn.Config:
     """uvicorn's configuration for this node: deadlines, bounds, and rate-limited logs."""
     options: dict[str, Any] = {

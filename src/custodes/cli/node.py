@@ -100,6 +100,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8400, help="port to listen on"),
     data_dir: Path | None = DATA_DIR,
+    workers: int = typer.Option(
+        1, min=1, help="API worker processes (more than one needs PostgreSQL)"
+    ),
 ) -> None:
     """Run this member node's HTTP API.
 
@@ -121,9 +124,18 @@ def serve(
             "run `custodes init` in a new data directory or set CUSTODES_ADMIN_TOKEN"
         )
     check_node_identity(settings)
+    if workers > 1:
+        from custodes.api.workers import serve_workers
+
+        serve_workers(settings, host, port, workers, banner=lambda: _banner(settings, host, port))
+        return
     ensure_writable(settings)
-    print_banner(settings, f"http://{host}:{port}", token, Console())
+    _banner(settings, host, port)
     uvicorn.Server(server_config(create_app(settings), settings, host, port)).run()
+
+
+def _banner(settings: Settings, host: str, port: int) -> None:
+    print_banner(settings, f"http://{host}:{port}", AdminToken.for_settings(settings), Console())
 
 
 def check_node_identity(settings: Settings) -> None:

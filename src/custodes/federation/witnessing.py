@@ -59,7 +59,8 @@ class WitnessRequester:
             # A witness that was down is asked again every interval, not only when the
             # log grows: a quiet log must still end up cosigned.
             if (
-                newest is not None
+                self._node.is_leader  # one worker asks the witnesses (docs/design/0012)
+                and newest is not None
                 and newest.size != done
                 and self.request_all(newest) == len(self._peers)
             ):

@@ -27,23 +27,28 @@ from custodes.ledger.errors import EnvelopeError
 from custodes.ledger.payloads import SIGNER_TYPE, SignerRecord
 from custodes.ledger.store import Projector, signers
 from custodes.store.db import read_tx
+from custodes.store.notify import Bus
 
 __all__ = ["SignerDirectory", "apply_signer", "signer_entry"]
 
 
-# How long a key looked up stays trusted without asking the database again. This process
-# forgets a key the moment it is retired here; other processes sharing the database learn
-# of it within this bound.
+# How long a key looked up stays trusted without asking the database again. A key
+# retired through any worker is forgotten by every worker at once (``SIGNERS_CHANNEL``);
+# this bound is for what no bus reaches (a SQLite file shared with a CLI process).
 CACHE_SECONDS = 2.0
+SIGNERS_CHANNEL = "custodes_signers"
 
 
 class SignerDirectory:
     """Looks up active signer keys by key id, caching what it has read (briefly)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, bus: Bus | None = None) -> None:
         self._engine = engine
         self._cache: dict[str, tuple[str, bytes, float]] = {}
         self._lock = threading.Lock()
+        self._bus = bus or Bus()
+        self._bus.on(SIGNERS_CHANNEL, lambda message: self._drop(str(message["keyid"])))
+        self._bus.on_resync(self._drop_all)  # a retirement may have been missed meanwhile
 
     def _load(self, keyid: str) -> tuple[str, bytes] | None:
         now = time.monotonic()
@@ -104,8 +109,17 @@ class SignerDirectory:
         )
 
     def forget(self, keyid: str) -> None:
+        """Stop trusting a cached ``keyid`` (retired, or changed) here and in every worker."""
+        self._drop(keyid)
+        self._bus.tell(SIGNERS_CHANNEL, {"keyid": keyid})
+
+    def _drop(self, keyid: str) -> None:
         with self._lock:
             self._cache.pop(keyid, None)
+
+    def _drop_all(self) -> None:
+        with self._lock:
+            self._cache.clear()
 
     def list(self) -> list[dict[str, object]]:
         with read_tx(self._engine) as conn:

@@ -249,6 +249,10 @@ class RegistryService:
         """Where a revoked agent recorded its one halt since its revocation (None: not yet)."""
         return self._halts.since_revocation(agent_id)
 
+    def forget_status(self, agent_id: str) -> None:
+        """Drop the cached status of ``agent_id``: another worker logged an order for it."""
+        self._forget(agent_id)
+
     def _forget(self, agent_id: str | None) -> None:
         if agent_id is not None:
             with self._lock:
