@@ -32,6 +32,15 @@ from custodes.registry.models import (
     OperatorUpdate,
     PrincipalRecord,
 )
+from custodes.registry.selectors import (
+    Target,
+    agent_target,
+    keep_targets,
+    lifted_targets,
+    recompute_statuses,
+    resolve,
+    selector_json,
+)
 from custodes.registry.store import (
     agent_jurisdictions,
     agent_skills,
@@ -51,6 +60,7 @@ __all__ = [
     "apply_principal",
     "load_agent",
     "model_holder",
+    "order_targets",
 ]
 
 
@@ -116,6 +126,7 @@ def _write_agent(conn: Connection, record: AgentRecord, index: int, *, new: bool
         "operator": record.operator,
         "home": record.home_jurisdiction,
         "sector": record.sector,
+        "model": record.model,
         "record": _json(record),
         "entry_index": index,
     }
@@ -313,43 +324,68 @@ def apply_change(conn: Connection, index: int, change: BaseModel) -> None:
     _APPLY[type(change)](conn, index, change)
 
 
-def _recompute_status(conn: Connection, agent_id: str) -> None:
-    active = conn.execute(
-        select(kill_orders.c.op, kill_orders.c.scope).where(
-            kill_orders.c.agent_id == agent_id, kill_orders.c.status == "active"
+def order_targets(conn: Connection, order: KillOrder) -> list[Target]:
+    """The agents ``order`` covers at this point of the log (see custodes.registry.selectors)."""
+    if order.op == "reinstate":
+        return lifted_targets(conn, order)
+    if order.selector is not None:
+        found = resolve(conn, order.selector)
+        if not found:
+            raise NotFound(
+                "the selector matches no registered agent; check its fields (an order "
+                "covers the agents registered when it is issued, none added later)",
+                code="no_matching_agents",
+            )
+        return found
+    assert order.agent_id is not None
+    return agent_target(conn, order.agent_id)
+
+
+def _lift(conn: Connection, index: int, order: KillOrder) -> None:
+    lifted_selector = conn.execute(
+        select(kill_orders.c.agent_id).where(kill_orders.c.order_id == order.lifts)
+    ).first()
+    named = None if lifted_selector is None else lifted_selector.agent_id
+    lifted = conn.execute(
+        update(kill_orders)
+        .where(
+            kill_orders.c.order_id == order.lifts,
+            kill_orders.c.status == "active",
+            kill_orders.c.agent_id.is_(None)
+            if order.agent_id is None
+            else kill_orders.c.agent_id == order.agent_id,
         )
-    ).all()
-    global_ops = {r.op for r in active if r.scope == "global"}
-    status = "revoked" if "revoke" in global_ops else "suspended" if global_ops else "active"
-    conn.execute(update(agents).where(agents.c.id == agent_id).values(status=status))
+        .values(status="lifted", lifted_index=index)
+    )
+    if lifted.rowcount != 1:
+        whose = order.agent_id or "a selector"
+        hint = "" if named is None or named == order.agent_id else f" (it names {named})"
+        raise NotFound(
+            f"no active order {order.lifts} for {whose} to lift{hint}", code="unknown_order"
+        )
 
 
-def apply_order(conn: Connection, index: int, order: KillOrder) -> None:
-    """Project a kill order (validated and authorised by the caller)."""
-    load_agent(conn, order.agent_id)
+def apply_order(
+    conn: Connection, index: int, order: KillOrder, targets: list[Target] | None = None
+) -> list[Target]:
+    """Project a kill order (validated and authorised by the caller); the agents it covers.
+
+    ``targets`` is what ``order_targets`` found in this transaction, when the caller
+    already asked (to check authority over them); a replay leaves it to this function.
+    """
+    covered = order_targets(conn, order) if targets is None else targets
     if conn.execute(
         select(kill_orders.c.order_id).where(kill_orders.c.order_id == order.order_id)
     ).first():
         raise BadRequest(f"order {order.order_id} already exists", code="order_exists", status=409)
     if order.op == "reinstate":
-        lifted = conn.execute(
-            update(kill_orders)
-            .where(
-                kill_orders.c.order_id == order.lifts,
-                kill_orders.c.agent_id == order.agent_id,
-                kill_orders.c.status == "active",
-            )
-            .values(status="lifted", lifted_index=index)
-        )
-        if lifted.rowcount != 1:
-            raise NotFound(
-                f"no active order {order.lifts} for {order.agent_id} to lift", code="unknown_order"
-            )
+        _lift(conn, index, order)
     status = "applied" if order.op == "reinstate" else "active"
     conn.execute(
         insert(kill_orders).values(
             order_id=order.order_id,
             agent_id=order.agent_id,
+            selector=selector_json(order),
             op=order.op,
             scope=order.scope,
             territory=order.territory,
@@ -359,4 +395,7 @@ def apply_order(conn: Connection, index: int, order: KillOrder) -> None:
             issued_index=index,
         )
     )
-    _recompute_status(conn, order.agent_id)
+    if order.selector is not None:
+        keep_targets(conn, order.order_id, covered)
+    recompute_statuses(conn, [t.agent_id for t in covered])
+    return covered

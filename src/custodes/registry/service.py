@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -27,7 +28,7 @@ from custodes.ledger.dsse import (
 )
 from custodes.ledger.service import LogService
 from custodes.registry import relations
-from custodes.registry.authority import Action, Relation, decide, require
+from custodes.registry.authority import Action, Relation, decide, decide_over, require
 from custodes.registry.cards import check_card
 from custodes.registry.halts import HaltRecords
 from custodes.registry.models import (
@@ -45,6 +46,7 @@ from custodes.registry.models import (
     PrincipalRecord,
     RegistryChange,
 )
+from custodes.registry.orderbatch import OrderBatcher
 from custodes.registry.principals import Principal
 from custodes.registry.private import Opening, held_record, verify_opening
 from custodes.registry.projection import (
@@ -54,7 +56,9 @@ from custodes.registry.projection import (
     apply_principal,
     load_agent,
     model_holder,
+    order_targets,
 )
+from custodes.registry.selectors import Target
 from custodes.registry.store import kill_orders, private_fields
 from custodes.store.db import read_tx
 
@@ -62,6 +66,7 @@ __all__ = [
     "ORDER_TYPE",
     "PRINCIPAL_TYPE",
     "REGISTRY_TYPE",
+    "IssuedOrder",
     "OrderListener",
     "RegistryService",
 ]
@@ -72,7 +77,8 @@ ORDER_TYPE = "application/vnd.custodes.kill-order+json"
 _CHANGE = TypeAdapter(RegistryChange)
 _STATUS_TTL = 1.0
 
-OrderListener = Callable[[int, KillOrder, dict[str, Any]], None]
+# (index, order, its envelope, the agents it covers) for each order logged.
+OrderListener = Callable[[int, KillOrder, dict[str, Any], list[Target]], None]
 
 
 def _invalid(exc: ValidationError, what: str) -> BadRequest:
@@ -106,6 +112,7 @@ class RegistryService:
         self._status: dict[str, tuple[str | None, float]] = {}
         self._lock = threading.Lock()
         self._halts = HaltRecords(engine)
+        self._orders = OrderBatcher(log)
 
     def on_order(self, listener: OrderListener) -> None:
         self._listeners.append(listener)
@@ -163,20 +170,31 @@ class RegistryService:
         return index
 
     def submit_order(self, obj: Any, principal: Principal) -> tuple[int, KillOrder]:
+        issued = self.issue_order(obj, principal)
+        return issued.index, issued.order
+
+    def issue_order(self, obj: Any, principal: Principal) -> IssuedOrder:
+        """Log a signed kill order (one agent or a selector); what it covers, as logged.
+
+        Concurrent orders are group-committed (custodes.registry.orderbatch), each
+        checked against the state the orders before it in the group left.
+        """
         _need(principal, "orders:write")
         envelope = self.signed_by(obj, ORDER_TYPE, principal)
         order: KillOrder = _parse(KillOrder, envelope.payload, "kill order")
         _actor(order.actor, principal)
 
-        def project(conn: Connection, index: int) -> None:
-            require(self._decide_order(conn, principal, order))
-            apply_order(conn, index, order)
+        def project(conn: Connection, index: int) -> list[Target]:
+            targets = order_targets(conn, order)
+            require(self._decide_order(conn, principal, order, targets))
+            return apply_order(conn, index, order, targets)
 
-        index = self._log.append_own(envelope, project)
-        self._forget(order.agent_id)
+        index, covered = self._orders.submit(envelope, project)
+        for target in covered:
+            self._forget(target.agent_id)
         for listener in self._listeners:
-            listener(index, order, envelope.to_json())
-        return index, order
+            listener(index, order, envelope.to_json(), covered)
+        return IssuedOrder(index, order, covered)
 
     def _check_home(self, home: str, what: str) -> None:
         if home != self.jurisdiction:
@@ -217,16 +235,24 @@ class RegistryService:
             action = "agent.update.regulated"
         return decide(self._relation(conn, principal, change), action)
 
-    def _decide_order(self, conn: Connection, principal: Principal, order: KillOrder) -> Any:
-        relation = relations.to_agent(principal, load_agent(conn, order.agent_id))
+    def _decide_order(
+        self, conn: Connection, principal: Principal, order: KillOrder, targets: list[Target]
+    ) -> Any:
+        cells: dict[Relation, tuple[int, str]] = {}
+        for target in targets:
+            relation = relations.to_regulated(principal, target.home, target.operator)
+            count, example = cells.get(relation, (0, target.agent_id))
+            cells[relation] = (count + 1, example)
         if order.op == "reinstate":
             issuer = conn.execute(
                 select(kill_orders.c.authority).where(kill_orders.c.order_id == order.lifts)
             ).scalar_one_or_none()
-            return decide(relation, "order.reinstate", issued_by_principal=issuer == principal.id)
+            mine = issuer == principal.id
+            return _decided(cells, order, "order.reinstate", issued_by_principal=mine)
         action: Action = f"order.{order.op}.{order.scope}"  # type: ignore[assignment]
-        return decide(
-            relation,
+        return _decided(
+            cells,
+            order,
             action,
             territory=order.territory,
             principal_jurisdiction=principal.jurisdiction,
@@ -254,6 +280,24 @@ class RegistryService:
         if agent_id is not None:
             with self._lock:
                 self._status.pop(agent_id, None)
+
+
+@dataclass(frozen=True)
+class IssuedOrder:
+    """A kill order as logged: its index and the agents it covers (sorted by id)."""
+
+    index: int
+    order: KillOrder
+    covered: list[Target]
+
+
+def _decided(
+    cells: dict[Relation, tuple[int, str]], order: KillOrder, action: Action, **given: Any
+) -> Any:
+    """One agent's order is decided as before selectors; a selector's over every cell."""
+    if order.selector is None and len(cells) == 1:
+        return decide(next(iter(cells)), action, **given)
+    return decide_over(cells, action, **given)
 
 
 def _split_body(obj: Any) -> tuple[Any, Opening | None]:

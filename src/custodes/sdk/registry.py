@@ -31,6 +31,7 @@ from custodes.registry.models import (
     OperatorRecord,
     OperatorRegister,
     OperatorUpdate,
+    Selector,
 )
 from custodes.registry.private import request_body, seal_change
 from custodes.registry.service import ORDER_TYPE, REGISTRY_TYPE
@@ -137,18 +138,21 @@ class RegistryClient:
     def order(
         self,
         op: str,
-        agent_id: str,
+        agent_id: str | None,
         reason: str,
         *,
         territory: str | None = None,
         lifts: str | None = None,
         order_id: str | None = None,
+        selector: Selector | None = None,
     ) -> dict[str, Any]:
-        """Issue a kill order (``suspend``/``revoke``) or lift one (``reinstate``)."""
+        """Issue a kill order (``suspend``/``revoke``) or lift one (``reinstate``); for
+        one agent, or (``agent_id`` None) every agent ``selector`` matches."""
         order = KillOrder(
             op=op,
             order_id=order_id or new_order_id(),
             agent_id=agent_id,
+            selector=selector,
             scope="territorial" if territory else "global",
             territory=territory,
             reason=reason,
