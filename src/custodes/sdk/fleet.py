@@ -10,7 +10,9 @@ feed only carries orders.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
 
@@ -56,6 +58,7 @@ class FleetFeed:
         self.lock = threading.Lock()  # guards every state this feed writes to
         self.connected = threading.Event()
         self._unverified = LogThrottle(log)
+        self._response: httpx.Response | None = None
 
     def apply(self, push: FleetPush) -> list[str]:
         """Apply a verified push to the states of the agents it lists; those it reached."""
@@ -94,19 +97,43 @@ class FleetFeed:
             self.apply(push)
 
     def follow_once(self, stop: threading.Event) -> bool:
-        """Follow the fleet's stream until it ends or ``stop``; False if it never opened."""
+        """Follow the fleet's stream until it ends or ``stop``; False if it never opened.
+
+        ``interrupt`` (from another thread) ends a blocked read at once.
+        """
         timeout = httpx.Timeout(10.0, read=self._read_timeout)
         nonce = stream_nonce()
         params = {"operator": self.operator, "nonce": nonce}
         headers = {"Accept": "text/event-stream"}
         url = self._node_url + _STREAM_PATH
-        with self._http.stream("GET", url, params=params, headers=headers, timeout=timeout) as r:
-            if r.status_code != 200:
-                log.warning("the fleet's kill-order stream answered HTTP %s", r.status_code)
-                return False
-            self.connected.set()
-            try:
-                self.read(r.iter_lines(), nonce, stop)
-            finally:
-                self.connected.clear()
-        return True
+        opened = False
+        try:
+            with self._http.stream(
+                "GET", url, params=params, headers=headers, timeout=timeout
+            ) as response:
+                if response.status_code != 200:
+                    log.warning("the fleet's stream answered HTTP %s", response.status_code)
+                    return False
+                opened, self._response = True, response
+                self.connected.set()
+                self.read(response.iter_lines(), nonce, stop)
+        except httpx.HTTPError as exc:
+            if not stop.is_set():  # interrupt() closes the stream under the reader
+                log.warning("the fleet's kill-order stream is down (%s)", exc)
+        finally:
+            self.connected.clear()
+            self._response = None
+        return opened
+
+    def interrupt(self) -> None:
+        """End the stream being read (set the reader's ``stop`` first)."""
+        response = self._response
+        if response is None:
+            return
+        # Closing the response does not wake a thread blocked in recv(); a shutdown does.
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        response.close()
