@@ -37,7 +37,7 @@ from custodes.registry.audit import AuditReport, LogAuditor
 from custodes.registry.models import KillOrder
 from custodes.registry.principals import TokenStore
 from custodes.registry.queries import RegistryQueries
-from custodes.registry.selectors import Target
+from custodes.registry.selectors import Covered
 from custodes.registry.service import RegistryService
 from custodes.store.db import open_engine, upgrade
 
@@ -181,12 +181,12 @@ class Node:
         return index
 
     def _publish_order(
-        self, index: int, order: KillOrder, envelope: dict[str, Any], covered: list[Target]
+        self, index: int, order: KillOrder, envelope: dict[str, Any], covered: Covered
     ) -> None:
         # An order naming one agent is pushed as before selectors existed.
         dumped = order.model_dump(mode="json", exclude=set() if order.selector else {"selector"})
         event = {"index": index, "order": dumped, "envelope": envelope}
-        self.broadcaster.publish_covering([(t.agent_id, t.operator) for t in covered], event)
+        self.broadcaster.publish_covering(covered, event)
 
     def served_checkpoint(self) -> bytes | None:
         """The checkpoint /log/checkpoint serves, with every cosignature collected for it.

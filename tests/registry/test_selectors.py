@@ -41,7 +41,7 @@ def _status(world: World, agent_id: str) -> tuple[str, list[str]]:
 
 
 def _covered(issued: IssuedOrder) -> list[str]:
-    return [t.agent_id for t in issued.covered]
+    return [agent for agent, _operator in issued.covered]
 
 
 def _refused(world: World, call: Any, status: int, code: str) -> str:

@@ -29,11 +29,11 @@ from custodes.ledger.dsse import Envelope
 from custodes.ledger.merkle import leaf_hash
 from custodes.ledger.service import LogService
 from custodes.ledger.store import SequencedEntry
-from custodes.registry.selectors import Target
+from custodes.registry.selectors import Covered
 
 __all__ = ["OrderBatcher", "OrderProjector"]
 
-OrderProjector = Callable[[Connection, int], list[Target]]
+OrderProjector = Callable[[Connection, int], Covered]
 _GROUP = 256  # orders per transaction at most
 
 
@@ -43,7 +43,7 @@ class _Order:
     project: OrderProjector
     done: threading.Event = field(default_factory=threading.Event)
     index: int = -1
-    covered: list[Target] = field(default_factory=list)
+    covered: Covered = field(default_factory=list)
     error: BaseException | None = None
 
 
@@ -68,7 +68,7 @@ class OrderBatcher:
         self._cond = threading.Condition()
         self._committing = False
 
-    def submit(self, envelope: Envelope, project: OrderProjector) -> tuple[int, list[Target]]:
+    def submit(self, envelope: Envelope, project: OrderProjector) -> tuple[int, Covered]:
         """Sequence ``envelope`` with its projection; its index and the agents it covers."""
         item = _Order(envelope, project)
         with self._cond:

@@ -33,12 +33,12 @@ from custodes.registry.models import (
     PrincipalRecord,
 )
 from custodes.registry.selectors import (
-    Target,
-    agent_target,
+    Cells,
+    Covered,
+    covered_by,
     keep_targets,
-    lifted_targets,
+    order_cells,
     recompute_statuses,
-    resolve,
     selector_json,
 )
 from custodes.registry.store import (
@@ -324,21 +324,9 @@ def apply_change(conn: Connection, index: int, change: BaseModel) -> None:
     _APPLY[type(change)](conn, index, change)
 
 
-def order_targets(conn: Connection, order: KillOrder) -> list[Target]:
-    """The agents ``order`` covers at this point of the log (see custodes.registry.selectors)."""
-    if order.op == "reinstate":
-        return lifted_targets(conn, order)
-    if order.selector is not None:
-        found = resolve(conn, order.selector)
-        if not found:
-            raise NotFound(
-                "the selector matches no registered agent; check its fields (an order "
-                "covers the agents registered when it is issued, none added later)",
-                code="no_matching_agents",
-            )
-        return found
-    assert order.agent_id is not None
-    return agent_target(conn, order.agent_id)
+def order_targets(conn: Connection, order: KillOrder) -> Cells:
+    """Whom ``order`` covers at this point of the log (custodes.registry.selectors)."""
+    return order_cells(conn, order)
 
 
 def _lift(conn: Connection, index: int, order: KillOrder) -> None:
@@ -365,15 +353,11 @@ def _lift(conn: Connection, index: int, order: KillOrder) -> None:
         )
 
 
-def apply_order(
-    conn: Connection, index: int, order: KillOrder, targets: list[Target] | None = None
-) -> list[Target]:
-    """Project a kill order (validated and authorised by the caller); the agents it covers.
-
-    ``targets`` is what ``order_targets`` found in this transaction, when the caller
-    already asked (to check authority over them); a replay leaves it to this function.
-    """
-    covered = order_targets(conn, order) if targets is None else targets
+def apply_order(conn: Connection, index: int, order: KillOrder) -> Covered:
+    """Project a kill order (validated and authorised by the caller); the agents it covers
+    as (agent, operator), sorted by agent."""
+    if order.agent_id is not None:
+        load_agent(conn, order.agent_id)
     if conn.execute(
         select(kill_orders.c.order_id).where(kill_orders.c.order_id == order.order_id)
     ).first():
@@ -395,7 +379,6 @@ def apply_order(
             issued_index=index,
         )
     )
-    if order.selector is not None:
-        keep_targets(conn, order.order_id, covered)
-    recompute_statuses(conn, [t.agent_id for t in covered])
-    return covered
+    keep_targets(conn, order)
+    recompute_statuses(conn, order)
+    return covered_by(conn, order)

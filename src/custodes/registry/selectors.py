@@ -6,22 +6,27 @@ index are a function of the log before it, so both find the same set. That set i
 (``kill_order_agents``): an agent registered after the order is not covered by it, and
 lifting the order lifts it for exactly the agents it halted.
 
-Statuses are recomputed in bulk (a handful of statements whatever the number of agents),
-so one order halting 10,000 agents stays one short transaction.
+Everything here is set-based SQL — the covered set is written with one INSERT ... SELECT,
+statuses are recomputed with one UPDATE, authority is checked over one GROUP BY (home,
+operator) — so an order halting 10,000 agents stays a handful of statements in one
+short transaction, with no per-agent round trip through Python.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
     ColumnElement,
     Connection,
     and_,
-    bindparam,
+    case,
+    exists,
+    func,
     insert,
+    literal,
+    or_,
     select,
     union_all,
     update,
@@ -39,22 +44,20 @@ from custodes.registry.store import (
 )
 
 __all__ = [
+    "Cells",
+    "Covered",
     "Target",
-    "agent_target",
+    "covered_by",
     "covering",
     "keep_targets",
-    "lifted_targets",
+    "order_cells",
     "recompute_statuses",
-    "resolve",
     "selector_json",
     "targets_of",
 ]
 
-_CHUNK = 500  # ids per IN list (SQLite's bound-parameter limit is far above)
 
-
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """An agent an order covers, with what the authority rules need to know of it."""
 
     agent_id: str
@@ -62,9 +65,10 @@ class Target:
     operator: str
 
 
-def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(ids), _CHUNK):
-        yield ids[start : start + _CHUNK]
+# (home, operator) -> (agents covered with that home and operator, one of them)
+Cells = dict[tuple[str, str], tuple[int, str]]
+# (agent, operator) for each agent an order covers, sorted by agent
+Covered = list[tuple[str, str]]
 
 
 def _models_of_version(conn: Connection, version: str) -> list[str]:
@@ -72,10 +76,9 @@ def _models_of_version(conn: Connection, version: str) -> list[str]:
     return [str(r.id) for r in rows if ModelRecord.model_validate_json(r.record).version == version]
 
 
-def resolve(conn: Connection, selector: Selector) -> list[Target]:
-    """Every registered agent ``selector`` matches (all its fields), sorted by id."""
-    query = select(agents.c.id, agents.c.home, agents.c.operator)
-    conditions = []
+def _matching(conn: Connection, selector: Selector) -> ColumnElement[bool]:
+    """A condition on ``agents``: the agent matches every field of ``selector``."""
+    conditions: list[ColumnElement[bool]] = []
     for column, value in (
         (agents.c.operator, selector.operator),
         (agents.c.sector, selector.sector),
@@ -93,51 +96,96 @@ def resolve(conn: Connection, selector: Selector) -> list[Target]:
         conditions.append(agents.c.id.in_(skilled))
     if selector.model_version is not None:
         conditions.append(agents.c.model.in_(_models_of_version(conn, selector.model_version)))
-    rows = conn.execute(query.where(and_(*conditions)).order_by(agents.c.id)).all()
-    return [Target(str(r.id), str(r.home), str(r.operator)) for r in rows]
+    return and_(*conditions)
 
 
-def agent_target(conn: Connection, agent_id: str) -> list[Target]:
-    row = conn.execute(
-        select(agents.c.home, agents.c.operator).where(agents.c.id == agent_id)
-    ).first()
-    if row is None:
+def _cells(conn: Connection, where: ColumnElement[bool]) -> Cells:
+    query = (
+        select(agents.c.home, agents.c.operator, func.count(), func.min(agents.c.id))
+        .where(where)
+        .group_by(agents.c.home, agents.c.operator)
+    )
+    return {(str(h), str(o)): (int(n), str(e)) for h, o, n, e in conn.execute(query)}
+
+
+def _one(conn: Connection, agent_id: str) -> Cells:
+    found = _cells(conn, agents.c.id == agent_id)
+    if not found:
         raise NotFound(f"no agent {agent_id} is registered on this node", code="unknown_agent")
-    return [Target(agent_id, str(row.home), str(row.operator))]
+    return found
+
+
+def _in_order(order_id: str) -> ColumnElement[bool]:
+    """A condition on ``agents``: a selector order with this id covers the agent."""
+    listed = select(kill_order_agents.c.agent_id).where(kill_order_agents.c.order_id == order_id)
+    return agents.c.id.in_(listed)
+
+
+def _lifted_agent(conn: Connection, order_id: str) -> str | None:
+    """The agent a logged order names (None: a selector order, or no such order)."""
+    row = conn.execute(
+        select(kill_orders.c.agent_id).where(kill_orders.c.order_id == order_id)
+    ).first()
+    return None if row is None or row.agent_id is None else str(row.agent_id)
+
+
+def _scope(conn: Connection, order: KillOrder) -> ColumnElement[bool]:
+    """A condition on ``agents``: the agents ``order`` covers (or lifts)."""
+    if order.agent_id is not None:
+        return agents.c.id == order.agent_id
+    if order.selector is not None:
+        return _in_order(order.order_id)
+    assert order.lifts is not None
+    named = _lifted_agent(conn, order.lifts)
+    return agents.c.id == named if named is not None else _in_order(order.lifts)
+
+
+def order_cells(conn: Connection, order: KillOrder) -> Cells:
+    """Whom ``order`` covers at this point of the log, grouped for the authority check.
+
+    A selector matching no agent is refused (an order that halts nobody is a mistake,
+    most likely a typo); a reinstate covers what the order it lifts covered.
+    """
+    if order.agent_id is not None:
+        return _one(conn, order.agent_id)
+    if order.selector is not None:
+        found = _cells(conn, _matching(conn, order.selector))
+        if not found:
+            raise NotFound(_NO_MATCH, code="no_matching_agents")
+        return found
+    return _cells(conn, _scope(conn, order))
+
+
+_NO_MATCH = (
+    "the selector matches no registered agent; check its fields (an order covers the "
+    "agents registered when it is issued, none added later)"
+)
+
+
+def keep_targets(conn: Connection, order: KillOrder) -> None:
+    """Write the agents a selector order covers, resolved now, in one statement."""
+    if order.selector is None:
+        return
+    chosen = select(literal(order.order_id), agents.c.id).where(_matching(conn, order.selector))
+    kept = conn.execute(insert(kill_order_agents).from_select(["order_id", "agent_id"], chosen))
+    if kept.rowcount == 0:
+        raise NotFound(_NO_MATCH, code="no_matching_agents")
+
+
+def covered_by(conn: Connection, order: KillOrder) -> Covered:
+    """(agent, operator) of each agent ``order`` covers, once it is projected."""
+    query = select(agents.c.id, agents.c.operator).where(_scope(conn, order))
+    # Rows are tuples: (agent, operator) as they come, no copy per agent.
+    rows: Covered = conn.execute(query.order_by(agents.c.id)).all()  # type: ignore[assignment]
+    return rows
 
 
 def targets_of(conn: Connection, order_id: str) -> list[Target]:
     """The agents an order already logged covers (its one agent, or its resolved set)."""
-    row = conn.execute(
-        select(kill_orders.c.agent_id).where(kill_orders.c.order_id == order_id)
-    ).first()
-    if row is None:
-        return []
-    if row.agent_id is not None:
-        return agent_target(conn, str(row.agent_id))
-    query = (
-        select(agents.c.id, agents.c.home, agents.c.operator)
-        .join(kill_order_agents, kill_order_agents.c.agent_id == agents.c.id)
-        .where(kill_order_agents.c.order_id == order_id)
-        .order_by(agents.c.id)
-    )
-    return [Target(str(r.id), str(r.home), str(r.operator)) for r in conn.execute(query)]
-
-
-def lifted_targets(conn: Connection, order: KillOrder) -> list[Target]:
-    """What a reinstate lifts: its one agent, or the lifted selector order's agents."""
-    if order.agent_id is not None:
-        return agent_target(conn, order.agent_id)  # the one agent, as before selectors
-    assert order.lifts is not None
-    return targets_of(conn, order.lifts)
-
-
-def keep_targets(conn: Connection, order_id: str, targets: Sequence[Target]) -> None:
-    if targets:
-        conn.execute(
-            insert(kill_order_agents),
-            [{"order_id": order_id, "agent_id": t.agent_id} for t in targets],
-        )
+    named = _lifted_agent(conn, order_id)
+    where = agents.c.id == named if named is not None else _in_order(order_id)
+    query = select(agents.c.id, agents.c.home, agents.c.operator).where(where)
+    return [Target(*row) for row in conn.execute(query.order_by(agents.c.id))]
 
 
 def covering(agent_id: str) -> ColumnElement[bool]:
@@ -149,45 +197,45 @@ def covering(agent_id: str) -> ColumnElement[bool]:
     return kill_orders.c.order_id.in_(union_all(named, selected))
 
 
-def _halting(conn: Connection, ids: Sequence[str]) -> dict[str, set[str]]:
-    """For each of ``ids``, the ops of the active global orders covering it."""
-    found: dict[str, set[str]] = {}
-    active = and_(kill_orders.c.status == "active", kill_orders.c.scope == "global")
-    for chunk in _chunks(ids):
-        direct = select(kill_orders.c.agent_id, kill_orders.c.op).where(
-            active, kill_orders.c.agent_id.in_(chunk)
-        )
-        by_selector = (
-            select(kill_order_agents.c.agent_id, kill_orders.c.op)
-            .join(kill_orders, kill_orders.c.order_id == kill_order_agents.c.order_id)
-            .where(active, kill_order_agents.c.agent_id.in_(chunk))
-        )
-        for query in (direct, by_selector):
-            for row in conn.execute(query):
-                found.setdefault(str(row.agent_id), set()).add(str(row.op))
-    return found
+def _halted_by(op: str) -> ColumnElement[bool]:
+    """Correlated to ``agents``: an active global ``op`` order covers the agent."""
+    active = and_(
+        kill_orders.c.status == "active", kill_orders.c.scope == "global", kill_orders.c.op == op
+    )
+    named = select(kill_orders.c.order_id).where(active, kill_orders.c.agent_id == agents.c.id)
+    selected = (
+        select(kill_order_agents.c.order_id)
+        .join(kill_orders, kill_orders.c.order_id == kill_order_agents.c.order_id)
+        .where(active, kill_order_agents.c.agent_id == agents.c.id)
+    )
+    return or_(exists(named), exists(selected))
 
 
-def recompute_statuses(conn: Connection, ids: Sequence[str]) -> None:
-    """Set each agent's status from the active global orders covering it, in bulk."""
-    halting = _halting(conn, ids)
-    rows = []
-    for agent_id in ids:
-        ops = halting.get(agent_id, set())
-        status = "revoked" if "revoke" in ops else "suspended" if ops else "active"
-        rows.append({"b_id": agent_id, "b_status": status})
-    if rows:
-        statement = (
-            update(agents)
-            .where(agents.c.id == bindparam("b_id"))
-            .values(status=bindparam("b_status"))
+def recompute_statuses(conn: Connection, order: KillOrder) -> None:
+    """Set the status of every agent ``order`` covers from the active global orders
+    covering it (revoked over suspended over active), in one UPDATE.
+
+    A territorial order changes no status; a new global order can only raise it (no
+    need to look at the others); a lift looks at every order still covering the agent.
+    """
+    if order.scope == "territorial" and order.op != "reinstate":
+        return
+    status: Any
+    if order.op == "revoke":
+        status = literal("revoked")
+    elif order.op == "suspend":
+        status = case((agents.c.status == "revoked", "revoked"), else_="suspended")
+    else:
+        status = case(
+            (_halted_by("revoke"), "revoked"),
+            (_halted_by("suspend"), "suspended"),
+            else_="active",
         )
-        conn.execute(statement, rows)
+    conn.execute(update(agents).where(_scope(conn, order)).values(status=status))
 
 
 def selector_json(order: KillOrder) -> str | None:
     if order.selector is None:
         return None
-    return orjson.dumps(
-        order.selector.model_dump(exclude_none=True), option=orjson.OPT_SORT_KEYS
-    ).decode()
+    fields = order.selector.model_dump(exclude_none=True)
+    return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS).decode()

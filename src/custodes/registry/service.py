@@ -58,7 +58,7 @@ from custodes.registry.projection import (
     model_holder,
     order_targets,
 )
-from custodes.registry.selectors import Target
+from custodes.registry.selectors import Cells, Covered
 from custodes.registry.store import kill_orders, private_fields
 from custodes.store.db import read_tx
 
@@ -78,7 +78,7 @@ _CHANGE = TypeAdapter(RegistryChange)
 _STATUS_TTL = 1.0
 
 # (index, order, its envelope, the agents it covers) for each order logged.
-OrderListener = Callable[[int, KillOrder, dict[str, Any], list[Target]], None]
+OrderListener = Callable[[int, KillOrder, dict[str, Any], Covered], None]
 
 
 def _invalid(exc: ValidationError, what: str) -> BadRequest:
@@ -184,14 +184,14 @@ class RegistryService:
         order: KillOrder = _parse(KillOrder, envelope.payload, "kill order")
         _actor(order.actor, principal)
 
-        def project(conn: Connection, index: int) -> list[Target]:
-            targets = order_targets(conn, order)
-            require(self._decide_order(conn, principal, order, targets))
-            return apply_order(conn, index, order, targets)
+        def project(conn: Connection, index: int) -> Covered:
+            require(self._decide_order(conn, principal, order, order_targets(conn, order)))
+            return apply_order(conn, index, order)
 
         index, covered = self._orders.submit(envelope, project)
-        for target in covered:
-            self._forget(target.agent_id)
+        with self._lock:
+            for agent_id, _operator in covered:
+                self._status.pop(agent_id, None)
         for listener in self._listeners:
             listener(index, order, envelope.to_json(), covered)
         return IssuedOrder(index, order, covered)
@@ -236,13 +236,13 @@ class RegistryService:
         return decide(self._relation(conn, principal, change), action)
 
     def _decide_order(
-        self, conn: Connection, principal: Principal, order: KillOrder, targets: list[Target]
+        self, conn: Connection, principal: Principal, order: KillOrder, covered: Cells
     ) -> Any:
         cells: dict[Relation, tuple[int, str]] = {}
-        for target in targets:
-            relation = relations.to_regulated(principal, target.home, target.operator)
-            count, example = cells.get(relation, (0, target.agent_id))
-            cells[relation] = (count + 1, example)
+        for (home, operator), (count, example) in sorted(covered.items()):
+            relation = relations.to_regulated(principal, home, operator)
+            total, first = cells.get(relation, (0, example))
+            cells[relation] = (total + count, first)
         if order.op == "reinstate":
             issuer = conn.execute(
                 select(kill_orders.c.authority).where(kill_orders.c.order_id == order.lifts)
@@ -284,11 +284,12 @@ class RegistryService:
 
 @dataclass(frozen=True)
 class IssuedOrder:
-    """A kill order as logged: its index and the agents it covers (sorted by id)."""
+    """A kill order as logged: its index and the agents it covers, as (agent, operator)
+    sorted by agent."""
 
     index: int
     order: KillOrder
-    covered: list[Target]
+    covered: Covered
 
 
 def _decided(

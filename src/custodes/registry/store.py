@@ -66,7 +66,7 @@ agents = Table(
     Column("sector", String(64), nullable=False, index=True),
     # The model the agent names (a selector column: "every agent on model X").
     Column("model", String(128), nullable=True, index=True),
-    Column("status", String(16), nullable=False, index=True),
+    Column("status", String(16), nullable=False),  # indexed with id, below
     Column("record", Text, nullable=False),
     Column("entry_index", BigInteger, nullable=False),
     Column("created_index", BigInteger, nullable=False),
