@@ -36,7 +36,7 @@ from custodes.ledger.witness import Witness
 from custodes.registry.audit import AuditReport, LogAuditor
 from custodes.registry.models import KillOrder
 from custodes.registry.principals import TokenStore
-from custodes.registry.queries import RegistryQueries
+from custodes.registry.queries import ProofCache, RegistryQueries
 from custodes.registry.selectors import Covered
 from custodes.registry.service import RegistryService
 from custodes.store.db import open_engine, upgrade
@@ -79,6 +79,7 @@ class Node:
         self.queries = RegistryQueries(self.engine)
         self.tokens = TokenStore(self.engine)
         self.broadcaster = OrderBroadcaster()
+        self.proofs = ProofCache(lambda index, size: self.log.inclusion(index=index, size=size))
         self.registry.on_order(self._publish_order)
         self.leases = LeaseIssuer(
             self.engine,

@@ -10,6 +10,9 @@ the principals entitled to them (docs/design/0008-private-fields.md).
 from __future__ import annotations
 
 import base64
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
@@ -18,6 +21,7 @@ import orjson
 from sqlalchemy import Connection, Engine, Select, and_, func, or_, select
 
 from custodes.errors import BadRequest, NotFound
+from custodes.ledger.service import Proof
 from custodes.ledger.store import signers
 from custodes.registry import relations
 from custodes.registry.authority import Action, Relation, decide
@@ -43,6 +47,7 @@ __all__ = [
     "PUBLIC_AGENT_FIELDS",
     "PUBLIC_OPERATOR_FIELDS",
     "AgentFilter",
+    "ProofCache",
     "RegistryQueries",
 ]
 
@@ -387,3 +392,42 @@ def _filtered(where: AgentFilter) -> Select[Any]:
         if value:
             conditions.append(column == value)
     return query.where(and_(*conditions)) if conditions else query
+
+
+# -- inclusion proofs for look-ups --------------------------------------------------------
+
+_PROOFS = 65_536  # proofs kept: a few MiB, every agent of a large registry at one size
+
+
+class ProofCache:
+    """Inclusion proofs by (log index, tree size), kept once computed.
+
+    A proof for one index in one tree is fixed forever (the tree is append-only), so a
+    cached proof is never stale; a look-up after the next checkpoint asks for a new tree
+    size and gets a new proof. Least recently used proofs go first. Every look-up of a
+    record answers with its proof, so this saves a read transaction and a walk of the
+    tree's tiles on each repeated look-up.
+    """
+
+    def __init__(self, compute: Callable[[int, int], Proof], capacity: int = _PROOFS) -> None:
+        self._compute, self._capacity = compute, capacity
+        self._proofs: OrderedDict[tuple[int, int], Proof] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def inclusion(self, index: int, size: int) -> Proof:
+        key = (index, size)
+        with self._lock:
+            found = self._proofs.get(key)
+            if found is not None:
+                self._proofs.move_to_end(key)
+                return found
+        proof = self._compute(index, size)
+        with self._lock:
+            self._proofs[key] = proof
+            if len(self._proofs) > self._capacity:
+                self._proofs.popitem(last=False)
+        return proof
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._proofs)
