@@ -11,7 +11,7 @@ import base64
 from collections.abc import Callable
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from custodes.errors import BadRequest, NotFound
 from custodes.ledger.dsse import key_thumbprint
@@ -64,14 +64,32 @@ __all__ = [
 ]
 
 
+# The statements every registry entry runs, built once: a replay runs them thousands of
+# times a second, and building, coercing and cache-keying a fresh statement per call was
+# most of its time (docs/design/0013). Parameters are bound at execution.
+_INSERT_VERSION = insert(record_versions)
+_KEY_IN_USE = select(signers.c.keyid).where(signers.c.keyid == bindparam("b_keyid"))
+_INSERT_SIGNER = insert(signers)
+_INSERT_KEY_EVENT = insert(key_events)
+_LOAD_AGENT = select(agents.c.record).where(agents.c.id == bindparam("b_id"))
+_AGENT_STATUS = select(agents.c.status).where(agents.c.id == bindparam("b_id"))
+_INSERT_AGENT = insert(agents)
+_UPDATE_AGENT = update(agents).where(agents.c.id == bindparam("b_id"))
+_CLEAR_PLACES = delete(agent_jurisdictions).where(
+    agent_jurisdictions.c.agent_id == bindparam("b_id")
+)
+_CLEAR_SKILLS = delete(agent_skills).where(agent_skills.c.agent_id == bindparam("b_id"))
+_INSERT_PLACES = insert(agent_jurisdictions)
+_INSERT_SKILLS = insert(agent_skills)
+
+
 def _json(record: BaseModel) -> str:
     return record.model_dump_json(exclude_none=True)
 
 
 def _version(conn: Connection, kind: str, rid: str, index: int, record: BaseModel) -> None:
-    conn.execute(
-        insert(record_versions).values(kind=kind, id=rid, entry_index=index, record=_json(record))
-    )
+    row = {"kind": kind, "id": rid, "entry_index": index, "record": _json(record)}
+    conn.execute(_INSERT_VERSION, row)
 
 
 def _add_key(conn: Connection, owner: str, key_b64: str, index: int) -> str:
@@ -80,16 +98,12 @@ def _add_key(conn: Connection, owner: str, key_b64: str, index: int) -> str:
         raise BadRequest("agent keys are raw 32-byte Ed25519 keys, base64", code="bad_public_key")
     check_public_key(public_key, what=f"public key of {owner}")
     keyid = key_thumbprint(public_key)
-    if conn.execute(select(signers.c.keyid).where(signers.c.keyid == keyid)).first():
+    if conn.execute(_KEY_IN_USE, {"b_keyid": keyid}).first():
         raise BadRequest(f"key {keyid[:16]}… is already registered", code="key_in_use", status=409)
-    conn.execute(
-        insert(signers).values(
-            keyid=keyid, name=owner, public_key=public_key, status="active", entry_index=index
-        )
-    )
-    conn.execute(
-        insert(key_events).values(entry_index=index, keyid=keyid, agent_id=owner, event="added")
-    )
+    signer = {"name": owner, "public_key": public_key, "status": "active"}
+    conn.execute(_INSERT_SIGNER, {"keyid": keyid, "entry_index": index, **signer})
+    event = {"entry_index": index, "keyid": keyid, "agent_id": owner, "event": "added"}
+    conn.execute(_INSERT_KEY_EVENT, event)
     return keyid
 
 
@@ -110,14 +124,14 @@ def apply_principal(conn: Connection, index: int, record: PrincipalRecord) -> No
 
 
 def load_agent(conn: Connection, agent_id: str) -> AgentRecord:
-    row = conn.execute(select(agents.c.record).where(agents.c.id == agent_id)).first()
+    row = conn.execute(_LOAD_AGENT, {"b_id": agent_id}).first()
     if row is None:
         raise NotFound(f"no agent {agent_id} is registered on this node", code="unknown_agent")
     return AgentRecord.model_validate_json(row.record)
 
 
 def agent_status(conn: Connection, agent_id: str) -> str | None:
-    row = conn.execute(select(agents.c.status).where(agents.c.id == agent_id)).first()
+    row = conn.execute(_AGENT_STATUS, {"b_id": agent_id}).first()
     return None if row is None else str(row.status)
 
 
@@ -131,21 +145,19 @@ def _write_agent(conn: Connection, record: AgentRecord, index: int, *, new: bool
         "entry_index": index,
     }
     if new:
-        conn.execute(
-            insert(agents).values(id=record.id, status="active", created_index=index, **values)
-        )
+        new_row = {"id": record.id, "status": "active", "created_index": index}
+        conn.execute(_INSERT_AGENT, {**new_row, **values})
     else:
-        conn.execute(update(agents).where(agents.c.id == record.id).values(**values))
-    conn.execute(delete(agent_jurisdictions).where(agent_jurisdictions.c.agent_id == record.id))
-    conn.execute(delete(agent_skills).where(agent_skills.c.agent_id == record.id))
+        conn.execute(_UPDATE_AGENT, {"b_id": record.id, **values})
+        conn.execute(_CLEAR_PLACES, {"b_id": record.id})
+        conn.execute(_CLEAR_SKILLS, {"b_id": record.id})
     places = {record.home_jurisdiction, *record.operating_jurisdictions}
     conn.execute(
-        insert(agent_jurisdictions),
-        [{"agent_id": record.id, "jurisdiction": j} for j in sorted(places)],
+        _INSERT_PLACES, [{"agent_id": record.id, "jurisdiction": j} for j in sorted(places)]
     )
     skills = sorted({s.id for s in record.skills})
     if skills:
-        conn.execute(insert(agent_skills), [{"agent_id": record.id, "skill": s} for s in skills])
+        conn.execute(_INSERT_SKILLS, [{"agent_id": record.id, "skill": s} for s in skills])
     _version(conn, "agent", record.id, index, record)
 
 
