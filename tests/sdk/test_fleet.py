@@ -1,7 +1,8 @@
 """Selector orders reaching guards on a real node (``custodes serve`` on loopback).
 
 A lone ``Guard`` (its own stream) refuses once a selector order covering its agent
-arrives, and a guard it does not cover keeps acting; a ``FleetFeed`` (one stream for an
+arrives (issued with ``custodes kill suspend --selector``), and a guard it does not
+cover keeps acting; a ``FleetFeed`` (one stream for an
 operator's agents) receives the order once and every covered agent's state refuses.
 Waits are bounded and for the observable event (a refusal, a received push).
 """
@@ -9,6 +10,8 @@ Waits are bounded and for the observable event (a refusal, a received push).
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,8 +21,9 @@ import httpx
 import pytest
 
 from custodes.ledger.dsse import EnvelopeSigner
+from custodes.ledger.keys import entry_key_string
 from custodes.registry.models import Selector
-from custodes.sdk.bootstrap import Authorities, bootstrap, enrol_agent
+from custodes.sdk.bootstrap import Authorities, bootstrap, enrol_agent, register_principal
 from custodes.sdk.fleet import FleetFeed
 from custodes.sdk.guard import GuardState
 from custodes.sdk.leases import Lease
@@ -62,9 +66,9 @@ def test_a_guard_refuses_when_a_selector_order_covering_it_arrives(tmp_path: Pat
                 assert agent.guard.wait_for_lease(10.0)
                 wait_until("the stream is open", lambda a=agent: a.guard.stream_connected, WAIT_S)
             covered, spared = agents
-            authorities.regulator.order(
-                "suspend", None, "model found vulnerable", selector=Selector(sector="finance")
-            )
+            done = _kill_by_cli(process.url, tmp_path, "sector=finance,jurisdiction=GB")
+            assert done.returncode == 0, done.stderr
+            assert "suspend 1 agents: order" in done.stdout
             wait_until("the covered guard refuses", lambda: not covered.allowed("GB"), WAIT_S)
             halted = covered.guard.halted()
             assert halted is not None
@@ -72,6 +76,26 @@ def test_a_guard_refuses_when_a_selector_order_covering_it_arrives(tmp_path: Pat
             assert spared.allowed("GB")
         finally:
             close_all(agents)
+
+
+def _kill_by_cli(url: str, tmp_path: Path, selector: str) -> subprocess.CompletedProcess[str]:
+    """``custodes kill suspend --selector`` as a regulator's desk with its own key file."""
+    key = EnvelopeSigner.generate()
+    with httpx.Client(base_url=url, timeout=10.0) as http:
+        token = register_principal(
+            http, ADMIN_TOKEN, "regulator:gb-desk", role="regulator", jurisdiction="GB", key=key
+        )
+    key_file = tmp_path / "desk.key"
+    key_file.write_text(entry_key_string("regulator:gb-desk", key))
+    command = ["kill", "suspend", "--selector", selector, "--reason", "model found vulnerable"]
+    acting = ["--node", url, "--as", "regulator:gb-desk", "--token", token, "--key", str(key_file)]
+    return subprocess.run(
+        [sys.executable, "-m", "custodes", *command, *acting],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def _leased(agent_id: str) -> GuardState:
