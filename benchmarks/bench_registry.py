@@ -543,8 +543,9 @@ def _lookups(plan: Plan, token: str) -> list[tuple[str, Callable[[random.Random]
         return ("GET", f"/api/v1/registry/agents?sector=finance&limit=50&after={after}", None, {})
 
     return [
-        ("GET agents/{id} (public)", agent({})),
-        ("GET agents/{id} (regulator token)", agent(private)),
+        # Each answer carries the record's inclusion proof (cached per index and size).
+        ("GET agents/{id} with proof (public)", agent({})),
+        ("GET agents/{id} with proof (regulator token)", agent(private)),
         ("GET agents?sector=finance&limit=50", search("sector=finance&limit=50")),
         (
             "GET agents?jurisdiction=FR&skill=trading&limit=50",

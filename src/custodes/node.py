@@ -41,6 +41,7 @@ from custodes.ledger.witness import Witness
 from custodes.metrics import NULL_METRICS, Metrics
 from custodes.registry.audit import AuditReport, LogAuditor
 from custodes.registry.principals import TokenStore
+from custodes.registry.queries import ProofCache as RecordProofCache
 from custodes.registry.queries import RegistryQueries
 from custodes.registry.service import RegistryService
 from custodes.store.db import open_engine, upgrade
@@ -103,6 +104,9 @@ class Node:
         self.proofs = ProofCache(self.store)
         self.tokens = TokenStore(self.engine)
         self.broadcaster = OrderBroadcaster()
+        self.record_proofs = RecordProofCache(
+            lambda index, size: self.log.inclusion(index=index, size=size)
+        )
         self.fanout = OrderFanout(
             self.broadcaster, self.engine, self.bus, self.registry.forget_status
         )

@@ -27,10 +27,11 @@ from custodes.registry.models import (
     OperatorRecord,
     OperatorRegister,
     PrincipalRecord,
+    Selector,
 )
 from custodes.registry.principals import Principal
 from custodes.registry.private import request_body, seal_change
-from custodes.registry.service import ORDER_TYPE, REGISTRY_TYPE
+from custodes.registry.service import ORDER_TYPE, REGISTRY_TYPE, IssuedOrder
 from custodes.registry.store import PROJECTION_TABLES
 from custodes.sdk.decisions import sign_decision
 from custodes.store.db import metadata, read_tx
@@ -47,6 +48,7 @@ __all__ = [
     "client_for",
     "decision",
     "fresh_slug",
+    "issue",
     "order",
     "register_agent",
     "registry_state",
@@ -147,6 +149,34 @@ def order(
     )
     envelope = sign_envelope(ORDER_TYPE, kill.model_dump_json().encode(), [actor.key])
     return node.registry.submit_order(envelope.to_json(), actor.principal)
+
+
+def issue(
+    node: Node,
+    actor: Actor,
+    op: str,
+    *,
+    agent_id: str | None = None,
+    selector: Selector | None = None,
+    territory: str | None = None,
+    lifts: str | None = None,
+) -> IssuedOrder:
+    """Issue an order for one agent or by ``selector`` as ``actor``; what it covers."""
+    kill = KillOrder(
+        op=op,  # type: ignore[arg-type]
+        order_id=new_order_id(),
+        agent_id=agent_id,
+        selector=selector,
+        scope="territorial" if territory else "global",
+        territory=territory,
+        reason=f"{op} by {actor.id}",
+        actor=actor.id,
+        at=now(),
+        lifts=lifts,
+    )
+    payload = kill.model_dump_json(exclude_none=True).encode()
+    envelope = sign_envelope(ORDER_TYPE, payload, [actor.key])
+    return node.registry.issue_order(envelope.to_json(), actor.principal)
 
 
 def agent_record(slug: str, operator: str = "operator:acme", **fields: Any) -> AgentRecord:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from custodes.errors import AuthError
-from custodes.registry.authority import ACTIONS, RELATIONS, decide, require
+from custodes.registry.authority import ACTIONS, RELATIONS, decide, decide_over, require
 
 # Y  allowed, whatever the territory or the order's issuer
 # -  denied, even in the principal's own territory and for its own orders
@@ -153,3 +153,52 @@ def test_a_denial_is_a_403_that_says_who_may_not_do_what() -> None:
     assert "order.revoke.global" in caught.value.message
     assert "may not revoke this agent" in caught.value.message
     require(decide("home_regulator", "order.revoke.global"))  # allowed: no error
+
+
+# -- orders by selector: the same cells, over every agent covered ----------------------
+
+
+@pytest.mark.parametrize(
+    ("cells", "action", "allowed"),
+    [
+        pytest.param({"home_regulator": (9, "a")}, "order.revoke.global", True, id="home-all"),
+        pytest.param(
+            {"own_operator": (2, "a"), "other_operator": (1, "b")},
+            "order.suspend.global",
+            False,
+            id="operator-with-others-agents",
+        ),
+        pytest.param({"own_operator": (3, "a")}, "order.suspend.global", True, id="operator-own"),
+        pytest.param({"host_regulator": (3, "a")}, "order.suspend.global", False, id="host-global"),
+        pytest.param(
+            {"home_regulator": (1, "a"), "auditor": (1, "b")},
+            "order.suspend.global",
+            False,
+            id="auditor-cell",
+        ),
+        pytest.param({}, "order.suspend.global", True, id="nothing-covered"),
+    ],
+)
+def test_a_selector_order_is_allowed_only_when_every_cell_is(
+    cells: Any, action: Any, allowed: bool
+) -> None:
+    assert decide_over(cells, action).allowed is allowed
+
+
+def test_a_selector_refusal_counts_the_agents_and_names_one() -> None:
+    found = decide_over(
+        {"host_regulator": (120, "urn:custodes:zz:agent:x")},
+        "order.suspend.territorial",
+        territory="DE",
+        principal_jurisdiction="FR",
+    )
+    assert not found.allowed
+    assert "covers 120 such agent(s), e.g. urn:custodes:zz:agent:x" in found.reason
+    assert "narrow the selector" in found.reason
+    here = decide_over(
+        {"host_regulator": (120, "x")},
+        "order.suspend.territorial",
+        territory="FR",
+        principal_jurisdiction="FR",
+    )
+    assert here.allowed

@@ -69,3 +69,29 @@ def test_existing_models_are_held_by_their_operator_after_the_upgrade(engine: En
         ]
     finally:
         engine.dispose()
+
+
+def test_agents_name_their_model_after_the_selector_upgrade(engine: Engine) -> None:
+    """Migration 0007: a model selector finds agents registered before it existed."""
+    try:
+        _upgrade_to(engine, "0005")
+        with engine.begin() as conn:
+            for slug, model in (("on-model", "model:m-1"), ("no-model", None)):
+                record = {"id": f"urn:custodes:zz:agent:{slug}", "model": model}
+                conn.execute(
+                    text(
+                        "INSERT INTO agents (id, operator, home, sector, status, record, "
+                        "entry_index, created_index) VALUES (:i, 'operator:acme', 'ZZ', "
+                        "'finance', 'active', :r, 0, 0)"
+                    ),
+                    {"i": record["id"], "r": orjson.dumps(record).decode()},
+                )
+        upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, model FROM agents ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [
+            ("urn:custodes:zz:agent:no-model", None),
+            ("urn:custodes:zz:agent:on-model", "model:m-1"),
+        ]
+    finally:
+        engine.dispose()

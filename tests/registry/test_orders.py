@@ -16,6 +16,7 @@ from custodes.client import Client
 from custodes.errors import CustodesError
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner
+from custodes.registry.models import Selector
 from custodes.registry.queries import NODE
 from custodes.sdk.decisions import sign_decision
 from tests.registry.support import (
@@ -24,6 +25,7 @@ from tests.registry.support import (
     World,
     client_for,
     decision,
+    fresh_slug,
     register_agent,
     registry_state,
 )
@@ -287,3 +289,21 @@ def test_kill_orders_are_listed_by_agent_and_by_activity(
     everyone = _orders(app_client)
     assert {o["order_id"] for o in mine} <= {o["order_id"] for o in everyone}
     assert [o["issued_index"] for o in everyone] == sorted(o["issued_index"] for o in everyone)
+
+
+def test_a_selector_order_over_the_api(app_client: TestClient, app_world: World) -> None:
+    sector = fresh_slug("api")
+    agents = [register_agent(app_world, EnvelopeSigner.generate(), sector=sector) for _ in "abc"]
+    home = client_for(app_client, app_world.home)
+    answer = home.order("suspend", None, "model found vulnerable", selector=Selector(sector=sector))
+    assert (answer["agent_id"], answer["agents"], answer["status"]) == (None, 3, "suspended")
+    assert answer["selector"] == {"sector": sector}
+    listed = app_client.get(f"/api/v1/kill-orders/{answer['order_id']}/agents").json()
+    assert listed == {"order_id": answer["order_id"], "agents": sorted(agents)}
+    for_agent = app_client.get("/api/v1/kill-orders", params={"agent_id": agents[0]}).json()
+    assert [(o["order_id"], o["selector"], o["agents"]) for o in for_agent] == [
+        (answer["order_id"], {"sector": sector}, 3)
+    ]
+    missing = app_client.get("/api/v1/kill-orders/no-such-order/agents")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "unknown_order"

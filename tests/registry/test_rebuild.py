@@ -26,6 +26,7 @@ from custodes.registry.models import (
     ModelRegister,
     ModelRetire,
     ModelUpdate,
+    Selector,
     Skill,
 )
 from custodes.registry.store import PROJECTION_TABLES, agents, kill_orders, private_fields
@@ -38,6 +39,7 @@ from tests.registry.support import (
     b64,
     decision,
     fresh_slug,
+    issue,
     now,
     order,
     register_agent,
@@ -124,6 +126,9 @@ def history(world: World) -> History:
     order(node, world.host, "suspend", trader, territory=HOST)
     count = _decisions(world, keys[0], trader) + _decisions(world, rotated, other)
     order(node, world.home, "revoke", revoked)
+    trading = issue(node, world.home, "suspend", selector=Selector(skill="trading"))
+    issue(node, world.home, "reinstate", lifts=trading.order.order_id)
+    issue(node, world.home, "suspend", selector=Selector(sector="energy", operator=world.acme.id))
     plain = EnvelopeSigner.generate()
     node.register_signer("witness-tool", plain.public_key)
     node.register_signer("witness-tool", plain.public_key, status="retired")

@@ -15,10 +15,12 @@ from fastapi.responses import StreamingResponse
 from custodes.api.bodies import read_json
 from custodes.api.deps import get_node, require_caller
 from custodes.api.openapi import bearer, errors, signed_answer, signed_body
+from custodes.errors import BadRequest
 from custodes.killswitch.broadcast import PushSigner, Subscription
 from custodes.killswitch.leases import LEASE_REQUEST_TYPE, LEASE_TYPE
 from custodes.node import Node
-from custodes.registry.service import ORDER_TYPE
+from custodes.registry.models import OPERATOR_ID, KillOrder
+from custodes.registry.service import ORDER_TYPE, IssuedOrder
 from custodes.store.db import read_tx
 
 __all__ = ["router"]
@@ -32,7 +34,8 @@ _HEARTBEAT = 15.0
     status_code=201,
     responses=errors(400, 401, 403, 404, 409, 413, 422),
     openapi_extra=bearer(signed_body(ORDER_TYPE, "the issuing regulator's registered key")),
-    summary="Suspend, revoke or reinstate an agent (effective at once, pushed)",
+    summary="Suspend, revoke or reinstate an agent, or every agent a selector matches "
+    "(effective at once, pushed)",
 )
 async def issue_order(request: Request) -> dict[str, Any]:
     """A KillOrder signed by a regulator's registered key, with that regulator's API
@@ -45,14 +48,39 @@ async def issue_order(request: Request) -> dict[str, Any]:
     principal = await run_in_threadpool(require_caller, request)
     envelope = await read_json(request)
     node = get_node(request)
-    index, order = await run_in_threadpool(node.registry.submit_order, envelope, principal)
-    status = await run_in_threadpool(node.registry.status, order.agent_id)
-    return {
-        "index": index,
-        "order_id": order.order_id,
-        "agent_id": order.agent_id,
-        "status": status,
+    issued = await run_in_threadpool(node.registry.issue_order, envelope, principal)
+    return await run_in_threadpool(_answer, node, issued)
+
+
+def _answer(node: Node, issued: IssuedOrder) -> dict[str, Any]:
+    order = issued.order
+    answer: dict[str, Any] = {"index": issued.index, "order_id": order.order_id}
+    if order.agent_id is not None:
+        return answer | {"agent_id": order.agent_id, "status": node.registry.status(order.agent_id)}
+    selector = None if order.selector is None else order.selector.model_dump(exclude_none=True)
+    return answer | {
+        "agent_id": None,
+        "selector": selector,
+        "agents": len(issued.covered),  # the list: GET /kill-orders/{order_id}/agents
+        "status": _covered_status(order),
     }
+
+
+def _covered_status(order: KillOrder) -> str:
+    """What the order made of the agents it covers (each one's own status may say more)."""
+    if order.op == "reinstate":
+        return "lifted"
+    done = "revoked" if order.op == "revoke" else "suspended"
+    return done if order.territory is None else f"{done} in {order.territory}"
+
+
+@router.get(
+    "/kill-orders/{order_id}/agents",
+    summary="The agents an order covers (one, or every agent its selector matched)",
+    responses=errors(404, 422),
+)
+def order_agents(request: Request, order_id: str) -> dict[str, Any]:
+    return get_node(request).queries.order_agents(order_id)
 
 
 @router.get(
@@ -71,13 +99,27 @@ def list_orders(
 def _snapshot(node: Node, agent_id: str | None) -> list[dict[str, Any]]:
     """The active orders, as stream events, so a (re)connecting subscriber misses none."""
     rows = node.queries.orders(agent_id, active_only=True)
+    events = _logged(node, [row["issued_index"] for row in rows])
+    if agent_id is not None:  # a selector order covering it, named for it (stream_view)
+        return [e | {"order": e["order"] | {"agent_id": agent_id}} for e in events]
+    return events
+
+
+def _fleet_snapshot(node: Node, operator: str) -> list[dict[str, Any]]:
+    """The active orders covering a fleet's agents, each listing those it covers."""
+    found = node.queries.fleet_orders(operator)
+    events = _logged(node, [row["issued_index"] for row, _agents in found])
+    return [e | {"agents": agents} for e, (_row, agents) in zip(events, found, strict=True)]
+
+
+def _logged(node: Node, indices: list[int]) -> list[dict[str, Any]]:
     events = []
     with read_tx(node.engine) as conn:
-        for row in rows:
-            data = node.store.entry_data(conn, row["issued_index"], row["issued_index"] + 1)
+        for index in indices:
+            data = node.store.entry_data(conn, index, index + 1)
             envelope = orjson.loads(data[0])
             payload = orjson.loads(base64.b64decode(envelope["payload"]))
-            events.append({"index": row["issued_index"], "envelope": envelope, "order": payload})
+            events.append({"index": index, "envelope": envelope, "order": payload})
     return events
 
 
@@ -111,7 +153,8 @@ async def _events(
 
 @router.get(
     "/kill-orders/stream",
-    summary="Server-sent events: every kill order, as issued, countersigned by the node",
+    summary="Server-sent events: every kill order, as issued, countersigned by the node "
+    "(for one agent, one operator's fleet, or all)",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}, **errors(422)},
 )
@@ -125,16 +168,34 @@ async def stream_orders(
             description="the subscriber's fresh challenge, echoed in every countersignature",
         ),
     ] = None,
+    operator: Annotated[
+        str | None,
+        Query(
+            pattern=OPERATOR_ID,
+            description="a fleet's stream: the orders covering any agent of this operator, "
+            "each pushed once with the covered agents listed",
+        ),
+    ] = None,
 ) -> StreamingResponse:
     """Server-sent events: on connecting, every active order; then each order as it is
     logged. Each `order` event carries the order, its envelope and log index, and a
     countersignature by the node's entry key bound to the subscriber's nonce and a
-    sequence number, so a guard refuses forged, replayed or reordered events.
-    Comments (`: heartbeat`) keep the connection open. Public."""
+    sequence number, so a guard refuses forged, replayed or reordered events. Follow one
+    agent (`agent_id`) or one operator's fleet (`operator`: each order once, listing the
+    fleet's agents it covers). Comments (`: heartbeat`) keep the connection open. Public."""
+    if agent_id is not None and operator is not None:
+        raise BadRequest(
+            "follow one agent (agent_id) or one operator's fleet (operator), not both",
+            code="invalid_query",
+            status=422,
+        )
     node = get_node(request)
     push = PushSigner(node.entry_signer, nonce)
-    sub = node.broadcaster.subscribe(agent_id)  # before the snapshot: no gap
-    snapshot = await run_in_threadpool(_snapshot, node, agent_id)
+    sub = node.broadcaster.subscribe(agent_id, operator)  # before the snapshot: no gap
+    if operator is not None:
+        snapshot = await run_in_threadpool(_fleet_snapshot, node, operator)
+    else:
+        snapshot = await run_in_threadpool(_snapshot, node, agent_id)
     return StreamingResponse(
         _events(request, sub, snapshot, node, push),
         media_type="text/event-stream",

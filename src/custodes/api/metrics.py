@@ -98,7 +98,9 @@ class PrometheusMetrics:
         self.registry.register(NodeCollector(node))
         node.registry.on_order(self._order_logged)
 
-    def _order_logged(self, _index: int, order: KillOrder, _envelope: dict[str, Any]) -> None:
+    def _order_logged(
+        self, _index: int, order: KillOrder, _envelope: dict[str, Any], _covered: Any
+    ) -> None:
         self.order_issued(order.op)
 
     def exposition(self) -> bytes:

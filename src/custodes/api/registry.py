@@ -27,7 +27,7 @@ def _with_proof(node: Node, answer: dict[str, Any]) -> dict[str, Any]:
     index = answer["entry_index"]
     size, _ = node.store.tree_size()
     if index < size:
-        answer["proof"] = proof_json(node, node.log.inclusion(index=index), size)
+        answer["proof"] = proof_json(node, node.record_proofs.inclusion(index, size), size)
     else:
         answer["proof"] = None  # sequenced, not yet under a checkpoint: ask again shortly
     return answer

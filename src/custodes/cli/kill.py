@@ -1,4 +1,4 @@
-"""``custodes kill``: suspend, revoke, reinstate an agent; list orders."""
+"""``custodes kill``: suspend, revoke, reinstate an agent or, by selector, many; list orders."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 
 from custodes.cli.output import OUTPUT, Output, emit_record, emit_table
 from custodes.cli.remote import AS, KEY, MAYBE_TOKEN, NODE, TOKEN, connect
+from custodes.errors import ConfigError
+from custodes.registry.models import SELECTOR_FIELDS, Selector
 
 __all__ = ["app", "outcome"]
 
@@ -19,28 +22,70 @@ _COLUMNS = ("order", "agent", "op", "scope", "status", "issued at", "by", "reaso
 
 
 def outcome(op: str, answer: dict[str, Any], territory: str | None) -> str:
-    """What an order did, in words: a territorial one leaves the agent's status elsewhere."""
+    """What an order did, in words: a territorial one leaves the agent's status elsewhere;
+    a selector order names how many agents it covers."""
     where = f" in {territory}" if territory else ""
+    whom = answer.get("agent_id") or f"{answer.get('agents', 'the')} agents"
     status = (
         f"status elsewhere {answer['status']}" if territory else f"status now {answer['status']}"
     )
     return (
-        f"{_DONE[op]} {answer['agent_id']}{where}: order {answer['order_id']} at log index "
+        f"{_DONE[op]} {whom}{where}: order {answer['order_id']} at log index "
         f"{answer['index']}; {status}"
     )
 
 
+SELECTOR = typer.Option(
+    None,
+    help="instead of one agent, every agent matching all of key=value,... with keys "
+    + ", ".join(SELECTOR_FIELDS)
+    + " (e.g. operator=acme,sector=finance,jurisdiction=FR)",
+)
+_PREFIXES = {"operator": "operator:", "model": "model:"}
+
+
+def _selector(text: str | None) -> Selector | None:
+    """``operator=acme,sector=finance`` as a Selector (ids may omit their prefix)."""
+    if text is None:
+        return None
+    fields: dict[str, str] = {}
+    for part in text.split(","):
+        key, sep, value = (p.strip() for p in part.partition("="))
+        if not sep or key not in SELECTOR_FIELDS or not value:
+            raise ConfigError(
+                f"--selector takes key=value pairs separated by commas, keys among "
+                f"{', '.join(SELECTOR_FIELDS)}; got {part.strip()!r}"
+            )
+        prefix = _PREFIXES.get(key, "")
+        fields[key] = value if value.startswith(prefix) else prefix + value
+    try:
+        return Selector.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"--selector {where}: {first['msg']}") from exc
+
+
+def _target(agent_id: str | None, selector: str | None) -> tuple[str | None, Selector | None]:
+    if (agent_id is None) == (selector is None):
+        raise ConfigError("name one agent, or give --selector for many, not both")
+    return agent_id, _selector(selector)
+
+
 def _issue(
     op: str,
-    agent_id: str,
+    agent_id: str | None,
     reason: str,
     territory: str | None,
     lifts: str | None,
     output: Output,
     client_args: tuple[str, str, str, Path],
+    selector: Selector | None = None,
 ) -> None:
     with connect(*client_args) as client:
-        answer = client.order(op, agent_id, reason, territory=territory, lifts=lifts)
+        answer = client.order(
+            op, agent_id, reason, territory=territory, lifts=lifts, selector=selector
+        )
     if output is Output.json:
         emit_record(answer | {"op": op, "territory": territory}, output)
     else:
@@ -49,9 +94,10 @@ def _issue(
 
 @app.command("suspend")
 def suspend(
-    agent_id: str,
+    agent_id: str | None = typer.Argument(None),
     reason: str = typer.Option(...),
     territory: str | None = TERRITORY,
+    selector: str | None = SELECTOR,
     node: str = NODE,
     actor: str = AS,
     token: str = TOKEN,
@@ -59,14 +105,16 @@ def suspend(
     output: Output = OUTPUT,
 ) -> None:
     """Suspend an agent, globally (home regulator, operator) or in one territory."""
-    _issue("suspend", agent_id, reason, territory, None, output, (node, actor, token, key))
+    one, many = _target(agent_id, selector)
+    _issue("suspend", one, reason, territory, None, output, (node, actor, token, key), many)
 
 
 @app.command("revoke")
 def revoke(
-    agent_id: str,
+    agent_id: str | None = typer.Argument(None),
     reason: str = typer.Option(...),
     territory: str | None = TERRITORY,
+    selector: str | None = SELECTOR,
     node: str = NODE,
     actor: str = AS,
     token: str = TOKEN,
@@ -74,13 +122,14 @@ def revoke(
     output: Output = OUTPUT,
 ) -> None:
     """Revoke an agent (its home regulator only)."""
-    _issue("revoke", agent_id, reason, territory, None, output, (node, actor, token, key))
+    one, many = _target(agent_id, selector)
+    _issue("revoke", one, reason, territory, None, output, (node, actor, token, key), many)
 
 
 @app.command("reinstate")
 def reinstate(
     agent_id: str,
-    order_id: str,
+    order_id: str | None = typer.Argument(None),
     reason: str = typer.Option(...),
     node: str = NODE,
     actor: str = AS,
@@ -88,8 +137,13 @@ def reinstate(
     key: Path = KEY,
     output: Output = OUTPUT,
 ) -> None:
-    """Lift one order (by whoever issued it, or the home regulator); logged too."""
-    _issue("reinstate", agent_id, reason, None, order_id, output, (node, actor, token, key))
+    """Lift one order (by whoever issued it, or the home regulator); logged too.
+
+    ``reinstate AGENT ORDER_ID`` lifts an order naming that agent; ``reinstate ORDER_ID``
+    lifts a selector order for every agent it covered.
+    """
+    agent, lifts = (None, agent_id) if order_id is None else (agent_id, order_id)
+    _issue("reinstate", agent, reason, None, lifts, output, (node, actor, token, key))
 
 
 @app.command("list")

@@ -15,7 +15,7 @@ from custodes.client.core import Auth, _Core
 from custodes.client.errors import error_from, unreachable
 from custodes.client.registry import new_order_id
 from custodes.ledger.dsse import Envelope
-from custodes.registry.models import KillOrder
+from custodes.registry.models import KillOrder, Selector
 from custodes.registry.service import ORDER_TYPE
 
 __all__ = ["KillSwitchApi", "OrderStream"]
@@ -54,19 +54,22 @@ class KillSwitchApi(_Core):
     def order(
         self,
         op: str,
-        agent_id: str,
+        agent_id: str | None,
         reason: str,
         *,
         territory: str | None = None,
         lifts: str | None = None,
         order_id: str | None = None,
+        selector: Selector | None = None,
     ) -> dict[str, Any]:
-        """Issue a kill order (``suspend``/``revoke``) or lift one (``reinstate``):
-        ``{"index", "order_id", "agent_id", "status"}``."""
+        """Issue a kill order (``suspend``/``revoke``) or lift one (``reinstate``), for one
+        agent or (``agent_id`` None) every agent ``selector`` matches:
+        ``{"index", "order_id", "agent_id", "status"}`` (``"agents"``: how many it covers)."""
         order = KillOrder(
             op=op,
             order_id=order_id or new_order_id(),
             agent_id=agent_id,
+            selector=selector,
             scope="territorial" if territory else "global",
             territory=territory,
             reason=reason,
@@ -86,13 +89,21 @@ class KillSwitchApi(_Core):
 
     @contextmanager
     def kill_order_stream(
-        self, agent_id: str, nonce: str, *, read_timeout: float = 45.0
+        self,
+        agent_id: str | None,
+        nonce: str,
+        *,
+        operator: str | None = None,
+        read_timeout: float = 45.0,
     ) -> Iterator[OrderStream]:
-        """Follow the node's kill-order stream for ``agent_id`` (server-sent events)."""
+        """Follow the node's kill-order stream (server-sent events) for ``agent_id``, or
+        (``agent_id`` None) for ``operator``'s fleet: each order once, listing the fleet's
+        agents it covers."""
+        target = {"agent_id": agent_id} if agent_id is not None else {"operator": operator}
         request = self._http.build_request(
             "GET",
             self.url + _STREAM_PATH,
-            params={"agent_id": agent_id, "nonce": nonce},
+            params={**target, "nonce": nonce},
             headers={"Accept": "text/event-stream"},
             timeout=httpx.Timeout(10.0, read=read_timeout),
         )

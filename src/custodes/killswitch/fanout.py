@@ -24,6 +24,7 @@ from sqlalchemy import Engine, select
 from custodes.killswitch.broadcast import OrderBroadcaster
 from custodes.ledger.store import entries, log_state
 from custodes.registry.models import KillOrder
+from custodes.registry.selectors import Covered, covered_by
 from custodes.registry.service import ORDER_TYPE
 from custodes.store.db import read_tx
 from custodes.store.notify import Bus
@@ -35,7 +36,9 @@ ORDERS_CHANNEL = "custodes_orders"
 
 def order_event(index: int, order: KillOrder, envelope: dict[str, Any]) -> dict[str, Any]:
     """The stream event for the order logged at ``index`` (see ``api.killswitch``)."""
-    return {"index": index, "order": order.model_dump(mode="json"), "envelope": envelope}
+    # An order naming one agent is pushed as before selectors existed.
+    dumped = order.model_dump(mode="json", exclude=set() if order.selector else {"selector"})
+    return {"index": index, "order": dumped, "envelope": envelope}
 
 
 class OrderFanout:
@@ -60,11 +63,15 @@ class OrderFanout:
         bus.on(ORDERS_CHANNEL, lambda message: self._deliver([int(message["index"])]))
         bus.on_resync(self.resync)
 
-    def publish(self, index: int, order: KillOrder, envelope: dict[str, Any]) -> None:
-        """An order this worker logged: push it here, then tell the other workers."""
+    def publish(
+        self, index: int, order: KillOrder, envelope: dict[str, Any], covered: Covered
+    ) -> None:
+        """An order this worker logged, covering ``covered`` (agent, operator): push it
+        here, then tell the other workers (only the index: a selector order's agents can
+        exceed what a notification carries; they read them back from the database)."""
         if not self._claim(index):
             return
-        self._broadcaster.publish(order.agent_id, order_event(index, order, envelope))
+        self._broadcaster.publish_covering(covered, order_event(index, order, envelope))
         self._bus.tell(ORDERS_CHANNEL, {"index": index})
 
     def resync(self) -> None:
@@ -107,9 +114,13 @@ class OrderFanout:
                 continue
             with read_tx(self._engine) as conn:
                 rows = conn.execute(select(entries.c.data).where(entries.c.idx == index)).all()
-            if not rows or not self._claim(index):
+                if not rows:
+                    continue
+                envelope = orjson.loads(rows[0].data)
+                order = KillOrder.model_validate_json(base64.b64decode(envelope["payload"]))
+                covered = covered_by(conn, order)
+            if not self._claim(index):
                 continue
-            envelope = orjson.loads(rows[0].data)
-            order = KillOrder.model_validate_json(base64.b64decode(envelope["payload"]))
-            self._changed(order.agent_id)
-            self._broadcaster.publish(order.agent_id, order_event(index, order, envelope))
+            for agent, _operator in covered:
+                self._changed(agent)
+            self._broadcaster.publish_covering(covered, order_event(index, order, envelope))

@@ -32,18 +32,34 @@ may read an agent's accountable contact only when the agent operates in its terr
 that is whom it must reach when it suspends it there. The operator's own address and
 desk stay with its home regulator.
 
+Selector orders (one order, many agents) follow the same cells: a principal may halt by
+selector only agents it may halt one by one. ``decide_over`` applies the cell for each
+relation the principal has to the covered agents and refuses the whole order, naming how
+many agents it may not halt and one of them, when any cell denies (no partial orders:
+what a regulator signed is what the log says happened).
+
 ``decide`` answers one question from this table; tests/registry/test_authority.py
 checks every role x action x relation cell.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from custodes.errors import AuthError
 
-__all__ = ["ACTIONS", "RELATIONS", "Action", "Relation", "Rule", "decide", "require"]
+__all__ = [
+    "ACTIONS",
+    "RELATIONS",
+    "Action",
+    "Relation",
+    "Rule",
+    "decide",
+    "decide_over",
+    "require",
+]
 
 Action = Literal[
     "agent.register",
@@ -194,6 +210,37 @@ def decide(
         return Decision(issued_by_principal, f"{relation} may lift only orders it issued")
     who, what = _WHO.get(relation, relation), _WHAT.get(action, action)
     return Decision(False, f"{who} ({relation}) may not {what} ({action})")
+
+
+def decide_over(
+    cells: Mapping[Relation, tuple[int, str]],
+    action: Action,
+    *,
+    territory: str | None = None,
+    principal_jurisdiction: str | None = None,
+    issued_by_principal: bool = False,
+) -> Decision:
+    """May a principal perform ``action`` on every agent an order covers?
+
+    ``cells`` maps each relation the principal has to the covered agents to how many
+    agents stand in it and one of them (for the message).
+    """
+    for relation in sorted(cells):
+        found = decide(
+            relation,
+            action,
+            territory=territory,
+            principal_jurisdiction=principal_jurisdiction,
+            issued_by_principal=issued_by_principal,
+        )
+        if not found.allowed:
+            count, example = cells[relation]
+            return Decision(
+                False,
+                f"{found.reason}; the order covers {count} such agent(s), e.g. {example}: "
+                "narrow the selector to agents you may halt",
+            )
+    return Decision(True, f"may {action} every covered agent")
 
 
 def require(decision: Decision) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from custodes.ledger.payloads import DECISION_TYPE
 from custodes.ledger.store import entries
+from custodes.registry.selectors import covering
 from custodes.registry.store import kill_orders
 from custodes.store.db import read_tx
 
@@ -54,7 +55,7 @@ class HaltRecords:
 def _revocation_index(conn: Connection, agent_id: str) -> int | None:
     index = conn.execute(
         select(func.max(kill_orders.c.issued_index)).where(
-            kill_orders.c.agent_id == agent_id,
+            covering(agent_id),  # a revocation by selector counts as one naming it
             kill_orders.c.op == "revoke",
             kill_orders.c.scope == "global",
             kill_orders.c.status == "active",

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = [
     "AGENT_ID",
     "CRITICAL_SECTORS",
+    "OPERATOR_ID",
     "REGULATED_AGENT_FIELDS",
+    "SELECTOR_FIELDS",
     "AgentChanges",
     "AgentPrivate",
     "AgentRecord",
@@ -36,6 +38,7 @@ __all__ = [
     "OperatorUpdate",
     "PrincipalRecord",
     "RegistryChange",
+    "Selector",
     "Skill",
 ]
 
@@ -229,13 +232,46 @@ class ModelRetire(_Change):
     reason: str = Field(min_length=1, max_length=2048)
 
 
+class Selector(_Record):
+    """Which agents one order covers: every agent matching all the fields given (AND).
+
+    ``jurisdiction`` matches an agent's home or any of its operating jurisdictions (the
+    "sector in a territory" of a market regulator's circuit breaker); ``model`` the id of
+    the model an agent names; ``model_version`` the version of that model's registered
+    record; ``skill`` a skill id. The set is resolved once, against the registry as it
+    stands at the order's log index (docs/design/0013-kill-switch-at-scale.md).
+    """
+
+    operator: str | None = Field(default=None, pattern=OPERATOR_ID)
+    sector: str | None = Field(default=None, min_length=1, max_length=64)
+    jurisdiction: JURISDICTION | None = None
+    model: str | None = Field(default=None, pattern=r"^model:[a-z0-9][a-z0-9.-]{0,62}$")
+    model_version: str | None = Field(default=None, min_length=1, max_length=64)
+    skill: str | None = Field(default=None, min_length=1, max_length=128)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Selector:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("a selector names at least one of " + ", ".join(SELECTOR_FIELDS))
+        return self
+
+
+SELECTOR_FIELDS = ("operator", "sector", "jurisdiction", "model", "model_version", "skill")
+
+
 class KillOrder(_Record):
-    """Suspend or revoke an agent (globally or in one territory), or lift an order."""
+    """Suspend or revoke an agent, or every agent a selector matches (globally or in one
+    territory), or lift an order.
+
+    A suspend or revoke names exactly one of ``agent_id`` and ``selector``. A reinstate
+    names the order it ``lifts`` and, when that order named one agent, the same agent.
+    """
 
     v: Literal[1] = 1
     op: Literal["suspend", "revoke", "reinstate"]
     order_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
-    agent_id: str = Field(pattern=AGENT_ID)
+    agent_id: str | None = Field(default=None, pattern=AGENT_ID)
+    selector: Selector | None = None
     scope: Literal["global", "territorial"] = "global"
     territory: JURISDICTION | None = None
     reason: str = Field(min_length=1, max_length=2048)
@@ -249,6 +285,10 @@ class KillOrder(_Record):
             raise ValueError("a territorial order names its territory; a global one does not")
         if (self.op == "reinstate") != (self.lifts is not None):
             raise ValueError("a reinstate order names the order it lifts (and only it does)")
+        if self.op == "reinstate" and self.selector is not None:
+            raise ValueError("a reinstate order names no selector: it lifts the whole order")
+        if self.op != "reinstate" and (self.agent_id is None) == (self.selector is None):
+            raise ValueError("an order names exactly one of agent_id and selector")
         return self
 
 

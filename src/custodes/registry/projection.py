@@ -11,7 +11,7 @@ import base64
 from collections.abc import Callable
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from custodes.errors import BadRequest, NotFound
 from custodes.ledger.dsse import key_thumbprint
@@ -32,6 +32,15 @@ from custodes.registry.models import (
     OperatorUpdate,
     PrincipalRecord,
 )
+from custodes.registry.selectors import (
+    Cells,
+    Covered,
+    covered_by,
+    keep_targets,
+    order_cells,
+    recompute_statuses,
+    selector_json,
+)
 from custodes.registry.store import (
     agent_jurisdictions,
     agent_skills,
@@ -51,7 +60,27 @@ __all__ = [
     "apply_principal",
     "load_agent",
     "model_holder",
+    "order_targets",
 ]
+
+
+# The statements every registry entry runs, built once: a replay runs them thousands of
+# times a second, and building, coercing and cache-keying a fresh statement per call was
+# most of its time (docs/design/0013). Parameters are bound at execution.
+_INSERT_VERSION = insert(record_versions)
+_KEY_IN_USE = select(signers.c.keyid).where(signers.c.keyid == bindparam("b_keyid"))
+_INSERT_SIGNER = insert(signers)
+_INSERT_KEY_EVENT = insert(key_events)
+_LOAD_AGENT = select(agents.c.record).where(agents.c.id == bindparam("b_id"))
+_AGENT_STATUS = select(agents.c.status).where(agents.c.id == bindparam("b_id"))
+_INSERT_AGENT = insert(agents)
+_UPDATE_AGENT = update(agents).where(agents.c.id == bindparam("b_id"))
+_CLEAR_PLACES = delete(agent_jurisdictions).where(
+    agent_jurisdictions.c.agent_id == bindparam("b_id")
+)
+_CLEAR_SKILLS = delete(agent_skills).where(agent_skills.c.agent_id == bindparam("b_id"))
+_INSERT_PLACES = insert(agent_jurisdictions)
+_INSERT_SKILLS = insert(agent_skills)
 
 
 def _json(record: BaseModel) -> str:
@@ -59,9 +88,8 @@ def _json(record: BaseModel) -> str:
 
 
 def _version(conn: Connection, kind: str, rid: str, index: int, record: BaseModel) -> None:
-    conn.execute(
-        insert(record_versions).values(kind=kind, id=rid, entry_index=index, record=_json(record))
-    )
+    row = {"kind": kind, "id": rid, "entry_index": index, "record": _json(record)}
+    conn.execute(_INSERT_VERSION, row)
 
 
 def _add_key(conn: Connection, owner: str, key_b64: str, index: int) -> str:
@@ -70,16 +98,12 @@ def _add_key(conn: Connection, owner: str, key_b64: str, index: int) -> str:
         raise BadRequest("agent keys are raw 32-byte Ed25519 keys, base64", code="bad_public_key")
     check_public_key(public_key, what=f"public key of {owner}")
     keyid = key_thumbprint(public_key)
-    if conn.execute(select(signers.c.keyid).where(signers.c.keyid == keyid)).first():
+    if conn.execute(_KEY_IN_USE, {"b_keyid": keyid}).first():
         raise BadRequest(f"key {keyid[:16]}… is already registered", code="key_in_use", status=409)
-    conn.execute(
-        insert(signers).values(
-            keyid=keyid, name=owner, public_key=public_key, status="active", entry_index=index
-        )
-    )
-    conn.execute(
-        insert(key_events).values(entry_index=index, keyid=keyid, agent_id=owner, event="added")
-    )
+    signer = {"name": owner, "public_key": public_key, "status": "active"}
+    conn.execute(_INSERT_SIGNER, {"keyid": keyid, "entry_index": index, **signer})
+    event = {"entry_index": index, "keyid": keyid, "agent_id": owner, "event": "added"}
+    conn.execute(_INSERT_KEY_EVENT, event)
     return keyid
 
 
@@ -100,14 +124,14 @@ def apply_principal(conn: Connection, index: int, record: PrincipalRecord) -> No
 
 
 def load_agent(conn: Connection, agent_id: str) -> AgentRecord:
-    row = conn.execute(select(agents.c.record).where(agents.c.id == agent_id)).first()
+    row = conn.execute(_LOAD_AGENT, {"b_id": agent_id}).first()
     if row is None:
         raise NotFound(f"no agent {agent_id} is registered on this node", code="unknown_agent")
     return AgentRecord.model_validate_json(row.record)
 
 
 def agent_status(conn: Connection, agent_id: str) -> str | None:
-    row = conn.execute(select(agents.c.status).where(agents.c.id == agent_id)).first()
+    row = conn.execute(_AGENT_STATUS, {"b_id": agent_id}).first()
     return None if row is None else str(row.status)
 
 
@@ -116,25 +140,24 @@ def _write_agent(conn: Connection, record: AgentRecord, index: int, *, new: bool
         "operator": record.operator,
         "home": record.home_jurisdiction,
         "sector": record.sector,
+        "model": record.model,
         "record": _json(record),
         "entry_index": index,
     }
     if new:
-        conn.execute(
-            insert(agents).values(id=record.id, status="active", created_index=index, **values)
-        )
+        new_row = {"id": record.id, "status": "active", "created_index": index}
+        conn.execute(_INSERT_AGENT, {**new_row, **values})
     else:
-        conn.execute(update(agents).where(agents.c.id == record.id).values(**values))
-    conn.execute(delete(agent_jurisdictions).where(agent_jurisdictions.c.agent_id == record.id))
-    conn.execute(delete(agent_skills).where(agent_skills.c.agent_id == record.id))
+        conn.execute(_UPDATE_AGENT, {"b_id": record.id, **values})
+        conn.execute(_CLEAR_PLACES, {"b_id": record.id})
+        conn.execute(_CLEAR_SKILLS, {"b_id": record.id})
     places = {record.home_jurisdiction, *record.operating_jurisdictions}
     conn.execute(
-        insert(agent_jurisdictions),
-        [{"agent_id": record.id, "jurisdiction": j} for j in sorted(places)],
+        _INSERT_PLACES, [{"agent_id": record.id, "jurisdiction": j} for j in sorted(places)]
     )
     skills = sorted({s.id for s in record.skills})
     if skills:
-        conn.execute(insert(agent_skills), [{"agent_id": record.id, "skill": s} for s in skills])
+        conn.execute(_INSERT_SKILLS, [{"agent_id": record.id, "skill": s} for s in skills])
     _version(conn, "agent", record.id, index, record)
 
 
@@ -313,43 +336,52 @@ def apply_change(conn: Connection, index: int, change: BaseModel) -> None:
     _APPLY[type(change)](conn, index, change)
 
 
-def _recompute_status(conn: Connection, agent_id: str) -> None:
-    active = conn.execute(
-        select(kill_orders.c.op, kill_orders.c.scope).where(
-            kill_orders.c.agent_id == agent_id, kill_orders.c.status == "active"
+def order_targets(conn: Connection, order: KillOrder) -> Cells:
+    """Whom ``order`` covers at this point of the log (custodes.registry.selectors)."""
+    return order_cells(conn, order)
+
+
+def _lift(conn: Connection, index: int, order: KillOrder) -> None:
+    lifted_selector = conn.execute(
+        select(kill_orders.c.agent_id).where(kill_orders.c.order_id == order.lifts)
+    ).first()
+    named = None if lifted_selector is None else lifted_selector.agent_id
+    lifted = conn.execute(
+        update(kill_orders)
+        .where(
+            kill_orders.c.order_id == order.lifts,
+            kill_orders.c.status == "active",
+            kill_orders.c.agent_id.is_(None)
+            if order.agent_id is None
+            else kill_orders.c.agent_id == order.agent_id,
         )
-    ).all()
-    global_ops = {r.op for r in active if r.scope == "global"}
-    status = "revoked" if "revoke" in global_ops else "suspended" if global_ops else "active"
-    conn.execute(update(agents).where(agents.c.id == agent_id).values(status=status))
+        .values(status="lifted", lifted_index=index)
+    )
+    if lifted.rowcount != 1:
+        whose = order.agent_id or "a selector"
+        hint = "" if named is None or named == order.agent_id else f" (it names {named})"
+        raise NotFound(
+            f"no active order {order.lifts} for {whose} to lift{hint}", code="unknown_order"
+        )
 
 
-def apply_order(conn: Connection, index: int, order: KillOrder) -> None:
-    """Project a kill order (validated and authorised by the caller)."""
-    load_agent(conn, order.agent_id)
+def apply_order(conn: Connection, index: int, order: KillOrder) -> Covered:
+    """Project a kill order (validated and authorised by the caller); the agents it covers
+    as (agent, operator), sorted by agent."""
+    if order.agent_id is not None:
+        load_agent(conn, order.agent_id)
     if conn.execute(
         select(kill_orders.c.order_id).where(kill_orders.c.order_id == order.order_id)
     ).first():
         raise BadRequest(f"order {order.order_id} already exists", code="order_exists", status=409)
     if order.op == "reinstate":
-        lifted = conn.execute(
-            update(kill_orders)
-            .where(
-                kill_orders.c.order_id == order.lifts,
-                kill_orders.c.agent_id == order.agent_id,
-                kill_orders.c.status == "active",
-            )
-            .values(status="lifted", lifted_index=index)
-        )
-        if lifted.rowcount != 1:
-            raise NotFound(
-                f"no active order {order.lifts} for {order.agent_id} to lift", code="unknown_order"
-            )
+        _lift(conn, index, order)
     status = "applied" if order.op == "reinstate" else "active"
     conn.execute(
         insert(kill_orders).values(
             order_id=order.order_id,
             agent_id=order.agent_id,
+            selector=selector_json(order),
             op=order.op,
             scope=order.scope,
             territory=order.territory,
@@ -359,4 +391,6 @@ def apply_order(conn: Connection, index: int, order: KillOrder) -> None:
             issued_index=index,
         )
     )
-    _recompute_status(conn, order.agent_id)
+    keep_targets(conn, order)
+    recompute_statuses(conn, order)
+    return covered_by(conn, order)

@@ -10,24 +10,30 @@ the principals entitled to them (docs/design/0008-private-fields.md).
 from __future__ import annotations
 
 import base64
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Connection, Engine, Select, and_, or_, select
+from sqlalchemy import Connection, Engine, Select, and_, func, or_, select
 
 from custodes.errors import BadRequest, NotFound
+from custodes.ledger.service import Proof
 from custodes.ledger.store import log_state, signers
 from custodes.registry import relations
 from custodes.registry.authority import Action, Relation, decide
 from custodes.registry.models import AgentRecord
 from custodes.registry.principals import Principal
+from custodes.registry.selectors import covering, targets_of
 from custodes.registry.store import (
     agent_jurisdictions,
     agent_skills,
     agents,
     key_events,
+    kill_order_agents,
     kill_orders,
     models,
     operators,
@@ -41,6 +47,7 @@ __all__ = [
     "PUBLIC_AGENT_FIELDS",
     "PUBLIC_OPERATOR_FIELDS",
     "AgentFilter",
+    "ProofCache",
     "RegistryQueries",
 ]
 
@@ -141,9 +148,7 @@ class AgentFilter:
 
 
 def status_at(conn: Connection, agent_id: str, index: int | None) -> dict[str, Any]:
-    query = select(kill_orders).where(
-        kill_orders.c.agent_id == agent_id, kill_orders.c.op != "reinstate"
-    )
+    query = select(kill_orders).where(covering(agent_id), kill_orders.c.op != "reinstate")
     if index is not None:
         query = query.where(
             kill_orders.c.issued_index <= index,
@@ -310,14 +315,76 @@ class RegistryQueries:
     def orders(
         self, agent_id: str | None = None, *, active_only: bool = False
     ) -> list[dict[str, Any]]:
+        """Orders, oldest first; for one agent, those naming it and those covering it by
+        selector (a selector order's ``selector`` is given, its ``agents`` counted)."""
         query = select(kill_orders).order_by(kill_orders.c.issued_index)
         if agent_id is not None:
-            query = query.where(kill_orders.c.agent_id == agent_id)
+            query = query.where(covering(agent_id))
         if active_only:
             query = query.where(kill_orders.c.status == "active")
         with read_tx(self._engine) as conn:
             rows = conn.execute(query).all()
-        return [dict(r._mapping) for r in rows]
+            counts = _covered_counts(conn, [r.order_id for r in rows if r.selector is not None])
+        return [_order_row(r, counts) for r in rows]
+
+    def order_agents(self, order_id: str) -> dict[str, Any]:
+        """The agents an order covers, as fixed when it was logged."""
+        with read_tx(self._engine) as conn:
+            found = conn.execute(
+                select(kill_orders.c.order_id).where(kill_orders.c.order_id == order_id)
+            ).first()
+            if found is None:
+                raise NotFound(f"no order {order_id} was issued here", code="unknown_order")
+            targets = targets_of(conn, order_id)
+        return {"order_id": order_id, "agents": [t.agent_id for t in targets]}
+
+    def fleet_orders(self, operator: str) -> list[tuple[dict[str, Any], list[str]]]:
+        """The active orders covering any agent of ``operator``, with those agents: what a
+        fleet's kill-order stream is sent first (custodes.killswitch.broadcast)."""
+        mine = select(agents.c.id).where(agents.c.operator == operator)
+        with read_tx(self._engine) as conn:
+            direct = conn.execute(
+                select(kill_orders.c.order_id, kill_orders.c.agent_id).where(
+                    kill_orders.c.status == "active", kill_orders.c.agent_id.in_(mine)
+                )
+            ).all()
+            by_selector = conn.execute(
+                select(kill_order_agents.c.order_id, kill_order_agents.c.agent_id)
+                .join(kill_orders, kill_orders.c.order_id == kill_order_agents.c.order_id)
+                .where(kill_orders.c.status == "active", kill_order_agents.c.agent_id.in_(mine))
+                .order_by(kill_order_agents.c.agent_id)
+            ).all()
+            covered: dict[str, list[str]] = {}
+            for row in [*direct, *by_selector]:
+                covered.setdefault(str(row.order_id), []).append(str(row.agent_id))
+            rows = conn.execute(
+                select(kill_orders)
+                .where(kill_orders.c.order_id.in_(list(covered)))
+                .order_by(kill_orders.c.issued_index)
+            ).all()
+        return [(_order_row(r, {}), covered[r.order_id]) for r in rows]
+
+
+def _covered_counts(conn: Connection, order_ids: list[str]) -> dict[str, int]:
+    if not order_ids:
+        return {}
+    rows = conn.execute(
+        select(kill_order_agents.c.order_id, func.count())
+        .where(kill_order_agents.c.order_id.in_(order_ids))
+        .group_by(kill_order_agents.c.order_id)
+    ).all()
+    return {str(order_id): int(count) for order_id, count in rows}
+
+
+def _order_row(row: Any, counts: dict[str, int]) -> dict[str, Any]:
+    found = dict(row._mapping)
+    if found["selector"] is None:
+        del found["selector"]  # an order naming one agent reads as it always did
+    else:
+        found["selector"] = orjson.loads(found["selector"])
+        if row.order_id in counts:
+            found["agents"] = counts[row.order_id]
+    return found
 
 
 def _filtered(where: AgentFilter) -> Select[Any]:
@@ -345,3 +412,42 @@ def _filtered(where: AgentFilter) -> Select[Any]:
         if value:
             conditions.append(column == value)
     return query.where(and_(*conditions)) if conditions else query
+
+
+# -- inclusion proofs for look-ups --------------------------------------------------------
+
+_PROOFS = 65_536  # proofs kept: a few MiB, every agent of a large registry at one size
+
+
+class ProofCache:
+    """Inclusion proofs by (log index, tree size), kept once computed.
+
+    A proof for one index in one tree is fixed forever (the tree is append-only), so a
+    cached proof is never stale; a look-up after the next checkpoint asks for a new tree
+    size and gets a new proof. Least recently used proofs go first. Every look-up of a
+    record answers with its proof, so this saves a read transaction and a walk of the
+    tree's tiles on each repeated look-up.
+    """
+
+    def __init__(self, compute: Callable[[int, int], Proof], capacity: int = _PROOFS) -> None:
+        self._compute, self._capacity = compute, capacity
+        self._proofs: OrderedDict[tuple[int, int], Proof] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def inclusion(self, index: int, size: int) -> Proof:
+        key = (index, size)
+        with self._lock:
+            found = self._proofs.get(key)
+            if found is not None:
+                self._proofs.move_to_end(key)
+                return found
+        proof = self._compute(index, size)
+        with self._lock:
+            self._proofs[key] = proof
+            if len(self._proofs) > self._capacity:
+                self._proofs.popitem(last=False)
+        return proof
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._proofs)

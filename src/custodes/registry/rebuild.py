@@ -58,11 +58,15 @@ def _decision(conn: Connection, index: int, payload: bytes) -> None:
         conn.execute(insert(idempotency).values(agent=key[0], key=key[1], entry_index=index))
 
 
+def _order(conn: Connection, index: int, order: KillOrder) -> None:
+    apply_order(conn, index, order)  # a selector resolves against the replayed state
+
+
 _APPLY: dict[str, Callable[[Connection, int, bytes], None]] = {
     SIGNER_TYPE: lambda c, i, p: apply_signer(c, i, SignerRecord.model_validate_json(p)),
     PRINCIPAL_TYPE: lambda c, i, p: apply_principal(c, i, PrincipalRecord.model_validate_json(p)),
     REGISTRY_TYPE: lambda c, i, p: apply_change(c, i, _CHANGE.validate_json(p)),
-    ORDER_TYPE: lambda c, i, p: apply_order(c, i, KillOrder.model_validate_json(p)),
+    ORDER_TYPE: lambda c, i, p: _order(c, i, KillOrder.model_validate_json(p)),
     DECISION_TYPE: _decision,
 }
 

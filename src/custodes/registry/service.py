@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -26,7 +27,7 @@ from custodes.ledger.dsse import (
 )
 from custodes.ledger.service import LogService
 from custodes.registry import relations
-from custodes.registry.authority import Action, Relation, decide, require
+from custodes.registry.authority import Action, Relation, decide, decide_over, require
 from custodes.registry.cards import check_card
 from custodes.registry.halts import HaltRecords
 from custodes.registry.models import (
@@ -44,6 +45,7 @@ from custodes.registry.models import (
     PrincipalRecord,
     RegistryChange,
 )
+from custodes.registry.orderbatch import OrderBatcher
 from custodes.registry.principals import Principal
 from custodes.registry.private import Opening, held_record, verify_opening
 from custodes.registry.projection import (
@@ -53,7 +55,9 @@ from custodes.registry.projection import (
     apply_principal,
     load_agent,
     model_holder,
+    order_targets,
 )
+from custodes.registry.selectors import Cells, Covered
 from custodes.registry.store import kill_orders, private_fields
 from custodes.store.db import read_tx
 
@@ -61,6 +65,7 @@ __all__ = [
     "ORDER_TYPE",
     "PRINCIPAL_TYPE",
     "REGISTRY_TYPE",
+    "IssuedOrder",
     "OrderListener",
     "RegistryService",
 ]
@@ -71,7 +76,8 @@ ORDER_TYPE = "application/vnd.custodes.kill-order+json"
 _CHANGE = TypeAdapter(RegistryChange)
 _STATUS_TTL = 1.0
 
-OrderListener = Callable[[int, KillOrder, dict[str, Any]], None]
+# (index, order, its envelope, the agents it covers) for each order logged.
+OrderListener = Callable[[int, KillOrder, dict[str, Any], Covered], None]
 
 
 def _invalid(exc: ValidationError, what: str) -> BadRequest:
@@ -105,6 +111,7 @@ class RegistryService:
         self._status: dict[str, tuple[str | None, float]] = {}
         self._lock = threading.Lock()
         self._halts = HaltRecords(engine)
+        self._orders = OrderBatcher(log)
 
     def on_order(self, listener: OrderListener) -> None:
         self._listeners.append(listener)
@@ -162,20 +169,31 @@ class RegistryService:
         return index
 
     def submit_order(self, obj: Any, principal: Principal) -> tuple[int, KillOrder]:
+        issued = self.issue_order(obj, principal)
+        return issued.index, issued.order
+
+    def issue_order(self, obj: Any, principal: Principal) -> IssuedOrder:
+        """Log a signed kill order (one agent or a selector); what it covers, as logged.
+
+        Concurrent orders are group-committed (custodes.registry.orderbatch), each
+        checked against the state the orders before it in the group left.
+        """
         _need(principal, "orders:write")
         envelope = self.signed_by(obj, ORDER_TYPE, principal)
         order: KillOrder = _parse(KillOrder, envelope.payload, "kill order")
         _actor(order.actor, principal)
 
-        def project(conn: Connection, index: int) -> None:
-            require(self._decide_order(conn, principal, order))
-            apply_order(conn, index, order)
+        def project(conn: Connection, index: int) -> Covered:
+            require(self._decide_order(conn, principal, order, order_targets(conn, order)))
+            return apply_order(conn, index, order)
 
-        index = self._log.append_own(envelope, project)
-        self._forget(order.agent_id)
+        index, covered = self._orders.submit(envelope, project)
+        with self._lock:
+            for agent_id, _operator in covered:
+                self._status.pop(agent_id, None)
         for listener in self._listeners:
-            listener(index, order, envelope.to_json())
-        return index, order
+            listener(index, order, envelope.to_json(), covered)
+        return IssuedOrder(index, order, covered)
 
     def _check_home(self, home: str, what: str) -> None:
         if home != self.jurisdiction:
@@ -216,16 +234,24 @@ class RegistryService:
             action = "agent.update.regulated"
         return decide(self._relation(conn, principal, change), action)
 
-    def _decide_order(self, conn: Connection, principal: Principal, order: KillOrder) -> Any:
-        relation = relations.to_agent(principal, load_agent(conn, order.agent_id))
+    def _decide_order(
+        self, conn: Connection, principal: Principal, order: KillOrder, covered: Cells
+    ) -> Any:
+        cells: dict[Relation, tuple[int, str]] = {}
+        for (home, operator), (count, example) in sorted(covered.items()):
+            relation = relations.to_regulated(principal, home, operator)
+            total, first = cells.get(relation, (0, example))
+            cells[relation] = (total + count, first)
         if order.op == "reinstate":
             issuer = conn.execute(
                 select(kill_orders.c.authority).where(kill_orders.c.order_id == order.lifts)
             ).scalar_one_or_none()
-            return decide(relation, "order.reinstate", issued_by_principal=issuer == principal.id)
+            mine = issuer == principal.id
+            return _decided(cells, order, "order.reinstate", issued_by_principal=mine)
         action: Action = f"order.{order.op}.{order.scope}"  # type: ignore[assignment]
-        return decide(
-            relation,
+        return _decided(
+            cells,
+            order,
             action,
             territory=order.territory,
             principal_jurisdiction=principal.jurisdiction,
@@ -257,6 +283,25 @@ class RegistryService:
         if agent_id is not None:
             with self._lock:
                 self._status.pop(agent_id, None)
+
+
+@dataclass(frozen=True)
+class IssuedOrder:
+    """A kill order as logged: its index and the agents it covers, as (agent, operator)
+    sorted by agent."""
+
+    index: int
+    order: KillOrder
+    covered: Covered
+
+
+def _decided(
+    cells: dict[Relation, tuple[int, str]], order: KillOrder, action: Action, **given: Any
+) -> Any:
+    """One agent's order is decided as before selectors; a selector's over every cell."""
+    if order.selector is None and len(cells) == 1:
+        return decide(next(iter(cells)), action, **given)
+    return decide_over(cells, action, **given)
 
 
 def _split_body(obj: Any) -> tuple[Any, Opening | None]:

@@ -19,6 +19,7 @@ __all__ = [
     "agents",
     "api_tokens",
     "key_events",
+    "kill_order_agents",
     "kill_orders",
     "models",
     "operators",
@@ -63,7 +64,9 @@ agents = Table(
     Column("operator", String(128), nullable=False, index=True),
     Column("home", String(2), nullable=False),
     Column("sector", String(64), nullable=False, index=True),
-    Column("status", String(16), nullable=False, index=True),
+    # The model the agent names (a selector column: "every agent on model X").
+    Column("model", String(128), nullable=True, index=True),
+    Column("status", String(16), nullable=False),  # indexed with id, below
     Column("record", Text, nullable=False),
     Column("entry_index", BigInteger, nullable=False),
     Column("created_index", BigInteger, nullable=False),
@@ -106,7 +109,10 @@ kill_orders = Table(
     "kill_orders",
     metadata,
     Column("order_id", String(64), primary_key=True),
-    Column("agent_id", String(128), nullable=False, index=True),
+    # One agent's order names it; a selector order names none and keeps its selector
+    # (canonical JSON) here, its resolved agents in kill_order_agents.
+    Column("agent_id", String(128), nullable=True, index=True),
+    Column("selector", Text, nullable=True),
     Column("op", String(16), nullable=False),
     Column("scope", String(16), nullable=False),
     Column("territory", String(2), nullable=True),
@@ -115,6 +121,14 @@ kill_orders = Table(
     Column("status", String(16), nullable=False),
     Column("issued_index", BigInteger, nullable=False),
     Column("lifted_index", BigInteger, nullable=True),
+)
+# The agents a selector order covers, fixed at the order's log index (a replay resolves
+# the selector against the same state and finds the same set).
+kill_order_agents = Table(
+    "kill_order_agents",
+    metadata,
+    Column("order_id", String(64), primary_key=True),
+    Column("agent_id", String(128), primary_key=True, index=True),
 )
 record_versions = Table(
     "record_versions",
@@ -148,6 +162,7 @@ PROJECTION_TABLES = (
     "models",
     "key_events",
     "kill_orders",
+    "kill_order_agents",
     "record_versions",
     "idempotency",
 )

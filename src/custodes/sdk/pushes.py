@@ -13,6 +13,12 @@ replay), a sequence number above the last one accepted (so events cannot be repl
 re-ordered within the stream) and the agent have checked out. The event's unsigned
 ``index`` / ``order`` fields, kept for readers, are never used. ``UnverifiedPush`` is
 what the guard ignores (it never moves its horizon on one).
+
+An order by selector reaches a one-agent stream as an order naming that agent (the node
+vouches that the selector covers it). A fleet's stream (``?operator=``: many agents in
+one process) receives each order once, its signed push listing the covered agents
+(``"agents": [...]``); ``verify_fleet_push`` reads it and ``custodes.sdk.fleet`` hands
+the order to each listed agent's ``GuardState``.
 """
 
 from __future__ import annotations
@@ -32,11 +38,13 @@ from custodes.ledger.errors import EnvelopeError
 
 __all__ = [
     "ORDER_PUSH_TYPE",
+    "FleetPush",
     "LogThrottle",
     "PushedOrder",
     "UnverifiedPush",
     "sse_events",
     "stream_nonce",
+    "verify_fleet_push",
     "verify_push",
 ]
 
@@ -104,6 +112,50 @@ def _check_binding(payload: Mapping[str, Any], agent_id: str, stream: str) -> No
         raise UnverifiedPush("the push was signed for another agent")
     if order.get("agent_id") != agent_id:
         raise UnverifiedPush("the pushed order names another agent")
+
+
+@dataclass(frozen=True)
+class FleetPush:
+    """A kill order the home node pushed on a fleet's stream, with the agents it covers."""
+
+    order: Mapping[str, Any]
+    index: int
+    seq: int
+    agents: tuple[str, ...]
+
+    def for_agent(self, agent_id: str) -> dict[str, Any]:
+        """The order as one covered agent's guard reads it (``GuardState.on_order``)."""
+        return dict(self.order) | {"agent_id": agent_id}
+
+
+def _agents(payload: Mapping[str, Any]) -> tuple[str, ...]:
+    agents = payload.get("agents")
+    if not isinstance(agents, list) or not all(isinstance(a, str) and a for a in agents):
+        raise UnverifiedPush("the signed push lists no covered agents")
+    return tuple(agents)
+
+
+def verify_fleet_push(
+    data: str, *, node_public_key: bytes, stream: str, after_seq: int
+) -> FleetPush:
+    """The order and covered agents in an ``order`` event of a fleet's stream (one
+    operator's agents: ``?operator=``), or UnverifiedPush.
+
+    One countersignature covers every agent listed, however many a selector order halts;
+    the checks are those of ``verify_push``, with the listed agents in place of one.
+    """
+    payload = _signed_payload(data, node_public_key)
+    if payload.get("event") != "order":
+        raise UnverifiedPush("the signed push is not an order event")
+    if payload.get("stream") != stream:
+        raise UnverifiedPush("the push was signed for another stream (a replay)")
+    order = payload.get("order")
+    if not isinstance(order, dict):
+        raise UnverifiedPush("the signed push carries no order")
+    seq = _integer(payload, "seq")
+    if seq <= after_seq:
+        raise UnverifiedPush(f"push {seq} arrived after push {after_seq} (a replay)")
+    return FleetPush(order, _integer(payload, "index"), seq, _agents(payload))
 
 
 def verify_push(

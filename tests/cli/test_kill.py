@@ -1,0 +1,37 @@
+"""``custodes kill`` by selector: the option reads key=value pairs into the order's
+selector, and a mistake in it is one line naming the keys it takes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.cli.test_cli import assert_one_line_error, custodes
+
+_ACTING = ("--as", "regulator:gb", "--token", "t", "--key", "missing.key", "--reason", "r")
+
+
+@pytest.mark.parametrize(
+    ("selector", "fragment"),
+    [
+        ("colour=red", "keys among operator, sector, jurisdiction, model, model_version, skill"),
+        ("sector", "key=value pairs"),
+        ("jurisdiction=france", "--selector jurisdiction"),
+    ],
+)
+def test_a_bad_selector_is_one_line(tmp_path: Path, selector: str, fragment: str) -> None:
+    done = custodes("kill", "suspend", "--selector", selector, *_ACTING, cwd=tmp_path)
+    assert_one_line_error(done, fragment)
+
+
+def test_one_agent_and_a_selector_together_are_refused(tmp_path: Path) -> None:
+    done = custodes(
+        "kill",
+        "suspend",
+        "urn:custodes:gb:agent:a",
+        "--selector",
+        "sector=finance",
+        *_ACTING,
+        cwd=tmp_path,
+    )
+    assert_one_line_error(done, "not both")
