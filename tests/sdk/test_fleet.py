@@ -68,7 +68,7 @@ def test_a_guard_refuses_when_a_selector_order_covering_it_arrives(tmp_path: Pat
             covered, spared = agents
             done = _kill_by_cli(process.url, tmp_path, "sector=finance,jurisdiction=GB")
             assert done.returncode == 0, done.stderr
-            assert "suspend 1 agents: order" in done.stdout
+            assert "suspended 1 agent: order" in done.stdout
             wait_until("the covered guard refuses", lambda: not covered.allowed("GB"), WAIT_S)
             halted = covered.guard.halted()
             assert halted is not None

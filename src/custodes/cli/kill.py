@@ -25,7 +25,10 @@ def outcome(op: str, answer: dict[str, Any], territory: str | None) -> str:
     """What an order did, in words: a territorial one leaves the agent's status elsewhere;
     a selector order names how many agents it covers."""
     where = f" in {territory}" if territory else ""
-    whom = answer.get("agent_id") or f"{answer.get('agents', 'the')} agents"
+    count = answer.get("agents")
+    whom = answer.get("agent_id") or (
+        f"{count} agent{'' if count == 1 else 's'}" if count is not None else "the agents"
+    )
     status = (
         f"status elsewhere {answer['status']}" if territory else f"status now {answer['status']}"
     )
