@@ -192,3 +192,10 @@ def test_rebuild_in_the_data_directory_still_works(gb: Path) -> None:
     done = custodes("registry", "rebuild", cwd=gb, env={"CUSTODES_DATA_DIR": "node"})
     assert done.returncode == 0, done.stderr
     assert "NO" not in done.stdout
+    as_json = custodes(
+        "registry", "rebuild", "--output", "json", cwd=gb, env={"CUSTODES_DATA_DIR": "node"}
+    )
+    report = json.loads(as_json.stdout)
+    assert report["equal"] is True
+    assert report["tables"]
+    assert all(t["live_rows"] == t["rebuilt_rows"] for t in report["tables"])

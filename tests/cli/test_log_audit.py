@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import update
@@ -68,5 +69,8 @@ def test_log_alarm_shows_and_clears_an_alarm(tmp_path: Path) -> None:
     shown = custodes("log", "alarm", cwd=tmp_path, env=env)
     assert shown.returncode == 1
     assert "a witness holds size 99" in shown.stdout
+    as_json = custodes("log", "alarm", "--output", "json", cwd=tmp_path, env=env)
+    assert as_json.returncode == 1
+    assert [a["reason"] for a in json.loads(as_json.stdout)] == ["a witness holds size 99"]
     assert custodes("log", "alarm", "--clear", cwd=tmp_path, env=env).returncode == 0
     assert custodes("log", "alarm", cwd=tmp_path, env=env).returncode == 0

@@ -138,6 +138,14 @@ def test_epochs_drift_and_a_published_result_verifies(tmp_path: Path, node: Node
     assert drift.returncode == 0, drift.stderr
     assert "YES" in drift.stdout
     assert "Δ ASR on must-refuse items" in drift.stdout
+    as_json = run_cli(
+        ["eval", "drift", str(out), "--no-semantic", "--permutations", "200", "-o", "json"]
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["alert"] is True
+    latest = json.loads(run_cli(["eval", "report", str(out), "--output", "json"]).stdout)
+    assert latest["result"]["epoch"] == 1
+    assert latest["report"].endswith("report.html")
 
     creds, vkey = auditor(node, tmp_path)
     published = run_cli(["eval", "publish", str(out), *creds])

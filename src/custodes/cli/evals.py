@@ -17,6 +17,7 @@ Targets: ``openai:URL`` (with ``--model``), ``a2a:URL``, ``inspect:PROVIDER/MODE
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import sys
@@ -170,6 +171,7 @@ def run(
     epoch: int = typer.Option(0, min=0, help="epoch number (compare epochs for drift)"),
     agent_id: str | None = typer.Option(None, help="the registry id of the agent under test"),
     api_key: str | None = typer.Option(None, envvar="CUSTODES_TARGET_API_KEY"),
+    output: Output = OUTPUT,
 ) -> None:
     """Run (or resume) a suite against a target; print the table, write report.html."""
     request = RunRequest(
@@ -198,19 +200,26 @@ def run(
             settings=settings,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    print_result(result)
-    console.print(f"report: {_write_report(RunDir.open(out))}", markup=False)
+    _show_result(result, _write_report(RunDir.open(out)), output)
 
 
 @app.command("report")
-def report(run_dir: Path = typer.Argument(help="a run directory")) -> None:
+def report(run_dir: Path = typer.Argument(help="a run directory"), output: Output = OUTPUT) -> None:
     """Print the latest epoch's table again and rewrite report.html."""
     run = RunDir.open(run_dir)
     results = run.results()
     if not results:
         raise ConfigError(f"{run_dir} has no finished epoch yet; run or resume it first")
-    print_result(results[-1])
-    console.print(f"report: {_write_report(run)}", markup=False)
+    _show_result(results[-1], _write_report(run), output)
+
+
+def _show_result(result: EvalResult, report_path: Path, output: Output) -> None:
+    """The result as the table and the report's path, or as JSON (``--output json``)."""
+    if output is Output.json:
+        emit_json({"result": result.model_dump(mode="json"), "report": str(report_path)})
+        return
+    print_result(result)
+    console.print(f"report: {report_path}", markup=False)
 
 
 # --- drift -------------------------------------------------------------------------------
@@ -273,6 +282,7 @@ def drift(
     ),
     permutations: int = typer.Option(1000, min=1),
     level: float = typer.Option(0.01, help="alert when a permutation p is below this"),
+    output: Output = OUTPUT,
 ) -> None:
     """The Drift-Coefficient between two epochs (one directory, or two)."""
     if (run_dir is None) == (baseline is None or current is None):
@@ -291,7 +301,11 @@ def drift(
         permutations=permutations,
         level=level,
     )
-    print_drift(report, f"epoch {e0} ({base_run.path}) → epoch {e1} ({cur_run.path})")
+    label = f"epoch {e0} ({base_run.path}) → epoch {e1} ({cur_run.path})"
+    if output is Output.json:
+        emit_json({"label": label, **dataclasses.asdict(report)})
+        return
+    print_drift(report, label)
 
 
 # --- publish and show --------------------------------------------------------------------
@@ -437,22 +451,37 @@ def passive(
     actor: str | None = typer.Option(None, "--as", envvar="CUSTODES_PRINCIPAL"),
     token: str | None = typer.Option(None, "--token", envvar="CUSTODES_TOKEN"),
     key: Path | None = typer.Option(None, "--key", envvar="CUSTODES_KEY_FILE"),
+    output: Output = OUTPUT,
 ) -> None:
-    """Drift of a live agent's actions between two log windows; log an alert if it drifted."""
+    """Drift of a live agent's actions between two log windows; log an alert if it drifted.
+
+    With ``--output json`` prints one object: the comparison, and ``alert_index`` (the
+    logged alert's index, or null when there was no alert or it was not logged).
+    """
     windows = ((baseline_from, baseline_to), (current_from, current_to))
     signer = load_key(key) if key else None
     with Client(node, principal=actor, token=token, key=signer) as client:
         labels = [_window_labels(client, agent_id, w, exact_actions) for w in windows]
         result = passive_drift(*labels, permutations=permutations, level=level)
-        _print_passive(agent_id, result)
+        as_json = output is Output.json
+        if not as_json:
+            _print_passive(agent_id, result)
         if not result.alert:
-            console.print("no drift alert")
+            if as_json:
+                emit_json({"agent_id": agent_id, **dataclasses.asdict(result), "alert_index": None})
+            else:
+                console.print("no drift alert")
             return
         alert = drift_alert(
             result, agent_id=agent_id, baseline_window=windows[0], current_window=windows[1],
             detected_at=datetime.now(UTC),
         )  # fmt: skip
-        if signer is None or actor is None or token is None:
+        logged = None
+        if signer is not None and actor is not None and token is not None:
+            logged = client.publish(alert)
+        if as_json:
+            emit_json({"agent_id": agent_id, **dataclasses.asdict(result), "alert_index": logged})
+        elif logged is None:
             console.print("[red]DRIFT ALERT[/red] (not logged: give --as, --token and --key)")
-            return
-        console.print(f"[red]DRIFT ALERT[/red] logged at index {client.publish(alert)}")
+        else:
+            console.print(f"[red]DRIFT ALERT[/red] logged at index {logged}")

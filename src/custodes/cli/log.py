@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from custodes.cli.output import OUTPUT, Output, emit_record
+from custodes.cli.output import OUTPUT, Output, emit_json, emit_record, emit_table
 from custodes.cli.proven import (
     LOG_KEY,
     decoded_payload,
@@ -160,6 +160,7 @@ def audit() -> None:
 @app.command("alarm")
 def alarm(
     clear: bool = typer.Option(False, "--clear", help="lift the alarm after investigating"),
+    output: Output = OUTPUT,
 ) -> None:
     """Show this node's integrity alarms (or clear them); run in the data directory."""
     from custodes.ledger.integrity import AlarmLatch
@@ -170,11 +171,22 @@ def alarm(
         typer.echo("alarm cleared; restart the node so it re-checks its stored tree")
         return
     alarms = latch.alarms()
-    if not alarms:
+    if output is Output.json:
+        emit_json(alarms)
+    elif not alarms:
         typer.echo("no integrity alarm")
-        return
-    typer.echo(json.dumps(alarms, indent=1))
-    raise typer.Exit(1)
+    else:
+        rows = [
+            (
+                datetime.fromtimestamp(a.get("at", 0), UTC).isoformat(timespec="seconds"),
+                a.get("reason"),
+                {k: v for k, v in a.items() if k not in {"at", "reason"}} or None,
+            )
+            for a in alarms
+        ]
+        emit_table(("raised at", "reason", "evidence"), rows, output, items=alarms)
+    if alarms:
+        raise typer.Exit(1)
 
 
 def _existing_settings() -> Settings:

@@ -12,7 +12,6 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 
 from custodes.cli.output import OUTPUT, Output, emit_json, emit_record, emit_table
 from custodes.cli.records import read_record
@@ -354,7 +353,7 @@ def show_model(
 
 
 @app.command("rebuild")
-def rebuild() -> None:
+def rebuild(output: Output = OUTPUT) -> None:
     """Replay this node's log into empty tables and prove they equal the live registry
     (run where the node's data directory is, or set CUSTODES_DATA_DIR)."""
     settings = Settings()
@@ -368,9 +367,23 @@ def rebuild() -> None:
             )
     finally:
         node.close()
-    table = Table("table", "live rows", "rebuilt rows", "equal", title=f"{report.entries} entries")
-    for name, (live, rebuilt, same) in report.tables.items():
-        table.add_row(name, str(live), str(rebuilt), "yes" if same else "[red]NO[/red]")
-    console.print(table)
+    rows = [
+        (name, live, rebuilt, "yes" if same else "NO")
+        for name, (live, rebuilt, same) in report.tables.items()
+    ]
+    emit_table(
+        ("table", "live rows", "rebuilt rows", "equal"),
+        rows,
+        output,
+        items={
+            "entries": report.entries,
+            "equal": report.equal,
+            "tables": [
+                {"table": n, "live_rows": lv, "rebuilt_rows": rb, "equal": e == "yes"}
+                for n, lv, rb, e in rows
+            ],
+        },
+        title=f"{report.entries} entries",
+    )
     if not report.equal:
         raise ConfigError("the live registry differs from the log's replay (see the table)")
