@@ -167,7 +167,7 @@ def test_statuses_follow_every_order_covering_an_agent(world: World) -> None:
         territorial.order.order_id
     }
     revoked = issue(world.node, world.home, "revoke", selector=Selector(sector=sector))
-    assert _status(world, first) == ("revoked", [HOST])
+    assert _status(world, first) == ("revoked", ["*", HOST])  # halted everywhere
     assert world.node.registry.halt_recorded(first) is None  # a revocation it may record
     issue(world.node, world.home, "suspend", selector=Selector(sector=sector))
     assert _status(world, first)[0] == "revoked"  # a suspension never softens a revocation
