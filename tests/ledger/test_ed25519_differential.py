@@ -22,6 +22,8 @@ from nacl.bindings import crypto_core_ed25519_add, crypto_scalarmult_ed25519_bas
 from custodes.ledger.ed25519 import (
     GROUP_ORDER,
     SMALL_ORDER_ENCODINGS,
+    _python_key_problem,
+    public_key_problem,
     verify_strict,
     verify_strict_reference,
 )
@@ -146,3 +148,28 @@ def test_second_forms_of_s_and_non_canonical_r() -> None:
     for other in (s + GROUP_ORDER, GROUP_ORDER, 2**256 - 1):
         assert not _agree(public, signature[:32] + other.to_bytes(32, "little"), b"m")
     assert not _agree(public, (P + 3).to_bytes(32, "little") + signature[32:], b"m")
+
+
+# --- the key check: libsodium's answer and the Python checks' ---------------------------
+
+
+def _python_accepts(key: bytes) -> bool:
+    return key not in SMALL_ORDER_ENCODINGS and _python_key_problem(key) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.binary(min_size=32, max_size=32))
+def test_the_key_check_agrees_with_the_python_checks_on_random_bytes(key: bytes) -> None:
+    assert (public_key_problem.__wrapped__(key) is None) == _python_accepts(key)
+
+
+def test_the_key_check_agrees_on_honest_mixed_order_and_non_canonical_keys() -> None:
+    rng = random.Random(7)
+    honest = [_keypair(rng.randbytes(32))[1] for _ in range(20)]
+    mixed = [crypto_core_ed25519_add(key, ORDER_8) for key in honest[:10]]
+    non_canonical = [(P + y).to_bytes(32, "little") for y in range(19)]
+    weak = [param.values[0] for param in WEAK_KEYS]
+    for key in [*honest, *mixed, *non_canonical, *weak]:
+        assert (public_key_problem.__wrapped__(key) is None) == _python_accepts(key), key.hex()
+    assert all(public_key_problem.__wrapped__(key) is None for key in honest)
+    assert all(public_key_problem.__wrapped__(key) is not None for key in mixed)

@@ -16,8 +16,9 @@ private key, anyone can sign, and the key's owner can disown anything "it" signe
   its ``R`` canonical and not of small order; then libsodium (through PyNaCl) checks the
   equation.
 
-Checking a key costs a scalar multiplication in Python (about 2 ms), so the answer is
-cached for the 16,384 keys last seen; the per-signature checks compare bytes and
+Checking a key is one libsodium call (``crypto_core_ed25519_is_valid_point``, the same
+checks; the Python ones, a scalar multiplication of about 2 ms, only explain a refusal),
+and the answer is cached for the 16,384 keys last seen; the per-signature checks compare bytes and
 integers (about 0.5 us), so strict verification costs what libsodium's does.
 
 Why libsodium for the equation (docs/design/0014-ingest.md): it verifies in about half
@@ -37,7 +38,7 @@ from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from nacl.bindings import crypto_sign_open
+from nacl.bindings import crypto_core_ed25519_is_valid_point, crypto_sign_open
 from nacl.exceptions import CryptoError
 
 from custodes.errors import BadRequest
@@ -130,11 +131,26 @@ def _decode(raw: bytes) -> _Point | str:
 
 @lru_cache(maxsize=16384)
 def public_key_problem(raw: bytes) -> str | None:
-    """Why ``raw`` cannot be a trusted Ed25519 public key, or ``None`` if it can."""
+    """Why ``raw`` cannot be a trusted Ed25519 public key, or ``None`` if it can.
+
+    libsodium's ``crypto_core_ed25519_is_valid_point`` checks exactly this (canonical,
+    on the curve, not of small order, in the prime-order subgroup) in about 50 us; a
+    key it accepts is sound. A key it refuses goes through the Python checks below
+    (a scalar multiplication, about 2 ms) to say why; should they find nothing, the key
+    is refused all the same. tests/ledger/test_ed25519_differential.py checks that the
+    two agree.
+    """
     if len(raw) != KEY_SIZE:
         return f"an Ed25519 public key is {KEY_SIZE} bytes, not {len(raw)}"
     if raw in SMALL_ORDER_ENCODINGS:
         return "it is a point of small order, under which signatures can be forged"
+    if crypto_core_ed25519_is_valid_point(raw):
+        return None
+    return _python_key_problem(raw) or "libsodium refuses it as an Ed25519 point"
+
+
+def _python_key_problem(raw: bytes) -> str | None:
+    """The key checks in Python (32 bytes, not a listed small-order encoding)."""
     point = _decode(raw)
     if isinstance(point, str):
         return point
