@@ -80,6 +80,9 @@ def _covered_status(order: KillOrder) -> str:
     responses=errors(404, 422),
 )
 def order_agents(request: Request, order_id: str) -> dict[str, Any]:
+    """The agents an order covers: the one it names, or every agent its selector matched
+    in the registry at the order's log index (agents registered later are not covered).
+    404 for an unknown order. Public."""
     return get_node(request).queries.order_agents(order_id)
 
 

@@ -29,13 +29,13 @@ def outcome(op: str, answer: dict[str, Any], territory: str | None) -> str:
     whom = answer.get("agent_id") or (
         f"{count} agent{'' if count == 1 else 's'}" if count is not None else "the agents"
     )
+    done = f"{_DONE[op]} {whom}{where}: order {answer['order_id']} at log index {answer['index']}"
+    if answer.get("agent_id") is None:  # a selector order: each agent's status is its own
+        return f"{done} (list them: GET /api/v1/kill-orders/{answer['order_id']}/agents)"
     status = (
         f"status elsewhere {answer['status']}" if territory else f"status now {answer['status']}"
     )
-    return (
-        f"{_DONE[op]} {whom}{where}: order {answer['order_id']} at log index "
-        f"{answer['index']}; {status}"
-    )
+    return f"{done}; {status}"
 
 
 SELECTOR = typer.Option(
