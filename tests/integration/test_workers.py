@@ -22,11 +22,11 @@ import contextlib
 import itertools
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -123,6 +123,29 @@ def _post_entries(client: httpx.Client, envelopes: list[Envelope]) -> httpx.Resp
     return client.post(
         "/api/v1/entries", content=body, headers={"Content-Type": "application/json"}
     )
+
+
+def _refused_by(
+    client: httpx.Client, worker: int, entries: Callable[[], list[Envelope]]
+) -> httpx.Response:
+    """The 403 ``worker`` answers once the change has reached it.
+
+    The change reaches the other workers by notification (sub-millisecond on an idle
+    loopback, longer on a loaded machine) and, should that be lost, when their cached
+    answer expires (1-2 s): docs/design/0012-workers.md. Each try must be answered by
+    ``worker`` and, once refused, every later try is refused too (no going back).
+    """
+
+    def refused() -> httpx.Response | None:
+        answer = _post_entries(client, entries())
+        assert _worker(answer) == worker
+        assert answer.status_code in {200, 403}, answer.text
+        return answer if answer.status_code == 403 else None
+
+    first = wait_until(f"worker {worker} refusing", refused, WAIT_S)
+    again = _post_entries(client, entries())
+    assert (_worker(again), again.status_code) == (worker, 403), again.text
+    return cast(httpx.Response, first)
 
 
 def _append(client: httpx.Client, worker: int, envelopes: list[Envelope]) -> list[int]:
@@ -240,7 +263,7 @@ def test_an_order_issued_once_reaches_subscribers_on_every_worker(cluster: Clust
 # -- 3. who may sign --------------------------------------------------------------------
 
 
-def test_a_key_retired_through_one_worker_is_refused_by_every_worker_at_once(
+def test_a_key_retired_through_one_worker_is_refused_by_every_worker(
     cluster: Cluster,
 ) -> None:
     old, new = EnvelopeSigner.generate(), EnvelopeSigner.generate()
@@ -255,13 +278,12 @@ def test_a_key_retired_through_one_worker_is_refused_by_every_worker_at_once(
             _append(client, worker, decision(old))
         cluster.authorities.operator.rotate_key(agent_id, retire=[old.keyid])
         for worker, client in clients.items():
-            refused = _post_entries(client, decision(old))
-            assert _worker(refused) == worker
-            assert refused.status_code == 403, f"worker {worker}: {refused.text}"
+            refused = _refused_by(client, worker, lambda: decision(old))
+            assert refused.json()["error"]["code"] == "unknown_signer"
             _append(client, worker, decision(new))
 
 
-def test_an_agent_revoked_through_one_worker_is_refused_by_every_worker_at_once(
+def test_an_agent_revoked_through_one_worker_is_refused_by_every_worker(
     cluster: Cluster,
 ) -> None:
     key = EnvelopeSigner.generate()
@@ -276,9 +298,7 @@ def test_an_agent_revoked_through_one_worker_is_refused_by_every_worker_at_once(
             _append(client, worker, decision())
         cluster.authorities.regulator.order("revoke", agent_id, "withdrawn from the market")
         for worker, client in clients.items():
-            refused = _post_entries(client, decision())
-            assert _worker(refused) == worker
-            assert refused.status_code == 403, f"worker {worker}: {refused.text}"
+            refused = _refused_by(client, worker, decision)
             assert refused.json()["error"]["code"] == "agent_revoked"
 
 
