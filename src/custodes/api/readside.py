@@ -14,7 +14,6 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -23,6 +22,7 @@ from sqlalchemy import Connection, Select
 from custodes.api.proofs import checkpoint_text
 from custodes.errors import BadRequest, NotFound
 from custodes.evals.index import EVAL_RESULTS, ResultFilter, select_results
+from custodes.ledger import readindex
 from custodes.ledger.readindex import (
     DECISIONS,
     Position,
@@ -47,20 +47,8 @@ def _b64(raw: bytes) -> str:
 
 def parse_instant(name: str, value: str | None) -> int | None:
     """An RFC 3339 instant (with its offset) as microseconds since the epoch."""
-    if value is None:
-        return None
-    try:
-        instant = datetime.fromisoformat(value.strip())
-    except ValueError:
-        instant = None
-    if instant is None or instant.tzinfo is None:
-        raise BadRequest(
-            f"{name} must be an RFC 3339 instant with an offset, e.g. 2025-01-02T03:04:05Z; "
-            f"got {value!r}",
-            code="bad_instant",
-            detail={"parameter": name, "value": value},
-        )
-    return micros(instant)
+    instant = readindex.parse_instant(name, value)
+    return None if instant is None else micros(instant)
 
 
 @dataclass(frozen=True)

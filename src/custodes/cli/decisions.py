@@ -17,10 +17,10 @@ from custodes.cli.output import OUTPUT, Output, emit_json, emit_table
 from custodes.cli.proven import LOG_KEY, log_verifier, say_which_key, verify_page
 from custodes.cli.remote import NODE
 from custodes.client import Client
-from custodes.errors import BadRequest
 from custodes.ledger.errors import VerificationError
 from custodes.ledger.note import NoteVerifier
 from custodes.ledger.payloads import DECISION_TYPE, DecisionRecord
+from custodes.ledger.readindex import parse_instant
 
 __all__ = ["app"]
 
@@ -40,17 +40,7 @@ def _decisions(client: Client, agent: str, params: dict[str, Any]) -> dict[str, 
 
 
 def _instant(name: str, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        instant = datetime.fromisoformat(value.strip())
-    except ValueError:
-        instant = None
-    if instant is None or instant.tzinfo is None:
-        raise BadRequest(
-            f"--{name} must be an RFC 3339 instant with an offset, e.g. 2025-01-02T03:04:05Z"
-        )
-    return instant
+    return parse_instant(f"--{name}", value)
 
 
 def _check_decision(item: dict[str, Any], agent: str, start: Any, end: Any) -> None:

@@ -40,6 +40,7 @@ from sqlalchemy import (
     update,
 )
 
+from custodes.errors import BadRequest
 from custodes.ledger.payloads import DECISION_TYPE
 from custodes.ledger.store import checkpoints, entries, tree_state
 from custodes.store.db import BigId, metadata, read_tx, write_tx
@@ -92,6 +93,25 @@ class IndexedKind:
     payload_type: str
     table: Table
     extract: Extract
+
+
+def parse_instant(name: str, value: str | None) -> datetime | None:
+    """An RFC 3339 instant with its offset (``None`` stays ``None``); ``BadRequest``
+    (``bad_instant``) naming ``name`` (a query parameter, a command's option) if not."""
+    if value is None:
+        return None
+    try:
+        instant = datetime.fromisoformat(value.strip())
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        raise BadRequest(
+            f"{name} must be an RFC 3339 instant with an offset, e.g. 2025-01-02T03:04:05Z; "
+            f"got {value!r}",
+            code="bad_instant",
+            detail={"parameter": name, "value": value},
+        )
+    return instant
 
 
 def micros(instant: datetime) -> int:
