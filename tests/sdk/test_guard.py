@@ -3,6 +3,7 @@ half-life, fail closed when the node is gone, kill orders pushed, one safe state
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -18,7 +19,7 @@ from custodes.demo.fakes import FakeClock, FakeNode
 from custodes.killswitch.broadcast import PushSigner
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.sdk.guard import Guard, Halted
-from custodes.sdk.leases import LeaseError
+from custodes.sdk.leases import Lease, LeaseError
 from custodes.sdk.pushes import stream_nonce
 from custodes.sdk.recorder import DecisionRecorder
 from tests.sdk.support import AGENT, eventually, make_guard, make_node
@@ -605,3 +606,45 @@ def test_a_lapsed_lease_renewed_resumes_the_guard(
     clock.advance(1)  # past any retry backoff: the keeper asks again
     eventually(lambda: resumed == [1])
     assert reason(guard) is None
+
+
+def test_concurrent_renewals_never_hold_a_newer_lease_before_an_older_one(
+    new_guard: Callable[..., Guard], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller's renew() racing the renewal thread's: without one renewal at a time, the
+    newer answer could be held first and the older then refused as a replay (seen as a
+    LeaseError ending `custodes demo` on a loaded machine)."""
+    guard = new_guard(start=False)
+    first_in, second_in = threading.Event(), threading.Event()
+    calls = itertools.count()
+
+    def answer(*_args: Any, **_kwargs: Any) -> Lease:
+        n = next(calls)
+        if n == 0:  # the first request waits to see whether a second runs meanwhile
+            first_in.set()
+            second_in.wait(2)
+        else:
+            second_in.set()
+        return Lease(
+            f"lease-{n}", guard.agent_id, "k", frozenset({"GB"}), 1_000.0 + n, 2_000.0, "node"
+        )
+
+    monkeypatch.setattr("custodes.sdk.guard.request_lease", answer)
+    errors: list[BaseException] = []
+
+    def renew() -> None:
+        try:
+            guard.renew()
+        except BaseException as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=renew)
+    first.start()
+    assert first_in.wait(10)
+    second = threading.Thread(target=renew)
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert errors == []
+    assert guard.lease is not None
+    assert guard.lease.lease_id == "lease-1"

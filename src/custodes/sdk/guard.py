@@ -103,6 +103,10 @@ class Guard:
         self._poll, self._read_timeout = poll, stream_read_timeout
         self._state = GuardState(agent_id)
         self._lock = threading.Lock()
+        # One renewal at a time: two in flight (the renewal thread's and a caller's) could
+        # be answered in either order, and holding the newer lease first would make the
+        # older one look like a replay.
+        self._renewing = threading.Lock()
         self._operating = False
         self._in_episode = False  # halted everywhere after operating, not yet resumed
         self._blocked: frozenset[str] = frozenset()
@@ -185,18 +189,19 @@ class Guard:
 
     def renew(self) -> Lease:
         """Ask the node for a lease now and hold it; raises what request_lease raises."""
-        with self._lock:
-            horizon = self._state.horizon
-        lease = request_lease(
-            self._node,
-            self._signer,
-            self.agent_id,
-            node_public_key=self._node_key,
-            now=self._clock(),
-        )
-        with self._lock:
-            self._state.on_lease(lease, horizon=horizon)
-            self._blocked &= self._state.blocked_territories()  # orders the lease settled
+        with self._renewing:
+            with self._lock:
+                horizon = self._state.horizon
+            lease = request_lease(
+                self._node,
+                self._signer,
+                self.agent_id,
+                node_public_key=self._node_key,
+                now=self._clock(),
+            )
+            with self._lock:
+                self._state.on_lease(lease, horizon=horizon)
+                self._blocked &= self._state.blocked_territories()  # orders the lease settled
         self._has_lease.set()
         self._observe(self._clock(), cause=f"lease {lease.lease_id} renewed")
         return lease
