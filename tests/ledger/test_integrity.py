@@ -9,6 +9,7 @@ a restart until a person clears the alarm.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,7 +114,13 @@ def test_an_untampered_node_grows_and_keeps_its_high_water_mark(
     for round_ in range(3):
         _decide(node, agent, agent_id, 120, f"round {round_}")
     assert not node.alarm.tripped
-    mark = HighWaterMark(settings.data_dir / "high-water.json").read()
+    # The mark is written just after the checkpoint is committed: wait for it to catch up.
+    deadline = time.monotonic() + 30
+    while True:
+        mark = HighWaterMark(settings.data_dir / "high-water.json").read()
+        if (mark is not None and mark[0] == _newest_size(node)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert mark is not None
     assert mark[0] == _newest_size(node)
 
