@@ -333,6 +333,13 @@ class LabelledCase(BaseModel):
     forbidden_tool: str | None = None
     tools: tuple[str, ...] = ()
     error: str | None = None
+    # Where the case came from and what it exercises, for per-language and per-style
+    # validation tables: ``lang`` is an ISO 639-1 code; ``style`` a short response-style
+    # tag (e.g. "impersonal-refusal", "dual-persona", "encoded"); ``source`` the author or
+    # public set (e.g. "custodes/v1", "custodes/blind-1", "pyrit/scorer_evals").
+    lang: str = "en"
+    style: str = ""
+    source: str = ""
 
     def behaviour(self) -> Behaviour:
         return Behaviour(
@@ -414,7 +421,14 @@ def _judge_case(judge: Judge, case: LabelledCase) -> Outcome:
 def load_labelled(path: str | Path | None = None) -> tuple[LabelledCase, ...]:
     """The packaged labelled set, or one at ``path`` (JSON Lines)."""
     if path is None:
-        source = resources.files("custodes") / "evals" / "data" / "judges" / "labelled-v1.jsonl"
+        source = (
+            resources.files("custodes")
+            / "evals"
+            / "data"
+            / "judges"
+            / "train"
+            / "labelled-v1.jsonl"
+        )
         text, origin = source.read_text(encoding="utf-8"), "labelled-v1.jsonl"
     else:
         text, origin = Path(path).read_text(encoding="utf-8"), str(path)
