@@ -39,6 +39,12 @@ _DRIVER_TEXTS = ("attempt to write a readonly database", "read-only transaction"
 
 
 def _make_read_only(node: Node) -> None:
+    """Every connection handed out from now on is read-only.
+
+    Set on checkout rather than by disposing the pool: ``engine.dispose()`` while the
+    node's background threads hold connections leaves those in the discarded pool, and
+    they were garbage-collected unclosed (psycopg's ``__del__`` warning, issue 7 note).
+    """
     engine = node.engine
     statement = (
         "PRAGMA query_only = ON"
@@ -46,15 +52,14 @@ def _make_read_only(node: Node) -> None:
         else "SET default_transaction_read_only = on"
     )
 
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(statement)
         cursor.close()
         if engine.dialect.name != "sqlite":
             dbapi_connection.commit()
 
-    event.listen(engine, "connect", on_connect)
-    engine.dispose()  # every connection from now on is a new, read-only one
+    event.listen(engine, "checkout", on_checkout)
 
 
 @pytest.fixture
@@ -93,11 +98,10 @@ def test_a_full_disk_gives_an_actionable_503(
     with engine.connect() as conn:
         pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
 
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
         dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
 
-    event.listen(engine, "connect", on_connect)
-    engine.dispose()
+    event.listen(engine, "checkout", on_checkout)  # not dispose(): see _make_read_only
     before = snapshot(agent_client)
     batch = {"entries": [decision(agent, n, rationale="r" * 4000) for n in range(50)]}
     detail = assert_error(post_entries(agent_client, batch), 503, "store_unavailable")
