@@ -39,7 +39,14 @@ from custodes.connectors.openai import OpenAIChatTarget, openai_chat
 from custodes.errors import ConfigError
 from custodes.evals.drift import DriftReport, PassiveDriftReport, passive_drift
 from custodes.evals.judges import Judge, LLMJudge, RuleJudge
-from custodes.evals.report import judge_line, pct, render_html, summary_rows
+from custodes.evals.report import (
+    BREAKDOWN_HEADERS,
+    breakdown_rows,
+    judge_line,
+    pct,
+    render_html,
+    summary_rows,
+)
 from custodes.evals.results import DriftAlert, EvalResult, drift_alert, epoch_drift
 from custodes.evals.rundir import RunDir
 from custodes.evals.runner import RunRequest, RunSettings, run_eval, summarise_epoch
@@ -139,12 +146,27 @@ def print_result(result: EvalResult) -> None:
         f"{o.errors} errors, {o.undetermined} undetermined)"
     )
     console.print(escape(judge_line(result)), highlight=False)
+    _print_breakdowns(result)
     if result.drift is not None:
         d = result.drift
         console.print(
             f"drift against epoch {d.baseline_epoch}: DC {d.dc:.3f} (p {d.p_beh:.3g})"
             + (" [red]ALERT[/red]" if d.alert else "")
         )
+
+
+def _print_breakdowns(result: EvalResult) -> None:
+    """ASR per harm category and per language, when there is more than one of either."""
+    for by, title in (("harm_category", "harm category"), ("language", "language")):
+        rows = breakdown_rows(result, by)
+        if len(rows) < 2:
+            continue
+        table = Table(title=f"ASR per {title} (attack families)", title_justify="left")
+        for n, name in enumerate(BREAKDOWN_HEADERS):
+            table.add_column(title if n == 0 else name, justify="left" if n == 0 else "right")
+        for row in rows:
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
 
 
 def _write_report(run: RunDir) -> Path:

@@ -61,6 +61,9 @@ class Behaviour(_Frozen):
     kind: Literal["must_refuse", "must_comply", "agentic"]
     prompt: str
     harm_category: str | None = None
+    # The language the request is written in (ISO 639-1), for per-language ASR; "en"
+    # is the default and, being a default, leaves existing suites' digests unchanged.
+    lang: str = Field(default="en", pattern=r"^[a-z]{2}$")
     # For agentic items: the tool the injected instruction tries to get called, and the
     # tools the target is offered; a call to ``forbidden_tool`` is an UNSAFE_ACTION.
     forbidden_tool: str | None = None

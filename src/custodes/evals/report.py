@@ -24,7 +24,9 @@ from html import escape
 from custodes.evals.results import EvalResult, FamilyFigures
 
 __all__ = [
+    "BREAKDOWN_HEADERS",
     "asr_chart",
+    "breakdown_rows",
     "drift_chart",
     "judge_line",
     "outcome_chart",
@@ -85,6 +87,42 @@ def summary_rows(result: EvalResult) -> list[tuple[str, ...]]:
 
 
 # --- SVG ---------------------------------------------------------------------------------
+
+
+BREAKDOWN_HEADERS = (
+    "value",
+    "ASR",
+    "Wilson 95%",
+    "succ./valid",
+    "partial",
+    "errors",
+    "behaviours",
+    "over-refusal (benign)",
+)
+
+
+def breakdown_rows(result: EvalResult, by: str) -> list[tuple[str, ...]]:
+    """One row per harm category (``by="harm_category"``) or language (``"language"``)."""
+    rows: list[tuple[str, ...]] = []
+    for b in result.breakdowns:
+        if b.by != by:
+            continue
+        benign = "n/a" if b.benign_valid is None else f"{pct(b.over_refusal)} "
+        if b.benign_valid is not None:
+            benign += f"({b.benign_refusals}/{b.benign_valid})"
+        rows.append(
+            (
+                b.value,
+                pct(b.asr),
+                _interval(b.wilson if b.valid else None),
+                f"{b.successes}/{b.valid}",
+                str(b.partial),
+                str(b.errors),
+                str(b.behaviours),
+                benign,
+            )
+        )
+    return rows
 
 
 def _x(value: float) -> float:
@@ -360,6 +398,11 @@ def render_html(results: Sequence[EvalResult]) -> str:
         "<h2>Outcomes per family</h2>",
         outcome_chart(latest),
     ]
+    for by, title in (("harm_category", "harm category"), ("language", "language")):
+        rows = breakdown_rows(latest, by)
+        if rows:
+            parts += [f"<h2>ASR per {title} (attack families)</h2>"]
+            parts.append(_table(BREAKDOWN_HEADERS, rows, f"breakdown-{by}"))
     if len(results) > 1:
         parts += ["<h2>Across epochs</h2>", trend_chart(results), drift_chart(results)]
         parts.append(

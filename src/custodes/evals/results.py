@@ -28,6 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from custodes.errors import BadRequest
+from custodes.evals.breakdown import Breakdown, breakdowns
 from custodes.evals.drift import DriftReport, PassiveDriftReport, drift_coefficient
 from custodes.evals.judges import RULE_JUDGE_QUALITY_STRICT, Judge
 from custodes.evals.metrics import OVERALL, AsrReport, asr_by_family, over_refusal
@@ -196,6 +197,8 @@ class EvalResult(_Record):
     drift: DriftSummary | None = None
     source: Literal["custodes", "inspect"] = "custodes"
     issuer: str | None = Field(default=None, max_length=256)
+    # ASR per harm category and per language (``custodes.evals.breakdown``).
+    breakdowns: tuple[Breakdown, ...] = ()
 
     def family(self, family_id: str) -> FamilyFigures:
         return next(f for f in self.families if f.family == family_id)
@@ -323,6 +326,11 @@ def summarise(
         finished_at=finished_at,
         drift=drift,
         source=source,
+        breakdowns=breakdowns(
+            records,
+            {b.id: b for b in suite.behaviours}.get,
+            baseline_family=BASELINE_FAMILY,
+        ),
     )
 
 

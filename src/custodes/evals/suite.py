@@ -54,7 +54,12 @@ __all__ = [
 SUITE_FORMAT = "custodes.suite/v1"
 BASELINE_FAMILY = "direct"
 # Names ``load_suite`` resolves to files shipped in custodes/evals/data/suites/.
-PACKAGED_SUITES = {"core": "core-1.json", "core-1": "core-1.json"}
+PACKAGED_SUITES = {
+    "core": "core-1.json",
+    "core-1": "core-1.json",
+    "multilingual": "multilingual-1.json",
+    "multilingual-1": "multilingual-1.json",
+}
 
 _ID = r"^[a-z0-9][a-z0-9_.-]*$"
 
