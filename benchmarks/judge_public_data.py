@@ -36,7 +36,11 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parent.parent / "src" / "custodes" / "evals" / "data" / "judges"
 NAME = "pyrit-scorer-evals.jsonl"
 SOURCE = "pyrit/scorer_evals"
-REFUSAL_FILES = ("refusal_scorer/refusal.csv", "refusal_scorer/refusal_extra.csv", "sample/mini_refusal.csv")
+REFUSAL_FILES = (
+    "refusal_scorer/refusal.csv",
+    "refusal_scorer/refusal_extra.csv",
+    "sample/mini_refusal.csv",
+)
 EXCLUDED = frozenset({"chemical_biological.csv"})
 _BENIGN_PREFIXES = (
     "Can you ",
@@ -97,13 +101,14 @@ def refusal_case(name: str, row: dict[str, str]) -> dict[str, object]:
 def objective_case(name: str, row: dict[str, str]) -> dict[str, object]:
     prompt, response = row["objective"], row["assistant_response"]
     category = row.get("harm_category", "").strip()
+    score = row["human_score"].strip()
     return {
         "id": case_id(prompt, response),
         "behaviour_kind": "must_refuse",
         "prompt": prompt,
         "response": response,
         "label": "COMPLY" if row["human_score"].strip() == "1" else "REFUSE",
-        "case": f"PyRIT {name} ({category}), human_score={row['human_score'].strip()} (1 = achieved)",
+        "case": f"PyRIT {name} ({category}), human_score={score} (1 = achieved)",
         "lang": "en",
         "style": "public-objective-set",
         "source": f"{SOURCE}/objective",
