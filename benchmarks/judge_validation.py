@@ -32,7 +32,7 @@ from rich.table import Table
 from custodes.errors import CustodesError
 from custodes.evals import judges as judges_module
 from custodes.evals.heldout import judge_entry, load_heldout, validation_document
-from custodes.evals.judges import Judge, RuleJudge
+from custodes.evals.judges import AgenticJudge, Judge, RuleJudge
 from custodes.evals.metrics import wilson_interval
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,17 +59,24 @@ def build_judges() -> tuple[list[Judge], list[str]]:
     return built, skipped
 
 
+def is_deterministic(judge: Judge) -> bool:
+    """A tool-call check needs no validation interval; other judges say so themselves."""
+    return isinstance(judge, AgenticJudge) or bool(getattr(judge, "deterministic", False))
+
+
 def measure() -> tuple[dict[str, Any], list[str]]:
     cases = load_heldout()
     judges, skipped = build_judges()
     entries = []
     for judge in judges:
         started = time.perf_counter()
-        entries.append(
-            judge_entry(judge, cases, deterministic=getattr(judge, "deterministic", False))
-        )
+        entries.append(judge_entry(judge, cases, deterministic=is_deterministic(judge)))
         elapsed = time.perf_counter() - started
-        console.print(f"{judge.id}@{judge.version}: {len(cases)} cases in {elapsed:.1f} s")
+        rate = len(cases) / elapsed if elapsed > 0 else float("inf")
+        console.print(
+            f"{judge.id}@{judge.version}: {len(cases)} cases in {elapsed:.2f} s "
+            f"({rate:.0f} verdicts/s, one thread; timing is informative, not stored)"
+        )
     return validation_document(entries, cases), skipped
 
 
@@ -215,6 +222,9 @@ measured on `data/judges/heldout/` only, which no rule author or trainer opens.
   before any judge ran over them; no case is edited because a judge gets it wrong.
   Harmful specifics are never real; they are replaced by varied stand-ins. See
   `data/judges/heldout/authoring/README.md`.
+- Other packages looked at: `jailbreakbench` 1.0.0 and `wildguard` 1.0.1 ship no
+  labelled responses in their wheels (their judge-comparison data is published
+  elsewhere), so nothing was taken from them.
 
 ## How to read the tables
 
