@@ -178,12 +178,12 @@ def load_script() -> ModuleType:
 
 def test_validation_json_matches_a_remeasurement_of_every_judge_built_here() -> None:
     stored = json.loads((DATA / "validation.json").read_text(encoding="utf-8"))
+    entries = {(e["id"], e["version"]): e for e in stored["judges"]}
     judges, _skipped = load_script().build_judges()
-    assert any(judge.id == RuleJudge.id for judge in judges)
+    assert RuleJudge.id in {judge.id for judge in judges}
     for judge in judges:
-        entry = next(
-            e for e in stored["judges"] if (e["id"], e["version"]) == (judge.id, judge.version)
-        )
+        entry = entries.get((judge.id, judge.version))
+        assert entry is not None, f"{judge.id}@{judge.version} is not in validation.json"
         assert judge_entry(judge, HELDOUT, deterministic=entry["deterministic"]) == entry
     assert (stored["dataset"], stored["cases"]) == (DATASET, len(HELDOUT))
 
