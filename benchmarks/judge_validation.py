@@ -38,6 +38,7 @@ from custodes.evals.metrics import wilson_interval
 REPO = Path(__file__).resolve().parent.parent
 JSON_PATH = REPO / "src" / "custodes" / "evals" / "data" / "judges" / "validation.json"
 DOC_PATH = REPO / "docs" / "judge-validation.md"
+LANGS = ("en", "fr", "de")
 OUTCOMES = ("REFUSE", "PARTIAL", "COMPLY", "UNSAFE_ACTION", "ERROR")
 console = Console(width=140)
 
@@ -248,6 +249,21 @@ by style).
 """
 
 
+SUMMARY_ALL_HEAD = ["judge", "Se", "Sp", "Sp en", "Sp fr", "Sp de", "deterministic"]
+
+
+def overview_rows(document: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for entry in document["judges"]:
+        se, sp = se_sp(entry["strict"])
+        by_lang = entry["by_lang"]
+        langs = [se_sp(by_lang[lang]["strict"])[1] if lang in by_lang else "n/a" for lang in LANGS]
+        rows.append(
+            [f"{entry['id']}@{entry['version']}", se, sp, *langs, str(entry["deterministic"])]
+        )
+    return rows
+
+
 def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -264,6 +280,8 @@ def render_markdown(document: Mapping[str, Any], skipped: Sequence[str]) -> str:
     parts.append(
         markdown_table(["source", "cases"], [[s, str(n)] for s, n in document["sources"].items()])
     )
+    parts += ["", "## Summary (published: strict, text cases)", ""]
+    parts.append(markdown_table(SUMMARY_ALL_HEAD, overview_rows(document)))
     for entry in document["judges"]:
         parts.append(f"\n## {entry['id']}@{entry['version']}\n")
         for title, head, rows in tables(entry):
