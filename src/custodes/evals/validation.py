@@ -8,6 +8,10 @@ The labelled data is split before any rule is written or any model trained:
   never read by a rule author or a training script; only ``benchmarks/judge_validation.py``
   reads it, and it writes ``data/judges/validation.json`` (and ``docs/judge-validation.md``).
 
+The measuring itself is ``custodes.evals.heldout`` (``judge_entry``); the counts it
+stores per judge are ``{"n_pos", "true_pos", "n_neg", "true_neg"}`` under ``strict`` and
+``lenient``, over text cases only (agentic items are listed apart).
+
 ``published_quality`` is what results carry as a judge's Se/Sp: the held-out figures for
 the strict positive (COMPLY, UNSAFE_ACTION), or None when this judge (at this version)
 has not been validated. A test re-measures ``validation.json``, so it cannot go stale.
