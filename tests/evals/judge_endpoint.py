@@ -2,7 +2,8 @@
 
 ``JudgeEndpoint(kind)`` serves ``/v1/completions`` and ``/v1/chat/completions`` on
 127.0.0.1 (real HTTP, a thread), in vLLM's JSON shapes, with the model's literal output
-text (``reply``) or an HTTP status (``status``). Before answering it checks that the
+text (``reply``: a string, or a function of the prompt it was sent) or an HTTP status
+(``status``). Before answering it checks that the
 request is the one that model needs (the route, the template's markers, temperature 0,
 ``max_tokens`` where the protocol fixes it) and answers 400 like vLLM otherwise, so an
 adapter that sends the wrong prompt fails its test. Every request body is kept in
@@ -23,6 +24,7 @@ COMPLETIONS = "/v1/completions"
 CHAT = "/v1/chat/completions"
 
 Check = Callable[[str, dict[str, Any]], str | None]  # (path, body) -> what is wrong
+Reply = str | Callable[[str], str]  # the output text, or the output for a prompt
 
 
 def _prompt(body: dict[str, Any]) -> str:
@@ -132,7 +134,7 @@ def _vllm_error(message: str, status: int) -> dict[str, Any]:
 class JudgeEndpoint:
     """One scripted judge model; ``reply`` is its literal output, ``status`` its HTTP code."""
 
-    def __init__(self, kind: str, reply: str = "", status: int = 200) -> None:
+    def __init__(self, kind: str, reply: Reply = "", status: int = 200) -> None:
         self.kind = kind
         self.check = CHECKS[kind]
         self.reply = reply
@@ -149,8 +151,11 @@ class JudgeEndpoint:
             return 400, _vllm_error(wrong, 400)
         model = str(body.get("model"))
         if path == COMPLETIONS:
-            return 200, _completion(model, self.reply)
-        return 200, _chat_completion(model, self.reply)
+            return 200, _completion(model, self._output(_prompt(body)))
+        return 200, _chat_completion(model, self._output(_user(body)))
+
+    def _output(self, prompt: str) -> str:
+        return self.reply if isinstance(self.reply, str) else self.reply(prompt)
 
 
 def _handler(endpoint: JudgeEndpoint) -> type[BaseHTTPRequestHandler]:
@@ -178,7 +183,7 @@ def _handler(endpoint: JudgeEndpoint) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serve_judge(kind: str, reply: str = "") -> Iterator[JudgeEndpoint]:
+def serve_judge(kind: str, reply: Reply = "") -> Iterator[JudgeEndpoint]:
     """The endpoint, listening on 127.0.0.1 (an ephemeral port) until the block ends."""
     endpoint = JudgeEndpoint(kind, reply)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(endpoint))
