@@ -161,6 +161,7 @@ class JudgeEndpoint:
 def _handler(endpoint: JudgeEndpoint) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out as separate writes
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
