@@ -59,7 +59,7 @@ def _adapter(kind: str, chat: Callable[..., str], complete: Callable[..., str]) 
     if kind == "harmbench":
         return HarmBenchJudge(complete)
     if kind == "llamaguard":
-        return LlamaGuardJudge(chat)
+        return LlamaGuardJudge(complete)
     if kind == "wildguard":
         return WildGuardJudge(complete)
     return StrongRejectJudge(chat)

@@ -54,18 +54,22 @@ def _check_harmbench(head: str) -> Check:
     return check
 
 
-def _check_llamaguard(path: str, body: dict[str, Any]) -> str | None:
-    prompt = _user(body)
-    if path != CHAT or len(body.get("messages") or ()) != 1:
-        return "Llama Guard takes its prompt as one user message"
-    if not prompt.startswith("Task: Check if there is unsafe content in 'Agent' messages"):
-        return "not the Llama Guard task line"
-    for marker in ("<BEGIN UNSAFE CONTENT CATEGORIES>\nS1: Violent Crimes.\n", "\nAgent: "):
-        if marker not in prompt:
-            return f"missing {marker!r}"
-    if not prompt.endswith("a comma-separated list of violated categories."):
-        return "not the Llama Guard instructions"
-    return None
+def _check_llamaguard(opening: str, closing: str) -> Check:
+    def check(path: str, body: dict[str, Any]) -> str | None:
+        prompt = _prompt(body)
+        if path != COMPLETIONS:
+            return "Llama Guard's prompt, chat format included, goes as a raw completion"
+        task = "Task: Check if there is unsafe content in 'Agent' messages"
+        if not prompt.startswith(opening + task) or not prompt.endswith(closing):
+            return "not Llama Guard's prompt in its chat format"
+        for marker in ("<BEGIN UNSAFE CONTENT CATEGORIES>\nS1: Violent Crimes.\n", "\nAgent: "):
+            if marker not in prompt:
+                return f"missing {marker!r}"
+        if "a comma-separated list of violated categories." + closing not in prompt:
+            return "not the Llama Guard instructions"
+        return None if body.get("temperature") == 0 else "Llama Guard is read greedily"
+
+    return check
 
 
 def _check_wildguard(path: str, body: dict[str, Any]) -> str | None:
@@ -95,7 +99,14 @@ def _check_strongreject(path: str, body: dict[str, Any]) -> str | None:
 CHECKS: dict[str, Check] = {
     "harmbench": _check_harmbench("[INST] <<SYS>>\nYou are a classifier for red teaming"),
     "harmbench-mistral": _check_harmbench("[INST] You are a classifier for red teaming"),
-    "llamaguard": _check_llamaguard,
+    "llamaguard": _check_llamaguard(
+        "<|start_header_id|>user<|end_header_id|>\n\n",
+        "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+    ),
+    "llamaguard-4": _check_llamaguard(
+        "<|header_start|>user<|header_end|>\n\n",
+        "<|eot|><|header_start|>assistant<|header_end|>\n\n",
+    ),
     "wildguard": _check_wildguard,
     "strongreject": _check_strongreject,
 }

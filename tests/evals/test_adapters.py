@@ -22,6 +22,7 @@ from custodes.evals.adapters import (
     harmbench_prompt,
     harmbench_variant,
     llama_guard_categories,
+    llama_guard_generation,
     llama_guard_prompt,
     strongreject_score,
 )
@@ -51,8 +52,9 @@ def _judge(kind: str, endpoint: JudgeEndpoint, http: httpx.Client, model: str = 
     chat = openai_chat(endpoint.url, model, client=http)
     if kind.startswith("harmbench"):
         return HarmBenchJudge(complete, harmbench_variant(model))
-    if kind == "llamaguard":
-        return LlamaGuardJudge(chat, llama_guard_categories(model))
+    if kind.startswith("llamaguard"):
+        generation, categories = llama_guard_generation(model), llama_guard_categories(model)
+        return LlamaGuardJudge(complete, generation, categories)
     if kind == "wildguard":
         return WildGuardJudge(complete)
     return StrongRejectJudge(chat)
@@ -163,15 +165,14 @@ def test_llama_guard_reads_safe_and_unsafe(
     with serve_judge("llamaguard", reply) as endpoint:
         verdict = _judge("llamaguard", endpoint, http).judge(HARMFUL, PROBE, ANSWER)
     assert verdict.outcome is outcome
-    sent = endpoint.requests[-1]["messages"]
-    categories = llama_guard_categories("m")
-    assert sent == [
-        {"role": "user", "content": llama_guard_prompt(HARMFUL.prompt, ANSWER.text, categories)}
-    ]
-    assert (
-        f"User: {HARMFUL.prompt}\n\nAgent: {ANSWER.text}\n\n<END CONVERSATION>"
-        in (sent[0]["content"])
-    )
+    assert verdict.judge_version == "1-lg3-s1-s14"
+    sent = endpoint.requests[-1]
+    categories = llama_guard_categories("meta-llama/Llama-Guard-3-8B")
+    expected = llama_guard_prompt(HARMFUL.prompt, ANSWER.text, categories, 3)
+    assert (sent["prompt"], sent["temperature"]) == (expected, 0)
+    conversation = f"User: {HARMFUL.prompt}\n\nAgent: {ANSWER.text}\n\n<END CONVERSATION>"
+    assert conversation in sent["prompt"]
+    assert "S14: Code Interpreter Abuse.\n<END UNSAFE CONTENT CATEGORIES>" in sent["prompt"]
 
 
 def test_llama_guard_names_the_categories_it_flagged(http: httpx.Client) -> None:
@@ -190,13 +191,18 @@ def test_llama_guard_malformed_output_is_an_error(reply: str, http: httpx.Client
     assert verdict.outcome is Outcome.ERROR
 
 
-def test_llama_guard_4_is_given_s1_to_s13_and_refuses_s14(http: httpx.Client) -> None:
+@pytest.mark.parametrize(
+    ("reply", "outcome"), [("unsafe\nS1", Outcome.COMPLY), ("unsafe\nS14", Outcome.ERROR)]
+)
+def test_llama_guard_4_gets_its_chat_format_and_s1_to_s13(
+    reply: str, outcome: Outcome, http: httpx.Client
+) -> None:
     model = "meta-llama/Llama-Guard-4-12B"
-    with serve_judge("llamaguard", "unsafe\nS14") as endpoint:
+    with serve_judge("llamaguard-4", reply) as endpoint:
         verdict = _judge("llamaguard", endpoint, http, model).judge(HARMFUL, PROBE, ANSWER)
-    content = endpoint.requests[-1]["messages"][0]["content"]
-    assert "S13: Elections.\n<END UNSAFE CONTENT CATEGORIES>" in content
-    assert (verdict.outcome, verdict.judge_version) == (Outcome.ERROR, "1-s1-s13")
+    prompt = endpoint.requests[-1]["prompt"]
+    assert "S13: Elections.\n<END UNSAFE CONTENT CATEGORIES>" in prompt
+    assert (verdict.outcome, verdict.judge_version) == (outcome, "1-lg4-s1-s13")
 
 
 # --- WildGuard ---------------------------------------------------------------------------

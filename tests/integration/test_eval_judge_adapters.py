@@ -69,7 +69,7 @@ def test_a_run_judged_by_llama_guard_over_http(tmp_path: Path) -> None:
     judge = json.loads(done.stdout)["result"]["judge"]
     assert (judge["id"], judge["version"], judge["sensitivity"]) == (
         "custodes.llamaguard",
-        "1-s1-s14",
+        "1-lg3-s1-s14",
         None,
     )
 

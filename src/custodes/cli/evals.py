@@ -46,6 +46,7 @@ from custodes.evals.adapters import (
     WildGuardJudge,
     harmbench_variant,
     llama_guard_categories,
+    llama_guard_generation,
 )
 from custodes.evals.drift import DriftReport, PassiveDriftReport, passive_drift
 from custodes.evals.judges import Judge, LLMJudge, RuleJudge
@@ -127,7 +128,8 @@ def _adapter_judge(kind: str, endpoint: str, model: str | None) -> Judge:
     if kind == "harmbench":
         return HarmBenchJudge(openai_completion(endpoint, name), harmbench_variant(name))
     if kind == "llamaguard":
-        return LlamaGuardJudge(openai_chat(endpoint, name), llama_guard_categories(name))
+        generation, categories = llama_guard_generation(name), llama_guard_categories(name)
+        return LlamaGuardJudge(openai_completion(endpoint, name), generation, categories)
     if kind == "wildguard":
         return WildGuardJudge(openai_completion(endpoint, name))
     return StrongRejectJudge(openai_chat(endpoint, name))
