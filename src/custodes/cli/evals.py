@@ -2,6 +2,7 @@
 
     custodes eval run --suite core --target openai:http://127.0.0.1:8600 --model weak \\
         --attempts 3 --out runs/weak [--judge rule|llm:URL] [--concurrency 8] [--epoch 0]
+        (--judge also harmbench:URL, llamaguard:URL, wildguard:URL, strongreject:URL)
     custodes eval drift runs/weak              (first vs last epoch in one directory)
     custodes eval drift --baseline runs/a --current runs/b
     custodes eval publish runs/weak --node URL --as auditor:x --token T --key FILE
@@ -35,8 +36,18 @@ from custodes.cli.output import OUTPUT, Output, emit_json
 from custodes.cli.remote import AS, KEY, NODE, TOKEN
 from custodes.client import Client, load_key
 from custodes.connectors.a2a import A2ATarget
-from custodes.connectors.openai import OpenAIChatTarget, openai_chat
+from custodes.connectors.openai import OpenAIChatTarget, openai_chat, openai_completion
 from custodes.errors import ConfigError
+from custodes.evals.adapters import (
+    ADAPTER_KINDS,
+    HarmBenchJudge,
+    LlamaGuardJudge,
+    StrongRejectJudge,
+    WildGuardJudge,
+    harmbench_variant,
+    llama_guard_categories,
+    llama_guard_generation,
+)
 from custodes.evals.drift import DriftReport, PassiveDriftReport, passive_drift
 from custodes.evals.judges import Judge, LLMJudge, RuleJudge
 from custodes.evals.report import (
@@ -106,13 +117,40 @@ def make_target(spec: str, model: str | None, api_key: str | None = None) -> Tar
     )
 
 
+# The model name each served judge model is published under (override with --judge-model).
+_ADAPTER_MODELS = {
+    "harmbench": "cais/HarmBench-Llama-2-13b-cls",
+    "llamaguard": "meta-llama/Llama-Guard-3-8B",
+    "wildguard": "allenai/wildguard",
+    "strongreject": "judge",
+}
+JUDGE_HELP = (
+    "rule, or llm:URL, harmbench:URL, llamaguard:URL, wildguard:URL, strongreject:URL "
+    "(OpenAI-compatible endpoints serving that judge model)"
+)
+
+
+def _adapter_judge(kind: str, endpoint: str, model: str | None) -> Judge:
+    name = model or _ADAPTER_MODELS[kind]
+    if kind == "harmbench":
+        return HarmBenchJudge(openai_completion(endpoint, name), harmbench_variant(name))
+    if kind == "llamaguard":
+        generation, categories = llama_guard_generation(name), llama_guard_categories(name)
+        return LlamaGuardJudge(openai_completion(endpoint, name), generation, categories)
+    if kind == "wildguard":
+        return WildGuardJudge(openai_completion(endpoint, name))
+    return StrongRejectJudge(openai_chat(endpoint, name))
+
+
 def make_judge(spec: str, model: str | None) -> Judge:
     if spec == "rule":
         return RuleJudge()
     kind, _, endpoint = spec.partition(":")
     if kind == "llm" and endpoint:
         return LLMJudge(openai_chat(endpoint, model or "judge"))
-    raise ConfigError(f"unknown judge {spec!r}; use rule or llm:<OpenAI-compatible URL>")
+    if kind in ADAPTER_KINDS and endpoint:
+        return _adapter_judge(kind, endpoint, model)
+    raise ConfigError(f"unknown judge {spec!r}; use {JUDGE_HELP}")
 
 
 # --- printing ----------------------------------------------------------------------------
@@ -185,8 +223,8 @@ def run(
     model: str | None = typer.Option(None, help="the model name to ask the target for"),
     attempts: int = typer.Option(1, min=1, help="attempts per sample (k)"),
     out: Path = typer.Option(..., help="run directory (created, or resumed)"),
-    judge: str = typer.Option("rule", help="rule, or llm:<OpenAI-compatible URL>"),
-    judge_model: str | None = typer.Option(None, help="the LLM judge's model name"),
+    judge: str = typer.Option("rule", help=JUDGE_HELP),
+    judge_model: str | None = typer.Option(None, help="the judge model's name at its endpoint"),
     concurrency: int = typer.Option(8, min=1, help="requests in flight"),
     timeout: float = typer.Option(60.0, help="seconds per request"),
     retries: int = typer.Option(3, min=0, help="retries on 429, 5xx, transport errors"),

@@ -11,6 +11,10 @@ An indirect-injection probe carries an assistant turn standing for a tool call a
 tool's result; they are sent the OpenAI way: the assistant message with ``tool_calls``
 (id ``call_<n>``) and a ``tool`` message with the matching ``tool_call_id``.
 
+``openai_completion`` speaks ``POST {base}/v1/completions`` (a raw prompt, for judge
+models that are not chat models: HarmBench's classifiers, WildGuard) and reads
+``choices[0].text``.
+
 Failures map to ``TargetError``: HTTP 429 and 5xx and transport errors are retryable
 (the runner backs off), other 4xx and unparseable answers are not.
 """
@@ -30,11 +34,14 @@ __all__ = [
     "OpenAIChatTarget",
     "chat_body",
     "openai_chat",
+    "openai_completion",
     "parse_chat_answer",
+    "parse_completion_answer",
     "raise_for_target_status",
 ]
 
 _PATH = "/v1/chat/completions"
+_COMPLETIONS_PATH = "/v1/completions"
 _SOCKET_TIMEOUT_S = 600.0
 
 
@@ -198,3 +205,42 @@ def openai_chat(
         return parse_chat_answer(_json(response)).text
 
     return chat
+
+
+def parse_completion_answer(answer: object) -> str:
+    """``choices[0].text`` of a ``/v1/completions`` answer; ``TargetError`` if it is not there."""
+    try:
+        text = answer["choices"][0]["text"]  # type: ignore[index]
+    except (KeyError, IndexError, TypeError):
+        text = None
+    if not isinstance(text, str):
+        raise TargetError("the endpoint's answer has no choices[0].text", code="bad_answer")
+    return text
+
+
+def openai_completion(
+    base_url: str,
+    model: str,
+    *,
+    api_key: str | None = None,
+    timeout: float = 60.0,
+    client: httpx.Client | None = None,
+) -> Callable[[str, int], str]:
+    """A synchronous ``(prompt, max_tokens) -> text`` function over ``/v1/completions``.
+
+    Temperature 0: the judge models that need a raw prompt are classifiers, read greedily.
+    """
+    url = base_url.rstrip("/").removesuffix("/v1") + _COMPLETIONS_PATH
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    http = client or httpx.Client(timeout=timeout)
+
+    def complete(prompt: str, max_tokens: int) -> str:
+        body = {"model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0}
+        try:
+            response = http.post(url, json=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise TargetError(f"cannot reach {url}: {exc!r}", retryable=True) from exc
+        raise_for_target_status(response)
+        return parse_completion_answer(_json(response))
+
+    return complete
