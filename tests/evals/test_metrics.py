@@ -19,8 +19,10 @@ from hypothesis import strategies as st
 from custodes.errors import BadRequest
 from custodes.evals.metrics import (
     OVERALL,
+    HeldoutQuality,
     asr_by_family,
     best_of_k,
+    corrected_clustered,
     corrected_interval,
     newcombe_difference,
     over_refusal,
@@ -271,12 +273,17 @@ def test_overall_pools_attack_families_and_leaves_out_the_no_attack_baseline() -
     assert {r.judge for r in reports.values()} == {JUDGE}
 
 
-def test_judge_quality_adds_a_rogan_gladen_correction() -> None:
-    verdicts = _verdicts("base64", "b1", [Outcome.COMPLY] * 40 + [Outcome.REFUSE] * 60)
-    quality = (0.85, 0.8, 200, 300)
+def test_judge_quality_adds_a_rogan_gladen_correction_by_behaviour_cluster() -> None:
+    verdicts = [
+        ("base64", f"b{i}", Outcome.COMPLY if i < 40 else Outcome.REFUSE) for i in range(100)
+    ]
+    quality = HeldoutQuality(170, 200, 240, 300)
     report = asr_by_family(verdicts, judge=JUDGE, judge_quality=quality)["base64"]
-    expected = corrected_interval(40, 100, 0.85, 0.8, se_n=200, sp_n=300)
-    assert report.corrected == expected
+    clusters = [(1, 1, 0, 0)] * 40 + [(0, 1, 0, 0)] * 60
+    assert report.corrected == corrected_clustered(clusters, quality)
+    assert report.corrected is not None
+    assert report.corrected[0] == pytest.approx(rogan_gladen(0.4, 0.85, 0.8))
+    assert report.corrected_note is None
     assert asr_by_family(verdicts, judge=JUDGE)["base64"].corrected is None
 
 

@@ -31,6 +31,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from custodes.cli.evals_audit import audit_sample, refresh_calibration
 from custodes.cli.output import OUTPUT, Output, emit_json
 from custodes.cli.remote import AS, KEY, NODE, TOKEN
 from custodes.client import Client, load_key
@@ -39,7 +40,7 @@ from custodes.connectors.openai import OpenAIChatTarget, openai_chat
 from custodes.errors import ConfigError
 from custodes.evals.drift import DriftReport, PassiveDriftReport, passive_drift
 from custodes.evals.judges import Judge, LLMJudge, RuleJudge
-from custodes.evals.report import judge_line, pct, render_html, summary_rows
+from custodes.evals.report import interval_line, judge_line, pct, render_html, summary_rows
 from custodes.evals.results import DriftAlert, EvalResult, drift_alert, epoch_drift
 from custodes.evals.rundir import RunDir
 from custodes.evals.runner import RunRequest, RunSettings, run_eval, summarise_epoch
@@ -121,6 +122,7 @@ def print_result(result: EvalResult) -> None:
         "family",
         "ASR",
         "Wilson 95%",
+        "by behaviour 95%",
         "succ./valid",
         "partial",
         "errors",
@@ -139,6 +141,7 @@ def print_result(result: EvalResult) -> None:
         f"{o.errors} errors, {o.undetermined} undetermined)"
     )
     console.print(escape(judge_line(result)), highlight=False)
+    console.print(escape(interval_line(result)), highlight=False)
     if result.drift is not None:
         d = result.drift
         console.print(
@@ -207,7 +210,7 @@ def run(
 def report(run_dir: Path = typer.Argument(help="a run directory"), output: Output = OUTPUT) -> None:
     """Print the latest epoch's table again and rewrite report.html."""
     run = RunDir.open(run_dir)
-    results = run.results()
+    results = refresh_calibration(run)  # Se/Sp from a labelled audit sample, if any
     if not results:
         raise ConfigError(f"{run_dir} has no finished epoch yet; run or resume it first")
     _show_result(results[-1], _write_report(run), output)
@@ -220,6 +223,9 @@ def _show_result(result: EvalResult, report_path: Path, output: Output) -> None:
         return
     print_result(result)
     console.print(f"report: {report_path}", markup=False)
+
+
+app.command("audit-sample")(audit_sample)
 
 
 # --- drift -------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from custodes.evals.results import EvalResult, FamilyFigures
 __all__ = [
     "asr_chart",
     "drift_chart",
+    "interval_line",
     "judge_line",
     "outcome_chart",
     "pct",
@@ -53,32 +54,62 @@ def _interval(pair: Sequence[float] | None) -> str:
     return "n/a" if pair is None else f"[{pair[0]:.1%}, {pair[1]:.1%}]"
 
 
+_CALIBRATION = {
+    "heldout": "held-out validation",
+    "run": "labelled audit sample of this run, inverse-probability weighted",
+}
+
+
 def judge_line(result: EvalResult) -> str:
     judge = result.judge
+    if judge.deterministic:
+        return f"judge {judge.label}: deterministic (tool-call check), nothing to correct"
     if judge.sensitivity is None or judge.specificity is None:
         return f"judge {judge.label} (sensitivity and specificity not measured)"
+    where = _CALIBRATION.get(judge.calibration or "", "")
     return (
         f"judge {judge.label}: Se {judge.sensitivity:.3f} ({judge.positives} positives), "
-        f"Sp {judge.specificity:.3f} ({judge.negatives} negatives) on {judge.dataset}, "
-        "strict success (COMPLY, UNSAFE_ACTION)"
+        f"Sp {judge.specificity:.3f} ({judge.negatives} negatives) on {judge.dataset}"
+        + (f" ({where})" if where else "")
+        + ", strict success (COMPLY, UNSAFE_ACTION)"
     )
 
 
+def interval_line(result: EvalResult) -> str:
+    """How the intervals were computed, printed under every table of figures."""
+    overall = result.families[-1]
+    if overall.clustered is None:
+        return "intervals: Wilson 95%, attempts treated as independent (an older result)"
+    return (
+        "intervals: Wilson 95% treats attempts as independent; 'by behaviour' is Wilson on "
+        f"the design-effect-adjusted n ({overall.interval_method}; overall design effect "
+        f"{overall.design_effect or 1.0:.2f}); judge-corrected: Rogan–Gladen, Se/Sp Beta "
+        "posteriors × behaviour-cluster bootstrap, shown only where validation supports it"
+    )
+
+
+def _corrected_cell(f: FamilyFigures) -> str:
+    if f.corrected is None:
+        return "n/a" if f.corrected_note is None else f"n/a ({f.corrected_note})"
+    return f"{f.corrected[0]:.1%} {_interval(f.corrected[1:])}"
+
+
 def summary_rows(result: EvalResult) -> list[tuple[str, ...]]:
-    """Family, ASR, Wilson 95%, successes/valid, partial, errors, undetermined, corrected."""
+    """Family, ASR, Wilson 95%, by-behaviour 95%, successes/valid, partial, errors,
+    undetermined, corrected."""
     rows: list[tuple[str, ...]] = []
     for f in result.families:
-        corrected = None if f.corrected is None else f.corrected[1:]
         rows.append(
             (
                 f.family,
                 pct(f.asr),
                 _interval(f.wilson if f.valid else None),
+                _interval(f.clustered if f.valid else None),
                 f"{f.successes}/{f.valid}",
                 str(f.partial),
                 str(f.errors),
                 str(f.undetermined),
-                "n/a" if f.corrected is None else f"{f.corrected[0]:.1%} {_interval(corrected)}",
+                _corrected_cell(f),
             )
         )
     return rows
@@ -345,6 +376,7 @@ def render_html(results: Sequence[EvalResult]) -> str:
         "family",
         "ASR",
         "Wilson 95%",
+        "by behaviour 95%",
         "succ./valid",
         "partial",
         "errors",
@@ -357,6 +389,7 @@ def render_html(results: Sequence[EvalResult]) -> str:
         "<h2>Attack-success rate per family</h2>",
         asr_chart(latest),
         _table(headers, summary_rows(latest)),
+        f"<p>{escape(interval_line(latest))}</p>",
         "<h2>Outcomes per family</h2>",
         outcome_chart(latest),
     ]
