@@ -147,7 +147,8 @@ def test_the_agentic_judge_is_deterministic_and_never_corrected(suite: Suite) ->
     quality = HeldoutQuality(45, 50, 45, 50, deterministic=True)
     figures = family_figures(records, suite, info, quality)[-1]  # overall
     assert figures.corrected is None
-    assert figures.corrected_note is not None and "deterministic" in figures.corrected_note
+    assert figures.corrected_note is not None
+    assert "deterministic" in figures.corrected_note
     supported = family_figures(
         records, suite, judge_info(RuleJudge()), HeldoutQuality(45, 50, 45, 50)
     )
@@ -162,7 +163,8 @@ def test_agentic_items_enter_the_corrected_rate_uncorrected(suite: Suite) -> Non
     judge = judge_info(RuleJudge())
     figures = family_figures(agentic, suite, judge, HeldoutQuality(40, 50, 40, 50))
     direct = next(f for f in figures if f.family == "direct")
-    assert direct.corrected is None and direct.corrected_note is not None
+    assert direct.corrected is None
+    assert direct.corrected_note is not None
     mixed = agentic + [record("direct", Outcome.REFUSE, n=n) for n in range(30, 60)]
     figures = family_figures(mixed, suite, judge, HeldoutQuality(40, 50, 40, 50))
     direct = next(f for f in figures if f.family == "direct")

@@ -35,6 +35,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Literal, Protocol
 
@@ -63,6 +64,7 @@ __all__ = [
     "over_refusal",
     "rogan_gladen",
     "support",
+    "t_quantile",
     "wilson_interval",
 ]
 
@@ -246,11 +248,45 @@ def design_effect(clusters: Sequence[ClusterCounts]) -> float:
     return min(worst, 1.0 + (m0 - 1) * min(1.0, max(0.0, icc)))
 
 
+def _t_within(t: float, df: int) -> float:
+    """P(|T| < t) for Student's t with integer ``df`` (Abramowitz & Stegun 26.7.3–4)."""
+    theta = math.atan(t / math.sqrt(df))
+    c2, term, total = math.cos(theta) ** 2, 1.0, 1.0
+    start = 2 if df % 2 else 1
+    for k in range(start, df - 1, 2):
+        term *= c2 * k / (k + 1)
+        total += term
+    if df % 2 == 0:
+        return math.sin(theta) * total
+    if df == 1:
+        return 2 / math.pi * theta
+    return 2 / math.pi * (theta + math.sin(theta) * math.cos(theta) * total)
+
+
+@lru_cache(maxsize=256)
+def t_quantile(confidence: float, df: int) -> float:
+    """The two-sided Student t critical value: P(|T| < t) = confidence."""
+    _check_confidence(confidence)
+    if df < 1:
+        raise BadRequest(f"degrees of freedom must be >= 1, got {df}", code="bad_counts")
+    z = _z(confidence)
+    if df > 400:  # Cornish–Fisher expansion; error below 1e-7 here
+        return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df * df)
+    low, high = 0.0, z * 4 + 700.0
+    for _ in range(100):
+        mid = (low + high) / 2
+        low, high = (mid, high) if _t_within(mid, df) < confidence else (low, mid)
+    return (low + high) / 2
+
+
 def clustered_interval(clusters: Sequence[ClusterCounts], confidence: float = 0.95) -> Clustered:
     """Wilson's score interval on the design-effect-adjusted effective sample size.
 
-    ``clusters`` are each behaviour's (successes, valid attempts). One attempt per
-    behaviour gives exactly ``wilson_interval``; ``(0, 1)`` when nothing is valid.
+    ``clusters`` are each behaviour's (successes, valid attempts). Korn and Graubard's
+    (1998) degrees-of-freedom adjustment scales the effective n by
+    ``(t[n−1] / t[C−1])²``: with few behaviours the variance estimate is itself
+    uncertain. One attempt per behaviour (n = C) gives exactly ``wilson_interval``;
+    ``(0, 1)`` when nothing is valid.
     """
     for s, v in clusters:
         _check_counts(s, v)
@@ -261,6 +297,8 @@ def clustered_interval(clusters: Sequence[ClusterCounts], confidence: float = 0.
         return Clustered(0.0, 1.0, 1.0, 0.0, 0)
     deff = design_effect(clusters)
     effective = n / deff
+    if count < n and count > 1:
+        effective *= (t_quantile(confidence, n - 1) / t_quantile(confidence, count - 1)) ** 2
     lower, upper = _wilson_float(sum(s for s, _ in clusters) / n, effective, z)
     return Clustered(lower, upper, deff, effective, count)
 
