@@ -114,7 +114,8 @@ def plan_audit(records: Sequence[SampleRecord], size: int) -> AuditPlan:
         for verdict in (True, False)
     }
     totals = {v: sum(sizes.values()) for v, sizes in by_verdict.items()}
-    wanted = {True: min(totals[True], size // 2), False: min(totals[False], size - size // 2)}
+    wanted = {True: min(totals[True], size // 2)}
+    wanted[False] = min(totals[False], size - wanted[True])
     wanted[True] = min(totals[True], size - wanted[False])
     sample: dict[Stratum, int] = {}
     for verdict, sizes in by_verdict.items():
