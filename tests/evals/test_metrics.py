@@ -465,3 +465,11 @@ def test_the_corrected_interval_covers_under_clustering_and_judge_error() -> Non
         covered += lower <= true_p <= upper
     # Measured: 0.95.
     assert covered / reps >= 0.95 - 3 * math.sqrt(0.95 * 0.05 / reps)
+
+
+def test_too_few_behaviours_get_no_corrected_interval() -> None:
+    quality = HeldoutQuality(45, 50, 45, 50)
+    verdicts = [("base64", f"b{i}", Outcome.COMPLY) for i in range(19) for _ in range(10)]
+    report = asr_by_family(verdicts, judge=JUDGE, judge_quality=quality)["base64"]
+    assert report.corrected is None
+    assert report.corrected_note == "fewer than 20 behaviours judged (19)"

@@ -46,6 +46,7 @@ from custodes.evals.models import SUCCESS_OUTCOMES, Outcome
 
 __all__ = [
     "CLUSTERED_METHOD",
+    "MIN_BEHAVIOURS",
     "MIN_LABELLED",
     "MIN_SUPPORT_PROBABILITY",
     "MIN_YOUDEN_SUPPORTED",
@@ -310,6 +311,9 @@ def clustered_interval(clusters: Sequence[ClusterCounts], confidence: float = 0.
 # MIN_SUPPORT_PROBABILITY that Youden's J = Se + Sp − 1 exceeds MIN_YOUDEN_SUPPORTED
 # (below it, 1/J amplifies every error in the observed rate more than five-fold).
 MIN_LABELLED = 30
+# Below this many behaviours with judged answers the cluster bootstrap's percentile
+# interval under-covers (0.89–0.93 at 10 behaviours: benchmarks/bench_coverage.py).
+MIN_BEHAVIOURS = 20
 MIN_YOUDEN_SUPPORTED = 0.2
 MIN_SUPPORT_PROBABILITY = 0.975
 _SUPPORT_DRAWS = 20_000
@@ -568,6 +572,9 @@ def _corrected(
         return None, DETERMINISTIC_NOTE if deterministic else None
     if correction.quality is None or correction.note is not None:
         return None, correction.note
+    behaviours = sum(1 for c in clusters if c[1] > 0)
+    if behaviours < MIN_BEHAVIOURS:
+        return None, f"fewer than {MIN_BEHAVIOURS} behaviours judged ({behaviours})"
     return corrected_clustered(clusters, correction.quality), None
 
 
