@@ -4,7 +4,8 @@ The HTML report is one file with no external reference (no script, font, stylesh
 image to fetch): inline CSS and inline SVG charts, one per metric, each an ``<svg>``
 with ``data-metric`` naming it:
 
-- ``asr``: ASR per attack family with its Wilson 95% whisker, the no-attack baseline as
+- ``asr``: ASR per attack family with its 95% whisker by behaviour cluster (Wilson's
+  on results recorded before clustered intervals), the no-attack baseline as
   a dashed line, and the pooled ``overall`` bar;
 - ``outcomes``: per family, how the attempts split into successes, partial answers,
   other valid answers (refusals), target errors and undetermined verdicts;
@@ -155,7 +156,7 @@ def _asr_bar(f: FamilyFigures, y: float) -> list[str]:
         parts.append(f'<text x="{_x(0) + 4}" y="{y:.1f}" font-size="11">no valid attempts</text>')
         return parts
     colour = "#34495e" if f.family == "overall" else "#c0392b"
-    low, high = _x(f.wilson[0]), _x(f.wilson[1])
+    low, high = _x(f.interval[0]), _x(f.interval[1])
     parts += [
         f'<rect x="{_x(0):.1f}" y="{y - 7:.1f}" width="{f.asr * _PLOT:.1f}" height="14" '
         f'fill="{colour}" opacity="0.8"><title>{escape(f.family)}: {pct(f.asr)} '
@@ -183,7 +184,8 @@ def asr_chart(result: EvalResult) -> str:
             f'stroke-dasharray="4 3"><title>no-attack baseline {pct(baseline)}</title></line>'
             f'<text x="{x + 3:.1f}" y="14" font-size="11">baseline {pct(baseline)}</text>'
         )
-    return _svg("asr", "ASR per attack family with Wilson 95% intervals", height, body)
+    title = "ASR per attack family with 95% intervals by behaviour (Wilson on older results)"
+    return _svg("asr", title, height, body)
 
 
 def _segments(f: FamilyFigures) -> list[tuple[str, int]]:
