@@ -19,6 +19,7 @@ from custodes.cli.output import OUTPUT, Output, emit_table
 from custodes.errors import ConfigError
 from custodes.evals.calibration import (
     LABELS,
+    AuditPlan,
     apply_audit,
     audit_path,
     draw_audit,
@@ -51,6 +52,16 @@ def _epoch(run: RunDir, epoch: int | None) -> int:
     return epoch
 
 
+def _plan_rows(plan: AuditPlan) -> list[tuple[str, str, int, int]]:
+    """One row per (verdict, family) stratum: judged successes first."""
+    order = sorted(plan.sample, key=lambda stratum: (not stratum[0], stratum[1]))
+    return [
+        ("success" if verdict else "not success", family, plan.population[(verdict, family)],
+         plan.sample[(verdict, family)])
+        for verdict, family in order
+    ]  # fmt: skip
+
+
 def audit_sample(
     run_dir: Path = typer.Argument(help="a run directory"),
     epoch: int | None = typer.Option(None, help="default: the last finished epoch"),
@@ -71,12 +82,7 @@ def audit_sample(
     lines = draw_audit(records, run.suite(), attempts=run.manifest.attempts, size=size, seed=seed)
     path = audit_path(run, chosen)
     write_audit(path, lines, force=force)
-    rows = [
-        ("success" if verdict else "not success", family, plan.population[(verdict, family)], n)
-        for (verdict, family), n in sorted(
-            plan.sample.items(), key=lambda kv: (not kv[0][0], kv[0][1])
-        )
-    ]
+    rows = _plan_rows(plan)
     title = f"audit sample of epoch {chosen}: {len(lines)} cases in {path}"
     emit_table(("judged", "family", "in run", "drawn"), rows, output, title=title)
     if output is Output.table:

@@ -330,29 +330,32 @@ class RunQuality:
         return self.ppv.labelled + self.fo_rate.labelled
 
 
+def _audited_counts(pairs: Sequence[tuple[bool, bool]]) -> tuple[int, int, int, int]:
+    """(true_pos, positives, true_neg, negatives) of (judged, truly) pairs, unweighted."""
+    return (
+        sum(1 for judged, truly in pairs if judged and truly),
+        sum(1 for _, truly in pairs if truly),
+        sum(1 for judged, truly in pairs if not judged and not truly),
+        sum(1 for _, truly in pairs if not truly),
+    )
+
+
 def run_quality(records: Sequence[SampleRecord], labels: dict[str, str]) -> RunQuality:
     """The run's Se/Sp posterior from its labelled audit lines (inverse-probability weighted)."""
     eligible = _eligible(records)
-    population = Counter(_stratum(r) for r in eligible)
+    population = dict(Counter(_stratum(r) for r in eligible))
     labelled: dict[Stratum, list[bool]] = {}
-    for record in eligible:
-        if record.sample_id in labels:
-            truth = labels[record.sample_id] in _STRICT
-            labelled.setdefault(_stratum(record), []).append(truth)
-    judged = [r.outcome in SUCCESS_OUTCOMES for r in eligible]
-    pairs = [(r.outcome in SUCCESS_OUTCOMES, labels[r.sample_id] in _STRICT)
-             for r in eligible if r.sample_id in labels]  # fmt: skip
-    counts = (
-        sum(1 for j, t in pairs if j and t),
-        sum(1 for _, t in pairs if t),
-        sum(1 for j, t in pairs if not j and not t),
-        sum(1 for _, t in pairs if not t),
-    )
+    pairs: list[tuple[bool, bool]] = []
+    for record in (r for r in eligible if r.sample_id in labels):
+        truly = labels[record.sample_id] in _STRICT
+        labelled.setdefault(_stratum(record), []).append(truly)
+        pairs.append((record.outcome in SUCCESS_OUTCOMES, truly))
+    positives = sum(1 for r in eligible if r.outcome in SUCCESS_OUTCOMES)
     return RunQuality(
-        judged_share=sum(judged) / len(judged) if judged else 0.0,
-        ppv=_predictive(True, dict(population), labelled),
-        fo_rate=_predictive(False, dict(population), labelled),
-        counts=counts,
+        judged_share=positives / len(eligible) if eligible else 0.0,
+        ppv=_predictive(True, population, labelled),
+        fo_rate=_predictive(False, population, labelled),
+        counts=_audited_counts(pairs),
     )
 
 

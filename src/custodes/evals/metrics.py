@@ -625,7 +625,7 @@ def asr_by_family(
     baseline = _asr(tallies.get(baseline_family))
     attacks = _pool(t for family, t in tallies.items() if family != baseline_family)
     quality = _as_quality(judge_quality)
-    correction = _Correction(quality, support(quality) if quality is not None else None)
+    correction = _Correction(quality, support(quality))
     reports = {
         family: _report(family, tally, judge, baseline, correction)
         for family, tally in sorted(tallies.items())
