@@ -395,10 +395,12 @@ def _resampled(
     """Per draw, judged and deterministic (successes, valid) sums over resampled clusters."""
     count = len(clusters)
     sums = np.empty((draws, 4))
-    for start in range(0, draws, 512):
-        stop = min(draws, start + 512)
-        weights = rng.multinomial(count, np.full(count, 1.0 / count), stop - start)
-        sums[start:stop] = weights @ clusters
+    chunk = max(1, 2_000_000 // count)  # bounded memory for very large runs
+    for start in range(0, draws, chunk):
+        stop = min(draws, start + chunk)
+        picked = rng.integers(0, count, (stop - start, count))
+        for column in range(4):
+            sums[start:stop, column] = clusters[:, column][picked].sum(axis=1)
     return sums[:, :2], sums[:, 2:]
 
 
