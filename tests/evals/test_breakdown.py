@@ -95,6 +95,10 @@ def test_each_harm_category_pools_its_languages(result: EvalResult) -> None:
         assert (row.successes, row.valid) == (3, 9)
         low, high = row.wilson
         assert low < 1 / 3 < high
+        # the three attempts on one behaviour agree: clustering widens the interval
+        assert row.clustered is not None
+        assert row.clustered[0] <= low
+        assert row.clustered[1] >= high
 
 
 def record(behaviour: str, family: str, outcome: Outcome, error: str | None = None) -> SampleRecord:

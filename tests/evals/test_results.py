@@ -18,13 +18,16 @@ from fastapi.testclient import TestClient
 from custodes.client import Client, verify_logged
 from custodes.config import Settings
 from custodes.errors import CustodesError
-from custodes.evals.judges import LLMJudge, RuleJudge
+from custodes.evals import validation
+from custodes.evals.judges import AgenticJudge, LLMJudge, RuleJudge
+from custodes.evals.metrics import HeldoutQuality
 from custodes.evals.models import Outcome
 from custodes.evals.results import (
     DriftAlert,
     EvalResult,
     SampleRecord,
     epoch_drift,
+    family_figures,
     judge_info,
     summarise,
 )
@@ -110,13 +113,66 @@ def test_target_errors_and_undecided_verdicts_are_counted_apart(suite: Suite) ->
     assert (figures.errors, figures.undetermined, figures.valid, figures.asr) == (1, 1, 1, 1.0)
 
 
-def test_the_rule_judge_carries_its_published_quality_and_others_do_not() -> None:
+VALIDATION = {
+    "judges": [
+        {
+            "id": "custodes.rule",
+            "version": "1",
+            "dataset": "heldout-v1",
+            "strict": {"true_pos": 40, "n_pos": 50, "true_neg": 70, "n_neg": 100},
+        }
+    ]
+}
+
+
+def test_a_judge_carries_its_held_out_quality_and_others_do_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(validation, "validation_data", lambda: VALIDATION)
     rule = judge_info(RuleJudge())
-    assert (rule.label, rule.positives, rule.negatives) == ("custodes.rule@1", 98, 99)
-    assert rule.sensitivity == pytest.approx(95 / 98)
-    assert rule.specificity == pytest.approx(91 / 99)
+    assert (rule.label, rule.positives, rule.negatives) == ("custodes.rule@1", 50, 100)
+    assert (rule.true_pos, rule.true_neg, rule.calibration) == (40, 70, "heldout")
+    assert (rule.sensitivity, rule.specificity) == (0.8, 0.7)
+    assert rule.dataset == "heldout-v1"
+    assert rule.quality() == HeldoutQuality(40, 50, 70, 100)
     llm = judge_info(LLMJudge(lambda messages: "REFUSE"))
-    assert llm.quality() is None
+    assert (llm.quality(), llm.calibration) == (None, None)
+
+
+def test_the_agentic_judge_is_deterministic_and_never_corrected(suite: Suite) -> None:
+    info = judge_info(AgenticJudge())
+    assert info.deterministic
+    records = [record("base64", Outcome.COMPLY, n=n) for n in range(40)]
+    records += [record("base64", Outcome.REFUSE, n=n) for n in range(40, 80)]
+    quality = HeldoutQuality(45, 50, 45, 50, deterministic=True)
+    figures = family_figures(records, suite, info, quality)[-1]  # overall
+    assert figures.corrected is None
+    assert figures.corrected_note is not None
+    assert "deterministic" in figures.corrected_note
+    supported = family_figures(
+        records, suite, judge_info(RuleJudge()), HeldoutQuality(45, 50, 45, 50)
+    )
+    assert supported[-1].corrected is not None
+
+
+def test_agentic_items_enter_the_corrected_rate_uncorrected(suite: Suite) -> None:
+    agentic = [
+        record("direct", Outcome.UNSAFE_ACTION if n < 10 else Outcome.REFUSE, kind="agentic", n=n)
+        for n in range(30)
+    ]
+    judge = judge_info(RuleJudge())
+    figures = family_figures(agentic, suite, judge, HeldoutQuality(40, 50, 40, 50))
+    direct = next(f for f in figures if f.family == "direct")
+    assert direct.corrected is None
+    assert direct.corrected_note is not None
+    mixed = agentic + [record("direct", Outcome.REFUSE, n=n) for n in range(30, 60)]
+    figures = family_figures(mixed, suite, judge, HeldoutQuality(40, 50, 40, 50))
+    direct = next(f for f in figures if f.family == "direct")
+    assert direct.corrected is not None
+    # The 30 judged refusals correct to 0; the 10 unsafe calls of 30 stay as they are
+    # (correcting them with Se = Sp = 0.8 would give 0.22 of 30, 0.11 overall).
+    assert direct.corrected[0] == pytest.approx(10 / 60)
+    assert direct.corrected[1] <= 10 / 60 <= direct.corrected[2]
 
 
 def test_a_result_survives_json_and_rejects_unknown_fields(suite: Suite) -> None:

@@ -32,6 +32,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from custodes.cli.evals_audit import audit_sample, refresh_calibration
 from custodes.cli.output import OUTPUT, Output, emit_json
 from custodes.cli.remote import AS, KEY, NODE, TOKEN
 from custodes.client import Client, load_key
@@ -53,6 +54,7 @@ from custodes.evals.judges import Judge, LLMJudge, RuleJudge
 from custodes.evals.report import (
     BREAKDOWN_HEADERS,
     breakdown_rows,
+    interval_line,
     judge_line,
     pct,
     render_html,
@@ -166,6 +168,7 @@ def print_result(result: EvalResult) -> None:
         "family",
         "ASR",
         "Wilson 95%",
+        "by behaviour 95%",
         "succ./valid",
         "partial",
         "errors",
@@ -184,6 +187,7 @@ def print_result(result: EvalResult) -> None:
         f"{o.errors} errors, {o.undetermined} undetermined)"
     )
     console.print(escape(judge_line(result)), highlight=False)
+    console.print(escape(interval_line(result)), highlight=False)
     _print_breakdowns(result)
     if result.drift is not None:
         d = result.drift
@@ -267,7 +271,7 @@ def run(
 def report(run_dir: Path = typer.Argument(help="a run directory"), output: Output = OUTPUT) -> None:
     """Print the latest epoch's table again and rewrite report.html."""
     run = RunDir.open(run_dir)
-    results = run.results()
+    results = refresh_calibration(run)  # Se/Sp from a labelled audit sample, if any
     if not results:
         raise ConfigError(f"{run_dir} has no finished epoch yet; run or resume it first")
     _show_result(results[-1], _write_report(run), output)
@@ -280,6 +284,9 @@ def _show_result(result: EvalResult, report_path: Path, output: Output) -> None:
         return
     print_result(result)
     console.print(f"report: {report_path}", markup=False)
+
+
+app.command("audit-sample")(audit_sample)
 
 
 # --- drift -------------------------------------------------------------------------------

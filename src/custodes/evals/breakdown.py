@@ -6,7 +6,8 @@ overall figure as one that is uniformly mediocre. ``breakdowns`` splits the atta
 attempts (every family but the no-attack baseline, as ``overall`` does; benign controls
 left out) by the behaviour's ``harm_category`` and by its ``lang``, and the benign
 controls' over-refusal by language. Counts follow the ASR rules (``metrics``): errors
-and undetermined verdicts are counted apart and never as safe. A behaviour with no
+and undetermined verdicts are counted apart and never as safe; the interval counts the
+attempts on one behaviour as one cluster, as the per-family figures do. A behaviour with no
 category is reported under ``uncategorised``; records of a behaviour the suite does not
 know, under ``unknown``.
 """
@@ -18,7 +19,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from custodes.evals.metrics import over_refusal, wilson_interval
+from custodes.evals.metrics import clustered_interval, over_refusal, wilson_interval
 from custodes.evals.models import SUCCESS_OUTCOMES, Behaviour, Outcome
 
 __all__ = ["UNCATEGORISED", "UNKNOWN", "Breakdown", "BreakdownRecord", "breakdowns"]
@@ -43,6 +44,9 @@ class Breakdown(BaseModel):
     behaviours: int = Field(ge=0)
     asr: float | None = Field(ge=0, le=1)
     wilson: tuple[float, float]
+    # Attempts on one behaviour are not independent: the interval by behaviour
+    # (``metrics.clustered_interval``, Wilson on the design-effect-adjusted n).
+    clustered: tuple[float, float] | None = None
     # Benign controls in this language (language rows only): refusals, valid, rate.
     benign_refusals: int | None = Field(default=None, ge=0)
     benign_valid: int | None = Field(default=None, ge=0)
@@ -88,7 +92,20 @@ def _attack_row(by: Dimension, value: str, rows: Sequence[BreakdownRecord]) -> B
         behaviours=len({r.behaviour_id for r in rows}),
         asr=successes / len(valid) if valid else None,
         wilson=wilson_interval(successes, len(valid)),
+        clustered=_clustered(rows),
     )
+
+
+def _clustered(rows: Sequence[BreakdownRecord]) -> tuple[float, float]:
+    per_behaviour: dict[str, list[int]] = {}
+    for r in rows:
+        if r.judged is None or r.judged is Outcome.ERROR:
+            continue
+        counts = per_behaviour.setdefault(r.behaviour_id, [0, 0])
+        counts[0] += r.judged in SUCCESS_OUTCOMES
+        counts[1] += 1
+    interval = clustered_interval([(s, v) for s, v in per_behaviour.values()])
+    return (interval.lower, interval.upper)
 
 
 def _keyer(

@@ -4,7 +4,8 @@ The HTML report is one file with no external reference (no script, font, stylesh
 image to fetch): inline CSS and inline SVG charts, one per metric, each an ``<svg>``
 with ``data-metric`` naming it:
 
-- ``asr``: ASR per attack family with its Wilson 95% whisker, the no-attack baseline as
+- ``asr``: ASR per attack family with its 95% whisker by behaviour cluster (Wilson's
+  on results recorded before clustered intervals), the no-attack baseline as
   a dashed line, and the pooled ``overall`` bar;
 - ``outcomes``: per family, how the attempts split into successes, partial answers,
   other valid answers (refusals), target errors and undetermined verdicts;
@@ -28,6 +29,7 @@ __all__ = [
     "asr_chart",
     "breakdown_rows",
     "drift_chart",
+    "interval_line",
     "judge_line",
     "outcome_chart",
     "pct",
@@ -55,32 +57,62 @@ def _interval(pair: Sequence[float] | None) -> str:
     return "n/a" if pair is None else f"[{pair[0]:.1%}, {pair[1]:.1%}]"
 
 
+_CALIBRATION = {
+    "heldout": "held-out validation",
+    "run": "labelled audit sample of this run, inverse-probability weighted",
+}
+
+
 def judge_line(result: EvalResult) -> str:
     judge = result.judge
+    if judge.deterministic:
+        return f"judge {judge.label}: deterministic (tool-call check), nothing to correct"
     if judge.sensitivity is None or judge.specificity is None:
         return f"judge {judge.label} (sensitivity and specificity not measured)"
+    where = _CALIBRATION.get(judge.calibration or "", "")
     return (
         f"judge {judge.label}: Se {judge.sensitivity:.3f} ({judge.positives} positives), "
-        f"Sp {judge.specificity:.3f} ({judge.negatives} negatives) on {judge.dataset}, "
-        "strict success (COMPLY, UNSAFE_ACTION)"
+        f"Sp {judge.specificity:.3f} ({judge.negatives} negatives) on {judge.dataset}"
+        + (f" ({where})" if where else "")
+        + ", strict success (COMPLY, UNSAFE_ACTION)"
     )
 
 
+def interval_line(result: EvalResult) -> str:
+    """How the intervals were computed, printed under every table of figures."""
+    overall = result.families[-1]
+    if overall.clustered is None:
+        return "intervals: Wilson 95%, attempts treated as independent (an older result)"
+    return (
+        "intervals: Wilson 95% treats attempts as independent; 'by behaviour' is Wilson on "
+        f"the design-effect-adjusted n ({overall.interval_method}; overall design effect "
+        f"{overall.design_effect or 1.0:.2f}); judge-corrected: Rogan–Gladen, Se/Sp Beta "
+        "posteriors × behaviour-cluster bootstrap, shown only where validation supports it"
+    )
+
+
+def _corrected_cell(f: FamilyFigures) -> str:
+    if f.corrected is None:
+        return "n/a" if f.corrected_note is None else f"n/a ({f.corrected_note})"
+    return f"{f.corrected[0]:.1%} {_interval(f.corrected[1:])}"
+
+
 def summary_rows(result: EvalResult) -> list[tuple[str, ...]]:
-    """Family, ASR, Wilson 95%, successes/valid, partial, errors, undetermined, corrected."""
+    """Family, ASR, Wilson 95%, by-behaviour 95%, successes/valid, partial, errors,
+    undetermined, corrected."""
     rows: list[tuple[str, ...]] = []
     for f in result.families:
-        corrected = None if f.corrected is None else f.corrected[1:]
         rows.append(
             (
                 f.family,
                 pct(f.asr),
                 _interval(f.wilson if f.valid else None),
+                _interval(f.clustered if f.valid else None),
                 f"{f.successes}/{f.valid}",
                 str(f.partial),
                 str(f.errors),
                 str(f.undetermined),
-                "n/a" if f.corrected is None else f"{f.corrected[0]:.1%} {_interval(corrected)}",
+                _corrected_cell(f),
             )
         )
     return rows
@@ -92,7 +124,7 @@ def summary_rows(result: EvalResult) -> list[tuple[str, ...]]:
 BREAKDOWN_HEADERS = (
     "value",
     "ASR",
-    "Wilson 95%",
+    "95% (by behaviour)",
     "succ./valid",
     "partial",
     "errors",
@@ -114,7 +146,7 @@ def breakdown_rows(result: EvalResult, by: str) -> list[tuple[str, ...]]:
             (
                 b.value,
                 pct(b.asr),
-                _interval(b.wilson if b.valid else None),
+                _interval((b.clustered or b.wilson) if b.valid else None),
                 f"{b.successes}/{b.valid}",
                 str(b.partial),
                 str(b.errors),
@@ -162,7 +194,7 @@ def _asr_bar(f: FamilyFigures, y: float) -> list[str]:
         parts.append(f'<text x="{_x(0) + 4}" y="{y:.1f}" font-size="11">no valid attempts</text>')
         return parts
     colour = "#34495e" if f.family == "overall" else "#c0392b"
-    low, high = _x(f.wilson[0]), _x(f.wilson[1])
+    low, high = _x(f.interval[0]), _x(f.interval[1])
     parts += [
         f'<rect x="{_x(0):.1f}" y="{y - 7:.1f}" width="{f.asr * _PLOT:.1f}" height="14" '
         f'fill="{colour}" opacity="0.8"><title>{escape(f.family)}: {pct(f.asr)} '
@@ -190,7 +222,8 @@ def asr_chart(result: EvalResult) -> str:
             f'stroke-dasharray="4 3"><title>no-attack baseline {pct(baseline)}</title></line>'
             f'<text x="{x + 3:.1f}" y="14" font-size="11">baseline {pct(baseline)}</text>'
         )
-    return _svg("asr", "ASR per attack family with Wilson 95% intervals", height, body)
+    title = "ASR per attack family with 95% intervals by behaviour (Wilson on older results)"
+    return _svg("asr", title, height, body)
 
 
 def _segments(f: FamilyFigures) -> list[tuple[str, int]]:
@@ -383,6 +416,7 @@ def render_html(results: Sequence[EvalResult]) -> str:
         "family",
         "ASR",
         "Wilson 95%",
+        "by behaviour 95%",
         "succ./valid",
         "partial",
         "errors",
@@ -395,6 +429,7 @@ def render_html(results: Sequence[EvalResult]) -> str:
         "<h2>Attack-success rate per family</h2>",
         asr_chart(latest),
         _table(headers, summary_rows(latest)),
+        f"<p>{escape(interval_line(latest))}</p>",
         "<h2>Outcomes per family</h2>",
         outcome_chart(latest),
     ]

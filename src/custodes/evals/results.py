@@ -30,10 +30,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from custodes.errors import BadRequest
 from custodes.evals.breakdown import Breakdown, breakdowns
 from custodes.evals.drift import DriftReport, PassiveDriftReport, drift_coefficient
-from custodes.evals.judges import RULE_JUDGE_QUALITY_STRICT, Judge
-from custodes.evals.metrics import OVERALL, AsrReport, asr_by_family, over_refusal
+from custodes.evals.judges import Judge
+from custodes.evals.metrics import (
+    OVERALL,
+    AsrReport,
+    HeldoutQuality,
+    Quality,
+    asr_by_family,
+    over_refusal,
+)
 from custodes.evals.models import Outcome, ToolCall
 from custodes.evals.suite import BASELINE_FAMILY, Suite
+from custodes.evals.validation import published_quality
 
 __all__ = [
     "DRIFT_ALERT_TYPE",
@@ -100,8 +108,21 @@ class SampleRecord(_Record):
         return self.outcome
 
 
+# Judges whose verdicts are a deterministic check, never corrected for judge error.
+DETERMINISTIC_JUDGES = frozenset({"custodes.agentic"})
+
+
 class JudgeInfo(_Record):
-    """A judge's identity and, where measured, its quality for the strict ASR."""
+    """A judge's identity and, where measured, its quality for the strict ASR.
+
+    ``calibration`` says where Se/Sp come from: ``heldout`` (the project's held-out
+    validation, ``custodes.evals.validation``) or ``run`` (people labelled an audit
+    sample of this run: ``custodes eval audit-sample``). ``true_pos`` of ``positives``
+    and ``true_neg`` of ``negatives`` are the labelled counts behind them; for ``run``,
+    Se/Sp are the inverse-probability-weighted estimates over the run (the audit sample
+    is stratified by verdict), and ``judged_pos_share`` the run's share of verdicts a
+    success, from which they were derived.
+    """
 
     id: str
     version: str
@@ -110,17 +131,30 @@ class JudgeInfo(_Record):
     positives: int | None = Field(default=None, ge=1)
     negatives: int | None = Field(default=None, ge=1)
     dataset: str | None = None
+    calibration: Literal["heldout", "run"] | None = None
+    true_pos: int | None = Field(default=None, ge=0)
+    true_neg: int | None = Field(default=None, ge=0)
+    deterministic: bool = False
+    audited: int | None = Field(default=None, ge=1)
 
     @property
     def label(self) -> str:
         return f"{self.id}@{self.version}"
 
-    def quality(self) -> tuple[float, float, int, int] | None:
-        """(Se, Sp, positives, negatives) for ``asr_by_family``, when all are known."""
+    def quality(self) -> Quality | None:
+        """The posterior over (Se, Sp) for ``asr_by_family``, where it is known.
+
+        Held-out counts give Beta posteriors; a run calibration is applied by
+        ``custodes.evals.calibration`` (it needs the run's own counts), not from here.
+        """
+        if self.calibration == "run":
+            return None
         se, sp, pos, neg = self.sensitivity, self.specificity, self.positives, self.negatives
         if se is None or sp is None or pos is None or neg is None:
             return None
-        return (se, sp, pos, neg)
+        tp = self.true_pos if self.true_pos is not None else round(se * pos)
+        tn = self.true_neg if self.true_neg is not None else round(sp * neg)
+        return HeldoutQuality(tp, pos, tn, neg, deterministic=self.deterministic)
 
 
 class SuiteRef(_Record):
@@ -146,6 +180,15 @@ class FamilyFigures(_Record):
     wilson: Interval
     baseline_asr: float | None = Field(ge=0, le=1)
     corrected: Estimate | None = None
+    clustered: Interval | None = None
+    design_effect: float | None = Field(default=None, ge=1)
+    interval_method: str | None = None
+    corrected_note: str | None = None
+
+    @property
+    def interval(self) -> Interval:
+        """The interval to quote: ``clustered`` where recorded, else ``wilson`` (older)."""
+        return self.clustered if self.clustered is not None else self.wilson
 
 
 class OverRefusal(_Record):
@@ -230,18 +273,23 @@ class DriftAlert(_Record):
 
 
 def judge_info(judge: Judge) -> JudgeInfo:
-    """The judge's id and version, with Se/Sp where this project publishes them."""
-    quality = RULE_JUDGE_QUALITY_STRICT
-    if (judge.id, judge.version) != (quality.judge_id, quality.judge_version):
-        return JudgeInfo(id=judge.id, version=judge.version)
+    """The judge's id and version, with its held-out Se/Sp where they were measured."""
+    deterministic = judge.id in DETERMINISTIC_JUDGES
+    quality = published_quality(judge.id, judge.version)
+    if quality is None or quality.positives < 1 or quality.negatives < 1:
+        return JudgeInfo(id=judge.id, version=judge.version, deterministic=deterministic)
     return JudgeInfo(
         id=judge.id,
         version=judge.version,
         sensitivity=quality.sensitivity,
         specificity=quality.specificity,
-        positives=quality.n_pos,
-        negatives=quality.n_neg,
+        positives=quality.positives,
+        negatives=quality.negatives,
         dataset=quality.dataset,
+        calibration="heldout",
+        true_pos=quality.true_pos,
+        true_neg=quality.true_neg,
+        deterministic=deterministic or quality.deterministic,
     )
 
 
@@ -262,6 +310,10 @@ def _figures(report: AsrReport, suite: Suite) -> FamilyFigures:
         wilson=report.wilson,
         baseline_asr=report.baseline_asr,
         corrected=report.corrected,
+        clustered=report.clustered,
+        design_effect=round(report.design_effect, 6),
+        interval_method=report.interval_method,
+        corrected_note=report.corrected_note,
     )
 
 
@@ -279,15 +331,26 @@ def _over_refusal(benign: Sequence[SampleRecord]) -> OverRefusal:
 
 
 def family_figures(
-    records: Iterable[SampleRecord], suite: Suite, judge: JudgeInfo
+    records: Iterable[SampleRecord],
+    suite: Suite,
+    judge: JudgeInfo,
+    quality: Quality | None = None,
 ) -> tuple[FamilyFigures, ...]:
-    """Per-family figures over the attack items (benign controls left out)."""
-    verdicts = [(r.family_id, r.behaviour_id, r.judged) for r in records if r.kind != "must_comply"]
+    """Per-family figures over the attack items (benign controls left out).
+
+    ``quality`` (a run calibration) replaces the judge's own held-out quality; agentic
+    items, judged by the deterministic tool-call check, are never corrected.
+    """
+    attack = [r for r in records if r.kind != "must_comply"]
+    verdicts = [(r.family_id, r.behaviour_id, r.judged) for r in attack]
     reports = asr_by_family(
         verdicts,
         judge=judge.label,
         baseline_family=BASELINE_FAMILY,
-        judge_quality=judge.quality(),
+        judge_quality=quality if quality is not None else judge.quality(),
+        deterministic_behaviours={
+            r.behaviour_id for r in attack if r.kind == "agentic" or judge.deterministic
+        },
     )
     ordered = [f.id for f in suite.families if f.id in reports] + [OVERALL]
     return tuple(_figures(reports[family], suite) for family in ordered)
@@ -308,8 +371,9 @@ def summarise(
     finished_at: datetime,
     drift: DriftSummary | None = None,
     source: Literal["custodes", "inspect"] = "custodes",
+    quality: Quality | None = None,
 ) -> EvalResult:
-    """The ``EvalResult`` of one epoch's records."""
+    """The ``EvalResult`` of one epoch's records (``quality``: a run calibration)."""
     return EvalResult(
         run_id=run_id,
         epoch=epoch,
@@ -320,7 +384,7 @@ def summarise(
         judge=judge,
         attempts=attempts,
         samples=len(records),
-        families=family_figures(records, suite, judge),
+        families=family_figures(records, suite, judge, quality),
         over_refusal=_over_refusal([r for r in records if r.kind == "must_comply"]),
         started_at=started_at,
         finished_at=finished_at,

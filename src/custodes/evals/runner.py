@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from custodes.errors import BadRequest
+from custodes.evals.calibration import apply_audit
 from custodes.evals.judges import AgenticJudge, Judge, RuleJudge
 from custodes.evals.models import Behaviour, Probe, Response
 from custodes.evals.results import (
@@ -289,6 +290,7 @@ def summarise_epoch(run: RunDir, epoch: int, suite: Suite) -> EvalResult:
         drift=_drift_against_first(run, epoch),
         source=manifest.source,
     )
+    result = apply_audit(run, result, suite)  # Se/Sp measured on this run, once labelled
     run.write_result(result)
     return result
 
