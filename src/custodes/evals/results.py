@@ -28,6 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from custodes.errors import BadRequest
+from custodes.evals.agentic import AgenticFigures
 from custodes.evals.drift import DriftReport, PassiveDriftReport, drift_coefficient
 from custodes.evals.judges import RULE_JUDGE_QUALITY_STRICT, Judge
 from custodes.evals.metrics import OVERALL, AsrReport, asr_by_family, over_refusal
@@ -194,8 +195,10 @@ class EvalResult(_Record):
     started_at: datetime
     finished_at: datetime
     drift: DriftSummary | None = None
-    source: Literal["custodes", "inspect"] = "custodes"
+    source: Literal["custodes", "inspect", "agentdojo"] = "custodes"
     issuer: str | None = Field(default=None, max_length=256)
+    # Agentic benchmarks (AgentDojo): targeted ASR, utility under attack, benign utility.
+    agentic: AgenticFigures | None = None
 
     def family(self, family_id: str) -> FamilyFigures:
         return next(f for f in self.families if f.family == family_id)
