@@ -67,7 +67,9 @@ class ScriptedAgent:
         turns = sum(1 for m in messages if m["role"] == "assistant")
         if turns == 0:
             return 200, _reply(body, "u", task.ground_truth(environment.model_copy(deep=True)))
-        injected = any(c["id"].startswith("inj") for m in messages for c in m.get("tool_calls") or ())
+        injected = any(
+            c["id"].startswith("inj") for m in messages for c in m.get("tool_calls") or ()
+        )
         goal = self._goal(suite, messages) if name in self.follows and not injected else None
         if goal is not None:
             return 200, _reply(body, "inj", goal.ground_truth(environment.model_copy(deep=True)))
@@ -86,7 +88,10 @@ def _reply(body: dict[str, Any], prefix: str, calls: list[Any], text: str = "") 
         {
             "id": f"{prefix}-{n}",
             "type": "function",
-            "function": {"name": call.function, "arguments": json.dumps(dict(call.args), default=str)},
+            "function": {
+                "name": call.function,
+                "arguments": json.dumps(dict(call.args), default=str),
+            },
         }
         for n, call in enumerate(calls)
     ]

@@ -31,6 +31,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from custodes.cli import evals_suites
 from custodes.cli.output import OUTPUT, Output, emit_json
 from custodes.cli.remote import AS, KEY, NODE, TOKEN
 from custodes.client import Client, load_key
@@ -53,6 +54,7 @@ app = typer.Typer(no_args_is_help=True, help="Safety benchmarks: run, compare, p
 # Wide enough for the result table when output goes to a file or a pipe.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
+evals_suites.register(app)  # agentdojo, import-suite
 
 
 # --- building targets and judges ---------------------------------------------------------

@@ -76,13 +76,12 @@ def require_agentdojo() -> str:
 def openai_agent(base_url: str, model: str, *, api_key: str | None = None) -> BasePipelineElement:
     """AgentDojo's ``OpenAILLM`` element speaking to an OpenAI-compatible endpoint."""
     require_agentdojo()
-    import openai
-    from agentdojo.agent_pipeline.llms.openai_llm import OpenAILLM
+    import openai  # noqa: PLC0415 - optional extra
+    from agentdojo.agent_pipeline.llms.openai_llm import OpenAILLM  # noqa: PLC0415 - optional extra
 
     # AgentDojo retries failed calls itself (three tries); the client should not add more.
     client = openai.OpenAI(
-        base_url=base_url.rstrip("/") + "/v1" if not base_url.rstrip("/").endswith("/v1")
-        else base_url,
+        base_url=base_url.rstrip("/").removesuffix("/v1") + "/v1",  # as OpenAIChatTarget
         api_key=api_key or "unused",
         max_retries=0,
         timeout=120.0,
@@ -96,7 +95,7 @@ def pipeline_name(model: str) -> str:
     """The name AgentDojo knows the model by: its own, or ``local`` as AgentDojo names
     models it serves through a local OpenAI-compatible server (vLLM), which its
     ``important_instructions`` attack then addresses as "Local model"."""
-    from agentdojo.models import MODEL_NAMES
+    from agentdojo.models import MODEL_NAMES  # noqa: PLC0415 - optional extra
 
     return model if any(known in model for known in MODEL_NAMES) else "local"
 
@@ -124,7 +123,7 @@ def plan_cases(
 
 
 def _suite(name: str, benchmark_version: str) -> Any:
-    from agentdojo.task_suite.load_suites import get_suites
+    from agentdojo.task_suite.load_suites import get_suites  # noqa: PLC0415 - optional extra
 
     suites = get_suites(benchmark_version)
     if name not in suites:
@@ -148,7 +147,10 @@ class AgentDojoRun:
 
 
 def _pipeline(llm: BasePipelineElement) -> Any:
-    from agentdojo.agent_pipeline.agent_pipeline import AgentPipeline, PipelineConfig
+    from agentdojo.agent_pipeline.agent_pipeline import (  # noqa: PLC0415 - optional extra
+        AgentPipeline,
+        PipelineConfig,
+    )
 
     config = PipelineConfig(
         llm=llm, model_id=None, defense=None, system_message_name=None, system_message=None
@@ -157,7 +159,7 @@ def _pipeline(llm: BasePipelineElement) -> Any:
 
 
 def _attack(name: str, suite: Any, pipeline: Any) -> Any:
-    from agentdojo.attacks.attack_registry import ATTACKS, load_attack
+    from agentdojo.attacks.attack_registry import ATTACKS, load_attack  # noqa: PLC0415 - optional extra
 
     if name not in ATTACKS:
         raise EvalError(
@@ -183,7 +185,7 @@ def _run_case(case: Case, suite: Any, pipeline: Any, attack: Any) -> CaseResult:
         injections = attack.attack(user, injection)
     try:
         utility, security = suite.run_task_with_pipeline(pipeline, user, injection, injections)
-    except Exception as exc:  # noqa: BLE001 - any failure of the model call is this case's error
+    except Exception as exc:
         return CaseResult(case.suite, case.user_task, case.injection_task, error=_cause(exc))
     return CaseResult(case.suite, case.user_task, case.injection_task, utility, security)
 

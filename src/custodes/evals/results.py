@@ -307,7 +307,7 @@ def summarise(
     started_at: datetime,
     finished_at: datetime,
     drift: DriftSummary | None = None,
-    source: Literal["custodes", "inspect"] = "custodes",
+    source: Literal["custodes", "inspect", "agentdojo"] = "custodes",
 ) -> EvalResult:
     """The ``EvalResult`` of one epoch's records."""
     return EvalResult(
