@@ -18,6 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from custodes.evals.agentdojo import (
+    BENCHMARK_VERSION,
+    agentdojo_result,
+    openai_agent,
+    pipeline_name,
+    plan_cases,
+    run_agentdojo,
+)
 from custodes.evals.agentic import CaseResult, agentic_figures, rate
 from custodes.evals.results import EvalResult
 from custodes.evals.rundir import RunDir
@@ -37,14 +45,15 @@ def benchmark() -> str:
     missing = _agentdojo_missing()
     if missing:
         pytest.skip(missing)
-    from custodes.evals.agentdojo import BENCHMARK_VERSION
-
     return BENCHMARK_VERSION
 
 
 @pytest.fixture(scope="module")
 def gullible_in_banking(benchmark: str) -> Iterator[str]:
-    from tests.evals.agentdojo_agent import ScriptedAgent, serve_agent
+    from tests.evals.agentdojo_agent import (  # noqa: PLC0415 - needs agentdojo
+        ScriptedAgent,
+        serve_agent,
+    )
 
     agent = ScriptedAgent(
         benchmark, follows=frozenset({"banking"}), fail_suites=frozenset({"travel"})
@@ -55,13 +64,6 @@ def gullible_in_banking(benchmark: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def result(gullible_in_banking: str) -> EvalResult:
-    from custodes.evals.agentdojo import (
-        agentdojo_result,
-        openai_agent,
-        plan_cases,
-        run_agentdojo,
-    )
-
     cases = plan_cases(["banking", "slack"], limit=2)
     run = run_agentdojo(openai_agent(gullible_in_banking, "scripted-agent"), cases)
     return agentdojo_result(run, run_id="r1", target=f"openai:{gullible_in_banking}", model="m")
@@ -107,8 +109,6 @@ def test_the_result_pins_agentdojo_and_round_trips(result: EvalResult) -> None:
 
 
 def test_endpoint_failures_are_errors_not_outcomes(gullible_in_banking: str) -> None:
-    from custodes.evals.agentdojo import agentdojo_result, openai_agent, plan_cases, run_agentdojo
-
     cases = plan_cases(["travel"], limit=1)
     run = run_agentdojo(openai_agent(gullible_in_banking, "m"), cases)
     assert all(c.error is not None and "400" in c.error for c in run.cases)
@@ -119,8 +119,6 @@ def test_endpoint_failures_are_errors_not_outcomes(gullible_in_banking: str) -> 
 
 
 def test_unknown_suites_and_attacks_are_named(benchmark: str) -> None:
-    from custodes.evals.agentdojo import openai_agent, plan_cases, run_agentdojo
-
     with pytest.raises(EvalError, match="no suite 'shopping'; choose from banking, slack"):
         plan_cases(["shopping"])
     cases = plan_cases(["banking"], limit=1)
@@ -129,8 +127,6 @@ def test_unknown_suites_and_attacks_are_named(benchmark: str) -> None:
 
 
 def test_models_agentdojo_does_not_know_are_addressed_as_local(benchmark: str) -> None:
-    from custodes.evals.agentdojo import pipeline_name
-
     assert pipeline_name("my-finetune") == "local"
     assert pipeline_name("gpt-4o-2024-05-13") == "gpt-4o-2024-05-13"
 

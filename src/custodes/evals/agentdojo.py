@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import importlib.util
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,11 +64,13 @@ Progress = Callable[[CaseResult], None]
 
 def require_agentdojo() -> str:
     """The installed AgentDojo version, or a one-line error saying how to install it."""
-    if importlib.util.find_spec("agentdojo") is None:
+    try:
+        import agentdojo  # noqa: F401, PLC0415 - optional extra, imported on use
+    except ImportError:
         raise EvalError(
             "AgentDojo is not installed: pip install 'custodes[agentdojo]'",
             code="agentdojo_missing",
-        )
+        ) from None
     return importlib.metadata.version("agentdojo")
 
 
