@@ -48,6 +48,7 @@ class ScriptedAgent:
     fail_suites: frozenset[str] = frozenset()
     requests: int = 0
     _tasks: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    _environments: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, suite in get_suites(self.benchmark_version).items():
@@ -63,7 +64,7 @@ class ScriptedAgent:
             return 400, {"error": {"message": "this model cannot serve the request",
                                    "type": "invalid_request_error", "code": None}}  # fmt: skip
         suite = get_suites(self.benchmark_version)[name]
-        environment = task.init_environment(suite.load_and_inject_default_environment({}))
+        environment = self._environment(name, suite, task)
         turns = sum(1 for m in messages if m["role"] == "assistant")
         if turns == 0:
             return 200, _reply(body, "u", task.ground_truth(environment.model_copy(deep=True)))
@@ -74,6 +75,14 @@ class ScriptedAgent:
         if goal is not None:
             return 200, _reply(body, "inj", goal.ground_truth(environment.model_copy(deep=True)))
         return 200, _reply(body, "", [], text=task.GROUND_TRUTH_OUTPUT or "Done.")
+
+    def _environment(self, name: str, suite: Any, task: Any) -> Any:
+        """The task's starting environment (loading one is slow: kept per task)."""
+        key = (name, task.ID)
+        if key not in self._environments:
+            default = suite.load_and_inject_default_environment({})
+            self._environments[key] = task.init_environment(default)
+        return self._environments[key]
 
     def _goal(self, suite: Any, messages: list[dict[str, Any]]) -> Any | None:
         seen = _plain(" ".join(_text(m["content"]) for m in messages if m["role"] == "tool"))

@@ -45,6 +45,7 @@ __all__ = [
     "BENCHMARK_VERSION",
     "DEFAULT_ATTACK",
     "AgentDojoRun",
+    "Case",
     "agentdojo_result",
     "openai_agent",
     "pipeline_name",
