@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from custodes.config import Settings
 from custodes.evals.agentdojo import (
     BENCHMARK_VERSION,
     agentdojo_result,
@@ -30,6 +32,7 @@ from custodes.evals.agentic import CaseResult, agentic_figures, rate
 from custodes.evals.results import EvalResult
 from custodes.evals.rundir import RunDir
 from custodes.evals.suite import EvalError
+from tests.evals.test_results import Auditor, _wait_for_proof
 
 
 def _agentdojo_missing() -> str | None:
@@ -181,6 +184,18 @@ def test_cli_writes_a_run_that_publish_can_read(gullible_in_banking: str, tmp_pa
     assert {c["injection_task"] for c in cases} >= {None, "injection_task_0"}
 
 
+def test_cli_exits_1_when_too_many_cases_err(gullible_in_banking: str, tmp_path: Path) -> None:
+    out = tmp_path / "failing"
+    done = _custodes(
+        "eval", "agentdojo", "--target", f"openai:{gullible_in_banking}", "--model", "m",
+        "--suite", "travel", "--limit", "1", "--out", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "8 of 8 cases erred; first: BadRequestError" in done.stderr
+    assert "more than --max-error-rate 10%" in done.stderr
+    assert RunDir.open(out).result(0).agentic is not None  # kept, for the record
+
+
 def test_cli_refuses_a_target_that_is_not_openai(benchmark: str, tmp_path: Path) -> None:
     done = _custodes(
         "eval", "agentdojo", "--target", "a2a:http://x", "--model", "m", "--out", "o",
@@ -189,3 +204,23 @@ def test_cli_refuses_a_target_that_is_not_openai(benchmark: str, tmp_path: Path)
     assert done.returncode == 1
     assert "--target openai:URL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- published like any other result ---------------------------------------------------
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:  # the node's database plays no part here: SQLite only
+    return f"sqlite:///{tmp_path / 'custodes.db'}"
+
+
+def test_an_agentdojo_result_is_published_and_proven(
+    result: EvalResult, client: TestClient, settings: Settings
+) -> None:
+    auditor = Auditor(client, settings, "auditor:ukas", "auditor")
+    index = auditor.evals.publish(result)
+    answer = _wait_for_proof(auditor, index)
+    stored = EvalResult.model_validate(answer["record"])
+    assert stored == result.model_copy(update={"issuer": "auditor:ukas"})
+    assert stored.agentic is not None
+    assert stored.agentic.suites[0].targeted_asr.count == 18

@@ -42,7 +42,7 @@ from custodes.evals.rundir import EpochInfo, RunManifest, new_run_id
 
 __all__ = ["agentdojo", "import_suite_command", "register"]
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -136,6 +136,9 @@ def agentdojo(
     attack: str = typer.Option(DEFAULT_ATTACK, help="AgentDojo attack"),
     limit: int | None = typer.Option(None, min=1, help="first N user tasks per suite"),
     api_key: str | None = typer.Option(None, envvar="CUSTODES_TARGET_API_KEY"),
+    max_error_rate: float = typer.Option(
+        0.1, min=0.0, max=1.0, help="exit 1 when more cases than this share erred"
+    ),
     output: Output = OUTPUT,
 ) -> None:
     """Run AgentDojo's suites against an agent: targeted ASR beside utility, per suite."""
@@ -146,11 +149,26 @@ def agentdojo(
     result = agentdojo_result(run, run_id=new_run_id(), target=target, model=model)
     _write_run(out, run, result, target)
     _print_agentic(result, output)
-    errors = [c for c in run.cases if c.error is not None]
-    if errors:
-        err.print(f"{len(errors)} cases erred; first: {errors[0].error}", markup=False)
+    _report_errors(run, max_error_rate)
     if output is Output.table:
         err.print(f"run directory: {out} (pinned: benchmark {BENCHMARK_VERSION})", markup=False)
+
+
+def _report_errors(run: AgentDojoRun, max_error_rate: float) -> None:
+    """Print the errors' cause; exit 1 when too many cases erred (the run is kept)."""
+    errors = [c for c in run.cases if c.error is not None]
+    if not errors:
+        return
+    share = len(errors) / len(run.cases)
+    err.print(f"{len(errors)} of {len(run.cases)} cases erred; first: {errors[0].error}",
+              markup=False)  # fmt: skip
+    if share > max_error_rate:
+        err.print(
+            f"error: {share:.0%} of the cases erred, more than --max-error-rate "
+            f"{max_error_rate:.0%}; the figures leave them out, check the endpoint",
+            markup=False,
+        )
+        raise typer.Exit(1)
 
 
 # --- importers ----------------------------------------------------------------------------
