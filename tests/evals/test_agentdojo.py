@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from custodes.cli.evals import print_result
 from custodes.config import Settings
 from custodes.evals.agentdojo import (
     BENCHMARK_VERSION,
@@ -194,6 +195,18 @@ def test_cli_exits_1_when_too_many_cases_err(gullible_in_banking: str, tmp_path:
     assert "8 of 8 cases erred; first: BadRequestError" in done.stderr
     assert "more than --max-error-rate 10%" in done.stderr
     assert RunDir.open(out).result(0).agentic is not None  # kept, for the record
+
+
+def test_a_logged_result_prints_its_utility_beside_the_asr(
+    result: EvalResult, capsys: pytest.CaptureFixture[str]
+) -> None:
+    print_result(result)  # what custodes eval show prints for a logged result
+    printed = capsys.readouterr().out
+    flat = " ".join(printed.split())
+    assert "AgentDojo 0.1.35 (benchmark v1.2.2)" in flat
+    assert "(18/18)" in flat  # banking: targeted ASR and utility under attack
+    assert printed.count("(18/18)") == 2
+    assert "benign" in flat
 
 
 def test_cli_refuses_a_target_that_is_not_openai(benchmark: str, tmp_path: Path) -> None:

@@ -147,6 +147,8 @@ def print_result(result: EvalResult) -> None:
             f"drift against epoch {d.baseline_epoch}: DC {d.dc:.3f} (p {d.p_beh:.3g})"
             + (" [red]ALERT[/red]" if d.alert else "")
         )
+    if result.agentic is not None:
+        evals_suites.print_agentic(result, Output.table)
 
 
 def _write_report(run: RunDir) -> Path:

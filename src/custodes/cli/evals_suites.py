@@ -40,7 +40,7 @@ from custodes.evals.importers import IMPORT_SOURCES, import_suite
 from custodes.evals.results import EvalResult
 from custodes.evals.rundir import EpochInfo, RunManifest, new_run_id
 
-__all__ = ["agentdojo", "import_suite_command", "register"]
+__all__ = ["agentdojo", "import_suite_command", "print_agentic", "register"]
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -109,9 +109,11 @@ def _cell(figure: AgenticRate) -> str:
     return f"{figure.rate:.1%} [{low:.1%}, {high:.1%}] ({figure.count}/{figure.valid})"
 
 
-def _print_agentic(result: EvalResult, output: Output) -> None:
+def print_agentic(result: EvalResult, output: Output) -> None:
+    """Targeted ASR, utility under attack and benign utility, per suite."""
     figures = result.agentic
-    assert figures is not None  # agentdojo_result always sets it
+    if figures is None:
+        return
     columns = ("suite", "user tasks", "targeted ASR", "utility under attack",
                "benign utility", "errors")  # fmt: skip
     rows = [
@@ -148,7 +150,7 @@ def agentdojo(
     run = _run_with_progress(url, model, api_key, suite, limit, attack)
     result = agentdojo_result(run, run_id=new_run_id(), target=target, model=model)
     _write_run(out, run, result, target)
-    _print_agentic(result, output)
+    print_agentic(result, output)
     _report_errors(run, max_error_rate)
     if output is Output.table:
         err.print(f"run directory: {out} (pinned: benchmark {BENCHMARK_VERSION})", markup=False)
