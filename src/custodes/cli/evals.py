@@ -32,6 +32,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from custodes.cli import evals_suites
 from custodes.cli.evals_audit import audit_sample, refresh_calibration
 from custodes.cli.output import OUTPUT, Output, emit_json
 from custodes.cli.remote import AS, KEY, NODE, TOKEN
@@ -73,6 +74,7 @@ app = typer.Typer(no_args_is_help=True, help="Safety benchmarks: run, compare, p
 # Wide enough for the result table when output goes to a file or a pipe.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
+evals_suites.register(app)  # agentdojo, import-suite
 
 
 # --- building targets and judges ---------------------------------------------------------
@@ -195,6 +197,8 @@ def print_result(result: EvalResult) -> None:
             f"drift against epoch {d.baseline_epoch}: DC {d.dc:.3f} (p {d.p_beh:.3g})"
             + (" [red]ALERT[/red]" if d.alert else "")
         )
+    if result.agentic is not None:
+        evals_suites.print_agentic(result, Output.table)
 
 
 def _print_breakdowns(result: EvalResult) -> None:

@@ -28,6 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from custodes.errors import BadRequest
+from custodes.evals.agentic import AgenticFigures
 from custodes.evals.breakdown import Breakdown, breakdowns
 from custodes.evals.drift import DriftReport, PassiveDriftReport, drift_coefficient
 from custodes.evals.judges import Judge
@@ -238,10 +239,12 @@ class EvalResult(_Record):
     started_at: datetime
     finished_at: datetime
     drift: DriftSummary | None = None
-    source: Literal["custodes", "inspect"] = "custodes"
+    source: Literal["custodes", "inspect", "agentdojo"] = "custodes"
     issuer: str | None = Field(default=None, max_length=256)
     # ASR per harm category and per language (``custodes.evals.breakdown``).
     breakdowns: tuple[Breakdown, ...] = ()
+    # Agentic benchmarks (AgentDojo): targeted ASR, utility under attack, benign utility.
+    agentic: AgenticFigures | None = None
 
     def family(self, family_id: str) -> FamilyFigures:
         return next(f for f in self.families if f.family == family_id)
@@ -370,7 +373,7 @@ def summarise(
     started_at: datetime,
     finished_at: datetime,
     drift: DriftSummary | None = None,
-    source: Literal["custodes", "inspect"] = "custodes",
+    source: Literal["custodes", "inspect", "agentdojo"] = "custodes",
     quality: Quality | None = None,
 ) -> EvalResult:
     """The ``EvalResult`` of one epoch's records (``quality``: a run calibration)."""

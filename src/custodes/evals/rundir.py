@@ -69,7 +69,7 @@ class RunManifest(BaseModel):
     suite_source: str
     judge: JudgeInfo
     attempts: int = Field(ge=1)
-    source: Literal["custodes", "inspect"] = "custodes"
+    source: Literal["custodes", "inspect", "agentdojo"] = "custodes"
     epochs: dict[int, EpochInfo] = Field(default_factory=dict)
 
 
