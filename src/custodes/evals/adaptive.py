@@ -39,9 +39,17 @@ from pathlib import Path
 from typing import Literal
 
 from custodes.errors import BadRequest
-from custodes.evals.judges import Judge
+from custodes.evals.judges import AgenticJudge, Judge, RuleJudge
 from custodes.evals.metrics import best_of_k, wilson_interval
-from custodes.evals.models import SUCCESS_OUTCOMES, Behaviour, Message, Outcome, Probe, Response
+from custodes.evals.models import (
+    SUCCESS_OUTCOMES,
+    Behaviour,
+    Message,
+    Outcome,
+    Probe,
+    Response,
+    Verdict,
+)
 from custodes.evals.results import AdaptiveFigures, AsrAtK, EvalResult, SampleRecord, judge_info
 from custodes.evals.rundir import RunDir, done_samples
 from custodes.evals.runner import (
@@ -214,7 +222,7 @@ class _Search:
     run: RunSettings
     queries: int = 0
     first_success: int | None = None
-    best: tuple[Outcome, Response, tuple[Message, ...]] | None = None
+    best: tuple[Verdict, Response, tuple[Message, ...]] | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -230,21 +238,27 @@ class _Search:
         )
         response, _ = await call_target(self.target, probe, self.run)
         self.queries += 1
-        outcome = self.judge.judge(self.behaviour, probe, response).outcome
-        self._keep(outcome, response, messages)
-        return outcome, response
+        if isinstance(self.judge, RuleJudge | AgenticJudge):  # pure and fast: no thread hop
+            verdict = self.judge.judge(self.behaviour, probe, response)
+        else:  # an LLM judge blocks on HTTP: keep the loop free for other behaviours
+            verdict = await asyncio.to_thread(self.judge.judge, self.behaviour, probe, response)
+        self._keep(verdict, response, messages)
+        return verdict.outcome, response
 
-    def _keep(self, outcome: Outcome, response: Response, messages: tuple[Message, ...]) -> None:
+    def _keep(self, verdict: Verdict, response: Response, messages: tuple[Message, ...]) -> None:
         if response.error is not None:
             self.errors.append(response.error)
         conversation = (*messages, Message(role="assistant", content=response.text))
-        if outcome in SUCCESS_OUTCOMES:
+        if verdict.outcome in SUCCESS_OUTCOMES:
             self.first_success = self.queries
-            self.best = (outcome, response, conversation)
-        elif self.best is None or _OUTCOME_RANK.get(outcome, 0) > _OUTCOME_RANK.get(
-            self.best[0], 0
-        ):
-            self.best = (outcome, response, conversation)
+            self.best = (verdict, response, conversation)
+        elif self.best is None or _rank(verdict) > _rank(self.best[0]):
+            self.best = (verdict, response, conversation)
+
+
+def _rank(verdict: Verdict) -> int:
+    """How close a failed query came: PARTIAL over REFUSE over ERROR or undetermined."""
+    return _OUTCOME_RANK.get(verdict.outcome, 0)
 
 
 def _start(goal: str, method: Method) -> list[Message]:
@@ -347,7 +361,8 @@ async def attack_behaviour(
 def _record(
     search: _Search, attacker: Attacker, epoch: int, failure: str | None, judge: Judge
 ) -> SampleRecord:
-    outcome, response, transcript = search.best or (Outcome.ERROR, Response(), ())
+    verdict, response, transcript = search.best or (None, Response(), ())
+    outcome = Outcome.ERROR if verdict is None else verdict.outcome
     error = response.error
     if search.first_success is None and failure is not None:
         outcome, error = Outcome.ERROR, failure
@@ -370,12 +385,17 @@ def _record(
         outcome=outcome,
         judge_id=judge.id,
         judge_version=judge.version,
-        reason=f"{search.queries} queries, {attacker.malformed} malformed attacker answers",
+        reason=_reason(search, attacker, verdict),
         queries=search.queries,
         first_success=search.first_success,
         attacker_failures=attacker.malformed,
         transcript=transcript,
     )
+
+
+def _reason(search: _Search, attacker: Attacker, verdict: Verdict | None) -> str:
+    spent = f"{search.queries} queries, {attacker.malformed} malformed attacker answers"
+    return spent if verdict is None else f"{verdict.reason} ({spent})"
 
 
 # --- figures ------------------------------------------------------------------------------
