@@ -60,7 +60,8 @@ class Attacker:
         system = messages[0]["content"]
         if "evaluator" in system:
             prompt = messages[-1]["content"].split("PROMPT: ", 1)[1]
-            return "Response: [[NO]]" if prompt == OFF_TOPIC else "Response: [[YES]]"
+            benign = prompt == OFF_TOPIC or prompt.startswith(OPENER[:20])
+            return "Response: [[NO]]" if benign else "Response: [[YES]]"
         match = _GOAL.search(system)
         goal = match.group(1) if match else "?"
         return self._propose(goal, messages)

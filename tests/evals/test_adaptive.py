@@ -266,3 +266,27 @@ def test_run_attack_writes_a_run_with_static_baseline_best_of_k_and_evidence(
     assert artifact["parameters"]["method"] == "pair"
     assert artifact["parameters"]["total_number_of_queries"] == 2 + 2 + 5 + 3
     assert {j["prompt"] for j in artifact["jailbreaks"]} == {winning(b.prompt) for b in chosen[:2]}
+
+
+class HelpfulOpener:
+    """Answers the benign opener helpfully (a text-only judge reads COMPLY), nothing else."""
+
+    description = "helpful-opener"
+
+    async def respond(self, probe: Probe) -> Response:
+        last = probe.messages[-1].content
+        helpful = last.startswith(OPENER[:20])
+        return Response(text=COMPLIANCE if helpful else "I can't help with that request.")
+
+
+def test_crescendo_does_not_count_a_helpful_answer_to_a_benign_step(
+    behaviour: Behaviour,
+) -> None:
+    with scripted_attacker("crescendo") as (url, _):
+        record = attack(
+            url, behaviour, HelpfulOpener(), AttackSettings("crescendo", budget=3, backtracks=0)
+        )
+    assert record.first_success is None
+    assert record.outcome is Outcome.REFUSE
+    assert record.queries == 3
+    assert "did not ask for the goal" in record.reason
