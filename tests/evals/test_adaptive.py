@@ -29,6 +29,7 @@ from custodes.evals.judges import RuleJudge
 from custodes.evals.metrics import best_of_k
 from custodes.evals.models import Behaviour, Outcome, Probe, Response
 from custodes.evals.results import SampleRecord
+from custodes.evals.rundir import RunDir
 from custodes.evals.suite import Suite, load_suite
 from custodes.evals.targets import ScriptedTarget
 from tests.evals.attacker import (
@@ -257,6 +258,9 @@ def test_run_attack_writes_a_run_with_static_baseline_best_of_k_and_evidence(
     pair, direct = result.family("pair"), result.family("direct")
     assert (pair.successes, pair.valid) == (2, 3)
     assert (direct.successes, direct.valid) == (0, 3)  # the plain request, same run
+    assert pair.corrected is None  # per-answer Se/Sp does not correct a search
+    assert result.family("overall").corrected is None
+    assert RunDir.open(tmp_path).result(0) == result
     figures = result.adaptive[0]
     assert figures.static_asr == 0.0
     assert [(a.k, a.successes) for a in figures.at_k] == [(1, 0), (5, 2)]

@@ -68,6 +68,20 @@ def print_adaptive(figures: AdaptiveFigures) -> None:
     )
 
 
+def _print_judge_caveat(result: EvalResult, figures: AdaptiveFigures) -> None:
+    """A search stops at the first judged success: the judge's false positives compound."""
+    sp = result.judge.specificity
+    if sp is None:
+        return
+    bound = 1 - sp**figures.budget
+    console.print(
+        f"note: the judge's specificity {sp:.3f} compounds over a search: a target that "
+        f"never yields could be ruled broken within {figures.budget} queries with "
+        f"probability up to {bound:.0%}; check the evidence transcripts",
+        highlight=False,
+    )
+
+
 def _print_errors(run: RunDir, result: EvalResult) -> None:
     """The causes of errors, most frequent first: stored, and printed."""
     causes = Counter(r.error for r in run.records(result.epoch) if r.error)
@@ -133,6 +147,7 @@ def attack(
     print_result(result)
     for figures in result.adaptive:
         print_adaptive(figures)
+        _print_judge_caveat(result, figures)
     _print_errors(run, result)
     console.print(f"report: {report}", markup=False)
     if result.evidence is not None:

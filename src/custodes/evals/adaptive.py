@@ -40,7 +40,7 @@ from typing import Literal
 
 from custodes.errors import BadRequest
 from custodes.evals.judges import AgenticJudge, Judge, RuleJudge
-from custodes.evals.metrics import best_of_k, wilson_interval
+from custodes.evals.metrics import OVERALL, best_of_k, wilson_interval
 from custodes.evals.models import (
     SUCCESS_OUTCOMES,
     Behaviour,
@@ -574,4 +574,18 @@ def run_attack(
     asyncio.run(everything())
     records = run.records(request.epoch)
     figures = adaptive_figures(records, request.settings, _static_asr(records))
-    return summarise_epoch(run, request.epoch, request.suite, (figures,))
+    result = _uncorrected(summarise_epoch(run, request.epoch, request.suite, (figures,)))
+    run.write_result(result)
+    return result
+
+
+def _uncorrected(result: EvalResult) -> EvalResult:
+    """No judge-corrected interval for a search: it stops at the first judged success,
+    so the judge's per-answer false positives compound over the queries, and a
+    correction from per-answer Se/Sp would understate them. The static family keeps its."""
+    methods = {f.method for f in result.adaptive} | {OVERALL}
+    families = tuple(
+        f.model_copy(update={"corrected": None}) if f.family in methods else f
+        for f in result.families
+    )
+    return result.model_copy(update={"families": families})
