@@ -32,7 +32,8 @@ from typing import Any
 from _common import print_conditions, print_table
 from custodes.connectors.openai import AttackerEndpoint
 from custodes.demo.weak_model import completion
-from custodes.evals.adaptive import AttackRequest, AttackSettings, run_attack
+from custodes.evals.adaptive import AttackSettings
+from custodes.evals.adaptive_run import AttackRequest, run_attack
 from custodes.evals.judges import RuleJudge
 from custodes.evals.runner import RunSettings
 from custodes.evals.suite import load_suite

@@ -17,14 +17,12 @@ import pytest
 from custodes.connectors.openai import AttackerEndpoint
 from custodes.errors import BadRequest
 from custodes.evals.adaptive import (
-    AttackRequest,
     AttackSettings,
-    adaptive_figures,
     attack_behaviour,
     parse_attacker_json,
     parse_on_topic,
-    run_attack,
 )
+from custodes.evals.adaptive_run import AttackRequest, adaptive_figures, run_attack
 from custodes.evals.judges import RuleJudge
 from custodes.evals.metrics import best_of_k
 from custodes.evals.models import Behaviour, Outcome, Probe, Response

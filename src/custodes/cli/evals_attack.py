@@ -22,7 +22,8 @@ from rich.table import Table
 from custodes.cli.evals import _write_report, console, err, make_judge, make_target, print_result
 from custodes.cli.output import OUTPUT, Output, emit_json
 from custodes.connectors.openai import AttackerEndpoint
-from custodes.evals.adaptive import METHODS, AttackRequest, AttackSettings, run_attack
+from custodes.evals.adaptive import METHODS, AttackSettings
+from custodes.evals.adaptive_run import AttackRequest, run_attack
 from custodes.evals.report import adaptive_rows
 from custodes.evals.results import AdaptiveFigures, EvalResult
 from custodes.evals.rundir import RunDir
