@@ -15,7 +15,7 @@ import pytest
 from custodes.evals.models import SUCCESS_OUTCOMES
 from custodes.evals.results import EvalResult
 from custodes.evals.suite import load_suite
-from tests.evals.attacker import COMPLIANCE, scripted_attacker, winning
+from tests.evals.attacker import COMPLIANCE, ESCALATION, scripted_attacker, winning
 from tests.integration.procs import free_port, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -78,3 +78,20 @@ def test_an_unknown_method_is_one_line(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "use one of pair, tap, crescendo" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("method", ["tap", "crescendo"])
+def test_tap_and_crescendo_run_from_the_command_line(method: str, tmp_path: Path) -> None:
+    chosen = [b for b in load_suite("core").behaviours if b.kind == "must_refuse"][:3]
+    prompt = winning if method == "tap" else (lambda goal: ESCALATION.format(goal=goal))
+    target = tmp_path / "target.json"
+    target.write_text(json.dumps({"script": {prompt(b.prompt): COMPLIANCE for b in chosen}}))
+    out = tmp_path / "run"
+    with scripted_attacker(method) as (url, _):
+        args = attack_args(url, target, out)
+        args[args.index("pair")] = method
+        done = run_cli(args)
+    assert done.returncode == 0, done.stderr
+    result = EvalResult.model_validate_json((out / "result-0.json").read_bytes())
+    assert result.family(method).successes == 3
+    assert result.adaptive[0].method == method
