@@ -262,6 +262,7 @@ def test_run_attack_writes_a_run_with_static_baseline_best_of_k_and_evidence(
     figures = result.adaptive[0]
     assert figures.static_asr == 0.0
     assert [(a.k, a.successes) for a in figures.at_k] == [(1, 0), (5, 2)]
+    assert figures.at_k[-1].asr == pair.asr  # ASR@budget is the family's ASR
     assert result.evidence is not None
     assert result.evidence.jailbreaks == 2
     artifact = json.loads((tmp_path / result.evidence.path).read_text())

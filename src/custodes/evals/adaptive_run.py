@@ -36,7 +36,9 @@ def _ks(budget: int) -> list[int]:
 
 
 def _at_k(records: Sequence[SampleRecord], k: int, static: float | None) -> AsrAtK:
-    valid = [r for r in records if r.error is None or r.first_success is not None]
+    # As the family's ASR counts them: errors and undetermined verdicts leave the
+    # denominator, so ASR@budget equals the family's success-within-budget rate.
+    valid = [r for r in records if r.judged not in (None, Outcome.ERROR)]
     wins = sum(1 for r in valid if r.first_success is not None and r.first_success <= k)
     return AsrAtK(
         k=k,
