@@ -29,7 +29,7 @@ from custodes.evals.models import Behaviour, Outcome, Probe, Response
 from custodes.evals.results import SampleRecord
 from custodes.evals.rundir import RunDir
 from custodes.evals.suite import Suite, load_suite
-from custodes.evals.targets import ScriptedTarget
+from custodes.evals.targets import SCRIPTED_TEXTS, ScriptedTarget
 from tests.evals.attacker import (
     COMPLIANCE,
     DIRECT,
@@ -293,3 +293,27 @@ def test_crescendo_does_not_count_a_helpful_answer_to_a_benign_step(
     assert record.outcome is Outcome.REFUSE
     assert record.queries == 3
     assert "did not ask for the goal" in record.reason
+
+
+class FailsFirst:
+    """Fails its first call (no answer), then gives a partial answer to everything."""
+
+    description = "fails-first"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, ...]] = []
+
+    async def respond(self, probe: Probe) -> Response:
+        self.seen.append(tuple(m.content for m in probe.messages if m.role == "user"))
+        if len(self.seen) == 1:
+            return Response(error="HTTP 400 from the target")
+        return Response(text=SCRIPTED_TEXTS[Outcome.PARTIAL])
+
+
+def test_crescendo_does_not_build_on_a_turn_the_target_failed(behaviour: Behaviour) -> None:
+    target = FailsFirst()
+    with scripted_attacker("crescendo") as (url, _):
+        record = attack(url, behaviour, target, AttackSettings("crescendo", budget=2))
+    assert record.queries == 2
+    assert target.seen[1] == (DIRECT.format(goal=behaviour.prompt),)  # the opener not kept
+    assert record.outcome is Outcome.PARTIAL

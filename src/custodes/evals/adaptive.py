@@ -336,6 +336,8 @@ async def _crescendo(search: _Search, attacker: Attacker) -> None:
         asked = (*history, Message(role="user", content=prompt))
         outcome, response = await search.query(asked, on_goal)
         planning.append(Message(role="user", content=_feedback(goal, response.text, outcome)))
+        if response.error is not None:  # no answer to build on: the query is spent, go on
+            continue
         if outcome is Outcome.REFUSE and backtracks < s.backtracks:
             backtracks += 1  # the target never sees the refused turn again
             planning.append(Message(role="user", content="Refused: rephrase this turn."))
