@@ -51,6 +51,7 @@ from custodes.evals.adapters import (
     llama_guard_generation,
 )
 from custodes.evals.drift import DriftReport, PassiveDriftReport, passive_drift
+from custodes.evals.evidence import load_evidence
 from custodes.evals.judges import Judge, LLMJudge, RuleJudge
 from custodes.evals.report import (
     BREAKDOWN_HEADERS,
@@ -217,7 +218,9 @@ def _print_breakdowns(result: EvalResult) -> None:
 
 def _write_report(run: RunDir) -> Path:
     path = run.path / "report.html"
-    path.write_text(render_html(run.results()), encoding="utf-8")
+    results = run.results()
+    evidence = load_evidence(run.path, results[-1]) if results else None
+    path.write_text(render_html(results, evidence), encoding="utf-8")
     return path
 
 
@@ -556,3 +559,7 @@ def passive(
             console.print("[red]DRIFT ALERT[/red] (not logged: give --as, --token and --key)")
         else:
             console.print(f"[red]DRIFT ALERT[/red] logged at index {logged}")
+
+
+# Adaptive attacks live in their own module, which builds on the helpers above.
+app.command("attack")(importlib.import_module("custodes.cli.evals_attack").attack)

@@ -21,6 +21,7 @@ Failures map to ``TargetError``: HTTP 429 and 5xx and transport errors are retry
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,6 +32,7 @@ from custodes.evals.models import Message, Probe, Response, ToolCall
 from custodes.evals.targets import TargetError
 
 __all__ = [
+    "AttackerEndpoint",
     "OpenAIChatTarget",
     "chat_body",
     "openai_chat",
@@ -244,3 +246,61 @@ def openai_completion(
         return parse_completion_answer(_json(response))
 
     return complete
+
+
+class AttackerEndpoint:
+    """An attacker model for adaptive attacks: ``await endpoint(messages) -> text``.
+
+    Asynchronous, so many behaviours' searches share one loop; HTTP 429, 5xx and
+    transport errors are retried ``retries`` times with backoff, then raised as
+    ``TargetError`` (the behaviour is then an ERROR, never a refusal).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        retries: int = 2,
+        backoff_s: float = 0.5,
+        timeout: float = 120.0,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.model = model
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._retries, self._backoff_s, self._timeout = retries, backoff_s, timeout
+        self._extra = extra or {}
+        self._client: httpx.AsyncClient | None = None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def __call__(self, messages: Sequence[Message]) -> str:
+        failures = 0
+        while True:
+            try:
+                return await self._once(messages)
+            except TargetError as exc:
+                failures += 1
+                if not exc.retryable or failures > self._retries:
+                    raise
+                await asyncio.sleep(self._backoff_s * 2 ** (failures - 1))
+
+    async def _once(self, messages: Sequence[Message]) -> str:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout)
+        body = chat_body(messages, self.model) | self._extra
+        try:
+            response = await self._client.post(
+                self.base_url + _PATH, json=body, headers=self._headers
+            )
+        except httpx.TransportError as exc:
+            raise TargetError(
+                f"cannot reach the attacker at {self.base_url}: {exc!r}", retryable=True
+            ) from exc
+        raise_for_target_status(response)
+        return parse_chat_answer(_json(response)).text

@@ -14,18 +14,24 @@ with ``data-metric`` naming it:
 
 Everything a person needs to read the figures is printed beside them: judge id@version
 with its Se/Sp, attempts per sample, the suite digest, and every count.
+
+An adaptive run adds its best-of-k table (ASR@k beside k retries of the static rate);
+every run with evidence links ``evidence/epoch-E.json`` (with its sha256) and shows
+each successful transcript in a ``<details>`` element with ``data-evidence``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
-from custodes.evals.results import EvalResult, FamilyFigures
+from custodes.evals.results import AdaptiveFigures, EvalResult, FamilyFigures
 
 __all__ = [
     "BREAKDOWN_HEADERS",
+    "adaptive_rows",
     "asr_chart",
     "breakdown_rows",
     "drift_chart",
@@ -354,6 +360,7 @@ td,th{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right;white-space:
 td:first-child,th:first-child{text-align:left}
 .meta td{text-align:left}
 h2{margin-top:1.6em;font-size:1.15em}
+pre{white-space:pre-wrap;background:#f6f6f6;padding:4px 8px;font-size:12px}
 """
 
 
@@ -409,8 +416,74 @@ def _drift_rows(results: Sequence[EvalResult]) -> list[tuple[str, ...]]:
     return rows
 
 
-def render_html(results: Sequence[EvalResult]) -> str:
-    """The report over a run's finished epochs; the last one is shown in detail."""
+def adaptive_rows(figures: AdaptiveFigures) -> list[tuple[str, ...]]:
+    """k, ASR@k, Wilson 95%, broken/behaviours, static ASR retried k times."""
+    return [
+        (
+            str(a.k),
+            pct(a.asr),
+            _interval(a.wilson if a.behaviours else None),
+            f"{a.successes}/{a.behaviours}",
+            pct(a.static_at_k),
+        )
+        for a in figures.at_k
+    ]
+
+
+def _adaptive_section(figures: AdaptiveFigures) -> list[str]:
+    median = figures.median_queries_to_success
+    note = (
+        f"{figures.method}: {figures.successes}/{figures.behaviours} behaviours broken within "
+        f"{figures.budget} queries ({figures.queries} queries in all, median "
+        f"{'n/a' if median is None else f'{median:g}'} to first success; "
+        f"{figures.errors} errors; {figures.attacker_failures} malformed attacker answers). "
+        f"Static (no-attack) ASR {pct(figures.static_asr)}."
+    )
+    headers = ("k", "ASR@k", "Wilson 95%", "broken/behaviours", "static retried k times")
+    return [
+        f"<h2>Adaptive attack: {escape(figures.method)}, best-of-k</h2>",
+        f"<p>{escape(note)}</p>",
+        _table(headers, adaptive_rows(figures)),
+    ]
+
+
+_MAX_SHOWN = 200  # transcripts shown inline; the evidence file holds all of them
+
+
+def _transcript(entry: Mapping[str, Any]) -> str:
+    turns = "".join(
+        f"<p><b>{escape(str(m.get('role', '')))}</b></p>"
+        f"<pre>{escape(str(m.get('content', '')))}</pre>"
+        for m in entry.get("conversation", ())
+    )
+    summary = (
+        f"{entry.get('behavior')} via {entry.get('family')} "
+        f"({entry.get('outcome')}, {entry.get('queries_to_jailbreak')} queries)"
+    )
+    return f"<details data-evidence><summary>{escape(summary)}</summary>{turns}</details>"
+
+
+def _evidence_section(result: EvalResult, evidence: Mapping[str, Any] | None) -> list[str]:
+    ref = result.evidence
+    if ref is None:
+        return []
+    parts = [
+        "<h2>Evidence</h2>",
+        f'<p><a href="{escape(ref.path)}">{escape(ref.path)}</a> (JailbreakBench artifact '
+        f"shape, sha256 {ref.sha256}): {ref.jailbreaks} successful attacks.</p>",
+    ]
+    entries = list((evidence or {}).get("jailbreaks", ()))
+    parts += [_transcript(e) for e in entries[:_MAX_SHOWN]]
+    if len(entries) > _MAX_SHOWN:
+        parts.append(f"<p>{len(entries) - _MAX_SHOWN} more in the evidence file.</p>")
+    return parts
+
+
+def render_html(results: Sequence[EvalResult], evidence: Mapping[str, Any] | None = None) -> str:
+    """The report over a run's finished epochs; the last one is shown in detail.
+
+    ``evidence`` is the last epoch's evidence document, whose transcripts are shown.
+    """
     latest = results[-1]
     headers = (
         "family",
@@ -438,6 +511,8 @@ def render_html(results: Sequence[EvalResult]) -> str:
         if rows:
             parts += [f"<h2>ASR per {title} (attack families)</h2>"]
             parts.append(_table(BREAKDOWN_HEADERS, rows, f"breakdown-{by}"))
+    for figures in latest.adaptive:
+        parts += _adaptive_section(figures)
     if len(results) > 1:
         parts += ["<h2>Across epochs</h2>", trend_chart(results), drift_chart(results)]
         parts.append(
@@ -454,6 +529,7 @@ def render_html(results: Sequence[EvalResult]) -> str:
                 _drift_rows(results),
             )
         )
+    parts += _evidence_section(latest, evidence)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>Custodes eval {escape(latest.run_id)}</title><style>{_CSS}</style></head>"

@@ -40,16 +40,19 @@ from custodes.evals.metrics import (
     asr_by_family,
     over_refusal,
 )
-from custodes.evals.models import Outcome, ToolCall
+from custodes.evals.models import Message, Outcome, ToolCall
 from custodes.evals.suite import BASELINE_FAMILY, Suite
 from custodes.evals.validation import published_quality
 
 __all__ = [
     "DRIFT_ALERT_TYPE",
     "RESULT_TYPE",
+    "AdaptiveFigures",
+    "AsrAtK",
     "DriftAlert",
     "DriftSummary",
     "EvalResult",
+    "EvidenceRef",
     "FamilyFigures",
     "JudgeInfo",
     "OverRefusal",
@@ -95,6 +98,13 @@ class SampleRecord(_Record):
     judge_id: str
     judge_version: str
     reason: str = ""
+    # Adaptive attacks (``custodes.evals.adaptive``): target queries spent on this
+    # behaviour, the query that first succeeded (1-based), malformed attacker outputs,
+    # and the conversation that won (or the last one tried).
+    queries: int | None = Field(default=None, ge=0)
+    first_success: int | None = Field(default=None, ge=1)
+    attacker_failures: int = Field(default=0, ge=0)
+    transcript: tuple[Message, ...] = ()
 
     @property
     def item(self) -> str:
@@ -221,6 +231,43 @@ class DriftSummary(_Record):
     alert: bool
 
 
+class AsrAtK(_Record):
+    """Best-of-k: behaviours broken within the first ``k`` queries, beside static retries."""
+
+    k: int = Field(ge=1)
+    successes: int = Field(ge=0)
+    behaviours: int = Field(ge=0)
+    asr: float | None = Field(ge=0, le=1)
+    wilson: Interval
+    # 1 − (1 − p)^k for the static (no-attack) ASR p of the same run: what k independent
+    # retries of the plain request would reach; None without a static figure.
+    static_at_k: float | None = Field(default=None, ge=0, le=1)
+
+
+class AdaptiveFigures(_Record):
+    """One adaptive method's figures: success within the query budget, and ASR@k."""
+
+    method: str
+    budget: int = Field(ge=1)
+    behaviours: int = Field(ge=0)
+    successes: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    queries: int = Field(ge=0)
+    median_queries_to_success: float | None = None
+    attacker_failures: int = Field(ge=0)
+    static_asr: float | None = Field(default=None, ge=0, le=1)
+    at_k: tuple[AsrAtK, ...] = ()
+    parameters: dict[str, int] = Field(default_factory=dict)
+
+
+class EvidenceRef(_Record):
+    """The evidence file of an epoch (JailbreakBench artifact shape) and its digest."""
+
+    path: str = Field(pattern=r"^evidence/epoch-[0-9]+\.json$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    jailbreaks: int = Field(ge=0)
+
+
 class EvalResult(_Record):
     """One epoch of a benchmark run, as published to a node's log. Version 1."""
 
@@ -245,6 +292,8 @@ class EvalResult(_Record):
     breakdowns: tuple[Breakdown, ...] = ()
     # Agentic benchmarks (AgentDojo): targeted ASR, utility under attack, benign utility.
     agentic: AgenticFigures | None = None
+    adaptive: tuple[AdaptiveFigures, ...] = ()
+    evidence: EvidenceRef | None = None
 
     def family(self, family_id: str) -> FamilyFigures:
         return next(f for f in self.families if f.family == family_id)
@@ -355,7 +404,9 @@ def family_figures(
             r.behaviour_id for r in attack if r.kind == "agentic" or judge.deterministic
         },
     )
-    ordered = [f.id for f in suite.families if f.id in reports] + [OVERALL]
+    ordered = [f.id for f in suite.families if f.id in reports]
+    # Families run outside the suite's list (adaptive attacks: pair, tap, crescendo).
+    ordered += [*sorted(set(reports) - set(ordered) - {OVERALL}), OVERALL]
     return tuple(_figures(reports[family], suite) for family in ordered)
 
 

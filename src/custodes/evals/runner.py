@@ -27,9 +27,11 @@ from pathlib import Path
 
 from custodes.errors import BadRequest
 from custodes.evals.calibration import apply_audit
+from custodes.evals.evidence import write_evidence
 from custodes.evals.judges import AgenticJudge, Judge, RuleJudge
 from custodes.evals.models import Behaviour, Probe, Response
 from custodes.evals.results import (
+    AdaptiveFigures,
     DriftSummary,
     EvalResult,
     SampleRecord,
@@ -271,12 +273,19 @@ def _drift_against_first(run: RunDir, epoch: int) -> DriftSummary | None:
     return drift_summary(report, baseline_epoch=base, baseline_run_id=run.epoch(base).run_id)
 
 
-def summarise_epoch(run: RunDir, epoch: int, suite: Suite) -> EvalResult:
-    """Close an epoch: its ``EvalResult`` (with drift against the first epoch), saved."""
+def summarise_epoch(
+    run: RunDir, epoch: int, suite: Suite, adaptive: tuple[AdaptiveFigures, ...] = ()
+) -> EvalResult:
+    """Close an epoch: its ``EvalResult`` (with drift against the first epoch), saved.
+
+    The epoch's successful samples are kept as evidence (``custodes.evals.evidence``)
+    and the result carries the evidence file's sha256.
+    """
     info = run.finish_epoch(epoch)
     manifest = run.manifest
+    records = run.records(epoch)
     result = summarise(
-        run.records(epoch),
+        records,
         suite,
         run_id=info.run_id,
         epoch=epoch,
@@ -289,8 +298,10 @@ def summarise_epoch(run: RunDir, epoch: int, suite: Suite) -> EvalResult:
         finished_at=info.finished_at or info.started_at,
         drift=_drift_against_first(run, epoch),
         source=manifest.source,
-    )
+    ).model_copy(update={"adaptive": adaptive})
     result = apply_audit(run, result, suite)  # Se/Sp measured on this run, once labelled
+    evidence = write_evidence(run.path, result, records, suite)
+    result = result.model_copy(update={"evidence": evidence})
     run.write_result(result)
     return result
 
