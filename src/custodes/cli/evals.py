@@ -281,7 +281,7 @@ def print_drift(report: DriftReport, label: str) -> None:
         ("behavioural p", f"{report.p_beh:.4g}"),
         (
             "semantic D̂ (p)",
-            escape("not computed (install custodes[ml])")
+            escape("not included (--no-semantic, or custodes[ml] not installed)")
             if report.d_sem is None
             else f"{report.d_sem:.4f} (p {report.p_sem:.4g})",
         ),

@@ -599,13 +599,16 @@ def _drift_report(
 def _fit_chain(codes: Ints, k: int) -> tuple[Floats, Floats]:
     """The pooled sequence's first-order transition matrix (cumulative rows) and shares.
 
-    Each row's counts get one pseudo-transition spread by the label shares, so a label
-    never left in the data (seen last) is not taken for an absorbing state.
+    A label never left in the data (a run at the very end) is not taken for an absorbing
+    state: its row gets one pseudo-transition spread by the label shares. Other rows are
+    left as observed, since any pseudo-count makes the chain look less sticky than it is
+    and the test liberal.
     """
     shares: Floats = np.bincount(codes, minlength=k) / codes.size
     transitions = np.zeros((k, k))
     np.add.at(transitions, (codes[:-1], codes[1:]), 1.0)
-    transitions += shares[None, :]
+    never_left = transitions.sum(axis=1) == np.diag(transitions)
+    transitions[never_left] += shares[None, :]
     matrix = transitions / transitions.sum(axis=1, keepdims=True)
     cumulative: Floats = np.cumsum(matrix, axis=1)
     cumulative[:, -1] = 1.0
