@@ -574,3 +574,4 @@ def test_eval_run_and_eval_drift_give_the_same_dc_for_the_same_epochs(tmp_path: 
     assert computed["alerted"] == list(recorded.alerted)
     table = CliRunner().invoke(app, ["report", str(out)])
     assert f"{recorded.label} {recorded.dc:.3f}" in table.stdout
+    assert f"{recorded.dc:.3f} ({recorded.dc_terms})" in (out / "report.html").read_text()
