@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from custodes.evals.drift import (
 )
 from custodes.evals.metrics import newcombe_difference
 from custodes.evals.models import Outcome
+from custodes.evals.results import DriftAlert, DriftSummary, drift_alert, drift_summary
 from custodes.evals.rundir import RunDir
 from custodes.evals.semantic import embedder_available
 
@@ -575,3 +577,36 @@ def test_eval_run_and_eval_drift_give_the_same_dc_for_the_same_epochs(tmp_path: 
     table = CliRunner().invoke(app, ["report", str(out)])
     assert f"{recorded.label} {recorded.dc:.3f}" in table.stdout
     assert f"{recorded.dc:.3f} ({recorded.dc_terms})" in (out / "report.html").read_text()
+
+
+# --- what is recorded -------------------------------------------------------------------
+
+
+def test_a_passive_drift_alert_records_its_level_and_method() -> None:
+    report = passive_drift(["allow", "deny"] * 50, ["deny", "deny", "allow"] * 40, level=0.01)
+    alert = drift_alert(
+        report, agent_id="agent", baseline_window=(0, 99), current_window=(100, 219),
+        detected_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    assert (alert.level, alert.permutations, alert.method) == (0.01, 1000, "markov-bootstrap")
+    assert alert.stay == report.stay
+    old = alert.model_dump(mode="json", exclude={"method", "stay"})
+    assert DriftAlert.model_validate(old).method is None  # alerts logged before still read
+
+
+def test_a_drift_summary_records_the_components_and_what_dc_includes() -> None:
+    base, cur, kinds = _epochs(seed=7, items=50, drifted=0.3)
+    summary = drift_summary(
+        drift_coefficient(base, cur, kinds), baseline_epoch=0, baseline_run_id="r0"
+    )
+    assert summary.dc_terms == "behavioural"
+    assert summary.label == "DC (behavioural only)"
+    assert [c.name for c in summary.components] == ["behavioural", "harmful_compliance"]
+    assert summary.alerted == ("behavioural", "harmful_compliance")
+    assert summary.correction == "holm"
+    old = summary.model_dump(
+        mode="json",
+        include={"baseline_epoch", "baseline_run_id", "dc", "d_beh", "p_beh", "items",
+                 "permutations", "level", "alert"},
+    )  # fmt: skip
+    assert DriftSummary.model_validate(old).label == "DC"  # results logged before still read
