@@ -616,24 +616,31 @@ def _fit_chain(codes: Ints, k: int) -> tuple[Floats, Floats]:
 
 
 def _simulate(
-    cumulative: Floats, shares: Floats, length: int, draws: int, rng: np.random.Generator
-) -> Ints:
-    """``draws`` sequences of ``length`` from the fitted chain, started at its shares."""
-    k = shares.size
-    paths = np.empty((draws, length), dtype=np.int64)
-    paths[:, 0] = rng.choice(k, size=draws, p=shares)
-    uniforms = rng.random((draws, length))
-    for t in range(1, length):
-        rows = cumulative[paths[:, t - 1]]
-        paths[:, t] = np.minimum((uniforms[:, t, None] > rows).sum(axis=1), k - 1)
-    return paths
+    cumulative: Floats,
+    shares: Floats,
+    n0: int,
+    length: int,
+    *,
+    draws: int,
+    rng: np.random.Generator,
+) -> tuple[Ints, Ints]:
+    """Label counts of the first ``n0`` steps and of all ``length`` steps, per sequence.
 
-
-def _window_counts(paths: Ints, k: int) -> Ints:
-    """Per row, the label counts of ``paths``."""
-    offsets = paths + k * np.arange(paths.shape[0])[:, None]
-    counts: Ints = np.bincount(offsets.ravel(), minlength=k * paths.shape[0])
-    return counts.reshape(paths.shape[0], k)
+    ``draws`` sequences from the fitted chain, started at its shares, walked step by
+    step so memory stays O(draws · labels) however long the windows are.
+    """
+    k, rows = shares.size, np.arange(draws)
+    state = rng.choice(k, size=draws, p=shares)
+    counts = np.zeros((draws, k), dtype=np.int64)
+    first = counts
+    for t in range(length):
+        if t == n0:
+            first = counts.copy()
+        if t > 0:
+            step = rng.random(draws)[:, None] > cumulative[state]
+            state = np.minimum(step.sum(axis=1), k - 1)
+        counts[rows, state] += 1
+    return first, counts
 
 
 def _markov_test(
@@ -644,8 +651,8 @@ def _markov_test(
     total, base = np.bincount(codes, minlength=k), np.bincount(codes[:n0], minlength=k)
     observed = float(_split_jsd(total, base, n0, n1))
     cumulative, shares = _fit_chain(codes, k)
-    paths = _simulate(cumulative, shares, codes.size, draws, rng)
-    null = _split_jsd(_window_counts(paths, k), _window_counts(paths[:, :n0], k), n0, n1)
+    first, totals = _simulate(cumulative, shares, n0, codes.size, draws=draws, rng=rng)
+    null = _split_jsd(totals, first, n0, n1)
     stay = float(np.mean(codes[1:] == codes[:-1])) if codes.size > 1 else 1.0
     return _Tested(observed, float(null.mean()), _p_value(observed, null)), stay
 
