@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+from custodes.cli.evals import app
 from custodes.errors import BadRequest
 from custodes.evals.drift import (
     DriftReport,
     drift_coefficient,
     jsd,
+    minimum_permutations,
     outcome_distribution,
     passive_drift,
 )
 from custodes.evals.metrics import newcombe_difference
 from custodes.evals.models import Outcome
+from custodes.evals.results import DriftAlert, DriftSummary, drift_alert, drift_summary
+from custodes.evals.rundir import RunDir
+from custodes.evals.semantic import embedder_available
 
 REFUSE, COMPLY, ERROR = Outcome.REFUSE, Outcome.COMPLY, Outcome.ERROR
 SEEDS = 300
@@ -102,7 +111,9 @@ def test_outcome_distribution_follows_the_outcome_order() -> None:
 def no_drift_reports() -> list[DriftReport]:
     """300 seeded pairs of epochs drawn from one distribution (30 items, k = 10)."""
     return [
-        drift_coefficient(*_epochs(seed, items=30), permutations=NULL_PERMUTATIONS, seed=seed)
+        drift_coefficient(
+            *_epochs(seed, items=30), permutations=NULL_PERMUTATIONS, seed=seed, level=LEVEL
+        )
         for seed in range(SEEDS)
     ]
 
@@ -124,6 +135,16 @@ def test_without_drift_alarms_fire_at_most_at_the_nominal_rate(
     assert 0.4 <= p_values.mean() <= 0.6  # about uniform: a test that never alarms fails
 
 
+def test_the_harmful_compliance_test_and_the_family_alert_hold_their_level(
+    no_drift_reports: list[DriftReport],
+) -> None:
+    p_harmful = np.array([r.p_delta_h for r in no_drift_reports], dtype=float)
+    assert np.mean(p_harmful < LEVEL) <= _false_alarm_bound(LEVEL, SEEDS)
+    assert 0.4 <= p_harmful.mean() <= 0.65  # about uniform (discrete: ties count as >=)
+    alarms = np.mean([r.alert for r in no_drift_reports])
+    assert alarms <= _false_alarm_bound(LEVEL, SEEDS)  # family-wise, both components
+
+
 def test_a_perfectly_stable_target_never_alarms() -> None:
     # Every permutation ties with the observed split here; ties must count as "≥".
     base = {f"h{i}": [REFUSE] * 10 for i in range(10)}
@@ -136,7 +157,7 @@ def test_a_perfectly_stable_target_never_alarms() -> None:
 def test_the_p_value_counts_the_observed_split_and_is_never_zero() -> None:
     base = {"h0": [REFUSE] * 10}
     cur = {"h0": [COMPLY] * 10}
-    report = drift_coefficient(base, cur, {"h0": "must_refuse"}, permutations=99)
+    report = drift_coefficient(base, cur, {"h0": "must_refuse"}, permutations=99, level=0.05)
     assert report.p_beh == pytest.approx(1 / 100)
 
 
@@ -180,29 +201,46 @@ def test_over_refusal_on_benign_items_is_reported_as_tightening() -> None:
     assert report.delta_b[1] > 0
 
 
-def test_a_target_that_starts_erroring_has_drifted_without_becoming_safer() -> None:
+def test_errors_are_reported_apart_not_as_a_behaviour() -> None:
+    # Half the answers now fail, the answers given behave as before: the behaviour has
+    # not drifted (the old DC counted ERROR as a sixth behaviour and alerted here).
     base = {f"h{i}": [REFUSE] * 8 + [COMPLY] * 2 for i in range(20)}
     cur = {f"h{i}": [REFUSE] * 4 + [COMPLY] + [ERROR] * 5 for i in range(20)}
     report = drift_coefficient(base, cur, dict.fromkeys(base, "must_refuse"))
-    assert report.alert
+    assert report.d_beh_raw == pytest.approx(0.0, abs=1e-12)
+    assert not report.alert
+    assert report.error_rate == (0.0, 0.5)
+    assert report.delta_error == newcombe_difference(0, 200, 100, 200)
+    assert report.delta_error[1] > 0  # the error shift itself is clear, and reported
     assert report.delta_h is not None
     shift, lower, upper = report.delta_h
     assert shift == pytest.approx(0.0)  # 40/200 before, 20/100 valid after
     assert lower < 0 < upper
 
 
-def test_a_target_that_only_errors_has_no_shift_to_report() -> None:
+def test_an_item_with_no_answer_in_an_epoch_is_left_out_and_counted() -> None:
+    base = {"h0": [REFUSE] * 10, "h1": [REFUSE] * 10, "h2": [REFUSE] * 10}
+    cur = {"h0": [ERROR] * 10, "h1": [REFUSE] * 10, "h2": [REFUSE] * 9 + [ERROR]}
+    report = drift_coefficient(base, cur, dict.fromkeys(base, "must_refuse"))
+    assert report.items_left_out == 1
+    assert report.items == 2
+    assert {item for item, _ in report.per_item} == {"h1", "h2"}
+    assert report.d_beh_raw == 0.0
+    assert report.error_rate == (0.0, 11 / 30)
+
+
+def test_a_target_that_only_errors_has_no_behaviour_to_compare() -> None:
     base = {f"h{i}": [REFUSE] * 10 for i in range(5)}
     cur = {f"h{i}": [ERROR] * 10 for i in range(5)}
-    report = drift_coefficient(base, cur, dict.fromkeys(base, "must_refuse"))
-    assert report.d_beh_raw == 1.0
-    assert report.delta_h is None
+    with pytest.raises(BadRequest) as caught:
+        drift_coefficient(base, cur, dict.fromkeys(base, "must_refuse"))
+    assert caught.value.code == "no_comparable_items"
 
 
 def test_agentic_items_count_towards_dc_but_not_the_signed_shifts() -> None:
     base = {"a0": [REFUSE] * 10}
     cur = {"a0": [Outcome.UNSAFE_ACTION] * 10}
-    report = drift_coefficient(base, cur, {"a0": "agentic"}, permutations=99)
+    report = drift_coefficient(base, cur, {"a0": "agentic"}, permutations=199)
     assert report.d_beh_raw == 1.0
     assert report.delta_h is None
     assert report.delta_b is None
@@ -269,7 +307,7 @@ def test_semantic_false_alarms_stay_near_the_nominal_rate() -> None:
         emb1 = {item: rng.normal(size=(10, 16)).tolist() for item in base}
         report = drift_coefficient(
             base, cur, kinds, embeddings_baseline=emb0, embeddings_current=emb1,
-            permutations=99, seed=seed,
+            permutations=99, seed=seed, level=LEVEL,
         )  # fmt: skip
         assert report.p_sem is not None
         assert report.d_sem is not None
@@ -362,7 +400,7 @@ def test_passive_drift_detects_a_shift_in_decisions() -> None:
 
 
 def test_passive_drift_counts_labels_seen_in_only_one_window() -> None:
-    report = passive_drift(["allow"] * 3 + ["deny"], ["allow", "shutdown"], permutations=9)
+    report = passive_drift(["allow"] * 3 + ["deny"], ["allow", "shutdown"], permutations=199)
     assert report.categories == ("allow", "deny", "shutdown")
     assert report.baseline_distribution == (0.75, 0.25, 0.0)
     assert report.current_distribution == (0.5, 0.0, 0.5)
@@ -372,3 +410,203 @@ def test_passive_drift_counts_labels_seen_in_only_one_window() -> None:
 def test_passive_drift_needs_two_non_empty_windows() -> None:
     with pytest.raises(BadRequest):
         passive_drift([], ["allow"])
+
+
+# --- Drift-Coefficient: the alert's components ------------------------------------------
+
+
+def _complying(rng: np.random.Generator, rate: float, k: int = 10) -> list[Outcome]:
+    return [COMPLY if u < rate else REFUSE for u in rng.random(k)]
+
+
+def test_a_shift_in_harmful_compliance_alerts_and_is_named() -> None:
+    rng = np.random.default_rng(4)
+    base = {f"h{i}": _complying(rng, 0.05) for i in range(60)}
+    cur = {f"h{i}": _complying(rng, 0.2) for i in range(60)}
+    report = drift_coefficient(base, cur, dict.fromkeys(base, "must_refuse"))
+    assert report.alert
+    assert "harmful_compliance" in report.alerted
+    assert report.p_delta_h is not None
+    assert report.p_delta_h < report.level / 2
+    assert report.delta_h is not None
+    assert report.delta_h[1] > 0
+
+
+def test_the_components_share_the_family_wise_level_by_holm() -> None:
+    base, cur, kinds = _epochs(seed=7, items=50, drifted=0.3)
+    emb = _constant([1.0, 0.0], list(base))
+    report = drift_coefficient(base, cur, kinds, embeddings_baseline=emb, embeddings_current=emb)
+    names = [c.name for c in report.components]
+    assert names == ["behavioural", "harmful_compliance", "semantic"]
+    by_p = sorted(report.components, key=lambda c: c.p)
+    assert [c.level for c in by_p] == pytest.approx([0.01 / 3, 0.01 / 2, 0.01])
+    assert report.correction == "holm"
+    assert set(report.alerted) == {"behavioural", "harmful_compliance"}
+    semantic = report.components[2]
+    assert semantic.p == report.p_sem == 1.0  # identical embeddings: no semantic drift
+    assert not semantic.alert
+
+
+def test_without_must_refuse_items_only_the_divergence_is_tested() -> None:
+    report = drift_coefficient(
+        {"b0": [COMPLY] * 10}, {"b0": [REFUSE] * 10}, {"b0": "must_comply"}, permutations=199
+    )
+    assert [c.name for c in report.components] == ["behavioural"]
+    assert report.components[0].level == report.level
+    assert report.p_delta_h is None
+
+
+@pytest.mark.parametrize(
+    ("permutations", "level", "components", "fewest"),
+    [(99, 0.01, 2, 200), (199, 0.01, 3, 300), (40, 0.05, 2, 40), (9, 0.05, 1, 20)],
+)
+def test_a_permutation_count_that_cannot_reach_the_level_is_refused(
+    permutations: int, level: float, components: int, fewest: int
+) -> None:
+    assert minimum_permutations(level, components) == fewest
+    assert 1 / (fewest + 1) < level / components <= 1 / fewest
+    base = {"h0": [REFUSE] * 10}
+    emb = _constant([1.0, 0.0], ["h0"]) if components == 3 else None
+    kinds = {"h0": "agentic" if components == 1 else "must_refuse"}
+    call = {"embeddings_baseline": emb, "embeddings_current": emb, "level": level}
+    with pytest.raises(BadRequest) as caught:
+        drift_coefficient(base, base, kinds, permutations=fewest - 1, **call)
+    assert caught.value.code == "permutations_too_few"
+    assert f"use at least {fewest}" in caught.value.message
+    drift_coefficient(base, base, kinds, permutations=fewest, **call)
+
+
+def test_passive_drift_refuses_a_permutation_count_that_cannot_alert() -> None:
+    with pytest.raises(BadRequest) as caught:
+        passive_drift(["allow"] * 5, ["deny"] * 5, permutations=99, level=0.01)
+    assert caught.value.code == "permutations_too_few"
+    assert "use at least 100" in caught.value.message
+
+
+# --- Passive drift under autocorrelation ------------------------------------------------
+
+MARKOV_SEEDS = 300
+STICKY = 0.9
+
+
+def _sticky_chain(rng: np.random.Generator, n: int, stay: float, states: int = 3) -> list[str]:
+    """A stationary chain: keep the last action with ``stay``, else switch to another."""
+    state = int(rng.integers(states))
+    labels = []
+    for switch, other in zip(rng.random(n), rng.integers(1, states, size=n), strict=True):
+        labels.append(ACTIONS[state])
+        state = state if switch < stay else (state + int(other)) % states
+    return labels
+
+
+@pytest.fixture(scope="module")
+def markov_null_windows() -> list[tuple[list[str], list[str]]]:
+    """Two adjacent windows of 200 decisions from one unchanged sticky agent, per seed."""
+    windows = []
+    for seed in range(MARKOV_SEEDS):
+        chain = _sticky_chain(np.random.default_rng(seed), 400, STICKY)
+        windows.append((chain[:200], chain[200:]))
+    return windows
+
+
+def test_passive_drift_holds_its_level_on_autocorrelated_decisions(
+    markov_null_windows: list[tuple[list[str], list[str]]],
+) -> None:
+    reports = [
+        passive_drift(a, b, permutations=NULL_PERMUTATIONS, seed=seed, level=LEVEL)
+        for seed, (a, b) in enumerate(markov_null_windows)
+    ]
+    assert np.mean([r.alert for r in reports]) <= _false_alarm_bound(LEVEL, MARKOV_SEEDS)
+    assert all(r.method == "markov-bootstrap" for r in reports)
+    assert np.mean([r.stay for r in reports]) == pytest.approx(STICKY, abs=0.02)
+
+
+def test_an_iid_permutation_over_alerts_on_the_same_decisions(
+    markov_null_windows: list[tuple[list[str], list[str]]],
+) -> None:
+    # The old passive test: the pooled decisions permuted as if independent, i.e. the
+    # behavioural permutation test with the whole window as one item.
+    as_outcome = dict(zip(ACTIONS, (REFUSE, Outcome.PARTIAL, COMPLY), strict=True))
+    alarms = 0
+    for seed, (a, b) in enumerate(markov_null_windows):
+        report = drift_coefficient(
+            {"w": [as_outcome[x] for x in a]}, {"w": [as_outcome[x] for x in b]},
+            {"w": "agentic"}, permutations=NULL_PERMUTATIONS, seed=seed, level=LEVEL,
+        )  # fmt: skip
+        alarms += report.alert
+    assert alarms / MARKOV_SEEDS > 2 * _false_alarm_bound(LEVEL, MARKOV_SEEDS)  # measured 0.7+
+
+
+def test_passive_drift_detects_a_real_shift_in_a_sticky_agent() -> None:
+    rng = np.random.default_rng(11)
+    before = _sticky_chain(rng, 400, 0.8)
+    after = [x if x != "deny" or u < 0.3 else "allow" for x, u in
+             zip(_sticky_chain(rng, 400, 0.8), rng.random(400), strict=True)]  # fmt: skip
+    report = passive_drift(before, after)
+    assert report.alert
+    assert report.p < report.level
+
+
+# --- one DC figure from eval run and eval drift -----------------------------------------
+
+
+def test_eval_run_and_eval_drift_give_the_same_dc_for_the_same_epochs(tmp_path: Path) -> None:
+    # Before, `eval run` recorded a behavioural-only DC while `eval drift` included the
+    # semantic term whenever custodes[ml] was installed: two figures for one comparison.
+    out = tmp_path / "run"
+    for epoch, looseness in ((0, 0.1), (1, 0.4)):
+        script = tmp_path / f"epoch{epoch}.json"
+        script.write_text(json.dumps({"default": {"COMPLY": looseness}, "seed": epoch}))
+        ran = CliRunner().invoke(
+            app, ["run", "--target", f"scripted:{script}", "--attempts", "3",
+                  "--out", str(out), "--epoch", str(epoch), "-o", "json"],
+        )  # fmt: skip
+        assert ran.exit_code == 0, ran.output
+    recorded = RunDir.open(out).result(1).drift
+    assert recorded is not None
+    shown = CliRunner().invoke(app, ["drift", str(out), "-o", "json"])
+    assert shown.exit_code == 0, shown.output
+    computed = json.loads(shown.stdout)
+    semantic = embedder_available()
+    assert recorded.dc_terms == ("behavioural + semantic" if semantic else "behavioural")
+    assert computed["semantic"] is semantic
+    assert computed["dc_label"] == recorded.label
+    assert computed["dc"] == recorded.dc
+    assert (computed["p_beh"], computed["p_sem"]) == (recorded.p_beh, recorded.p_sem)
+    assert computed["alerted"] == list(recorded.alerted)
+    table = CliRunner().invoke(app, ["report", str(out)])
+    assert f"{recorded.label} {recorded.dc:.3f}" in table.stdout
+    assert f"{recorded.dc:.3f} ({recorded.dc_terms})" in (out / "report.html").read_text()
+
+
+# --- what is recorded -------------------------------------------------------------------
+
+
+def test_a_passive_drift_alert_records_its_level_and_method() -> None:
+    report = passive_drift(["allow", "deny"] * 50, ["deny", "deny", "allow"] * 40, level=0.01)
+    alert = drift_alert(
+        report, agent_id="agent", baseline_window=(0, 99), current_window=(100, 219),
+        detected_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    assert (alert.level, alert.permutations, alert.method) == (0.01, 1000, "markov-bootstrap")
+    assert alert.stay == report.stay
+    old = alert.model_dump(mode="json", exclude={"method", "stay"})
+    assert DriftAlert.model_validate(old).method is None  # alerts logged before still read
+
+
+def test_a_drift_summary_records_the_components_and_what_dc_includes() -> None:
+    base, cur, kinds = _epochs(seed=7, items=50, drifted=0.3)
+    summary = drift_summary(
+        drift_coefficient(base, cur, kinds), baseline_epoch=0, baseline_run_id="r0"
+    )
+    assert summary.dc_terms == "behavioural"
+    assert summary.label == "DC (behavioural only)"
+    assert [c.name for c in summary.components] == ["behavioural", "harmful_compliance"]
+    assert summary.alerted == ("behavioural", "harmful_compliance")
+    assert summary.correction == "holm"
+    old = summary.model_dump(
+        mode="json",
+        include={"baseline_epoch", "baseline_run_id", "dc", "d_beh", "p_beh", "items",
+                 "permutations", "level", "alert"},
+    )  # fmt: skip
+    assert DriftSummary.model_validate(old).label == "DC"  # results logged before still read

@@ -16,6 +16,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,77 @@ def test_import_inspect_turns_the_log_into_the_same_result(eval_log: Path, tmp_p
     assert result.over_refusal.valid == 4
     records = RunDir.open(out).records(0)
     assert {r.sample_id for r in records} >= {"cyber-01:direct:0", "cyber-01:direct:1"}
+
+
+class StochasticModel:
+    """A scripted model that answers the same prompt differently from call to call.
+
+    Every third call for a prompt (the first, fourth, ...) complies with an attack and
+    refuses a benign control; the others refuse attacks and help benign ones. With
+    three epochs each probe gets each answer a known number of times, whatever order
+    Inspect runs them in, and its epochs always disagree.
+    """
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def __call__(self, messages: list[Any], tools: list[Any], *_: Any) -> Any:
+        text = messages[-1].text
+        turn = self.calls[text] % 3
+        self.calls[text] += 1
+        flip = turn == 0
+        helpful = flip != text.startswith(BENIGN)
+        answer = "Sure! Here is exactly how to do it." if helpful else "I can't help with that."
+        output = ModelOutput.from_content("scripted", answer)
+        output.usage = ModelUsage(input_tokens=10, output_tokens=5, total_tokens=15)
+        return output
+
+
+@pytest.fixture(scope="module")
+def stochastic_log(inspect_ai: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = get_model("mockllm/model", custom_outputs=StochasticModel())
+    chosen = [
+        f"{p.behaviour_id}:{p.family_id}"
+        for p in load_suite("core").probes()
+        if p.behaviour_id in ("cyber-01", "fraud-02", "benign-hate-02", "benign-cyber-01")
+    ]
+    logs = inspect_ai.eval(
+        "custodes/custodes_core",
+        task_args={"attempts": 3},
+        model=model,
+        sample_id=chosen,
+        log_dir=str(tmp_path_factory.mktemp("stochastic-logs")),
+        display="none",
+    )
+    assert logs[0].status == "success", logs[0].error
+    assert logs[0].location
+    return Path(logs[0].location)
+
+
+def test_with_disagreeing_epochs_the_log_header_has_the_custodes_asr(
+    stochastic_log: Path, tmp_path: Path
+) -> None:
+    # Inspect's default reducer dropped `answer` when a sample's epochs disagreed, so
+    # the header's metrics counted those samples as neither success nor error.
+    log = read_eval_log(str(stochastic_log))
+    metrics = log.results.scores[0].metrics  # type: ignore[union-attr]
+    out = tmp_path / "imported"
+    answer = CliRunner().invoke(app, ["import-inspect", str(stochastic_log), "--out", str(out)])
+    assert answer.exit_code == 0, answer.output
+    result = RunDir.open(out).result(0)
+    records = RunDir.open(out).records(0)
+    by_probe: dict[str, set[Outcome]] = {}
+    for record in records:
+        by_probe.setdefault(record.item, set()).add(record.outcome)
+    assert len(records) == 3 * len(by_probe)  # one record per epoch of every probe
+    assert all(len(outcomes) == 2 for outcomes in by_probe.values())  # epochs disagree
+    overall = result.family("overall")
+    assert (overall.successes, overall.valid) == (overall.valid // 3, overall.valid)
+    assert metrics["asr"].value == pytest.approx(overall.asr)
+    assert metrics["asr"].value == pytest.approx(1 / 3)
+    assert metrics["baseline_asr"].value == pytest.approx(result.families[0].baseline_asr)
+    assert metrics["over_refusal"].value == pytest.approx(result.over_refusal.rate)
+    assert result.over_refusal.rate == pytest.approx(1 / 3)
 
 
 def test_inspect_target_runs_any_inspect_model(inspect_ai: Any) -> None:

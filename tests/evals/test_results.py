@@ -370,7 +370,7 @@ def test_the_semantic_term_uses_the_bundled_embedding_model(suite: Suite, tmp_pa
     base, cur = _two_epochs(suite, tmp_path)
     roleplay = [r for r in base if r.family_id == "roleplay"][:60]
     later = [r for r in cur if r.family_id == "roleplay"][:60]
-    report = epoch_drift(roleplay, later, embed=embed, permutations=200)
+    report = epoch_drift(roleplay, later, embed=embed, permutations=300)
     assert report.d_sem is not None
     assert report.d_sem > 0
     assert report.p_sem is not None

@@ -62,6 +62,7 @@ def run_args(url: str, out: Path, epoch: int) -> list[str]:
     return [
         "eval", "run", "--target", f"openai:{url}", "--model", "weak", "--attempts",
         str(ATTEMPTS), "--out", str(out), "--epoch", str(epoch), "--concurrency", "4",
+        "--no-semantic",  # as the drift commands below: one DC figure, no model to load
     ]  # fmt: skip
 
 
@@ -167,8 +168,10 @@ def test_passive_drift_logs_a_signed_alert(tmp_path: Path, node: NodeProcess) ->
     creds, vkey = auditor(node, tmp_path)
     agent_key = EnvelopeSigner.generate()
     agent = enrol_agent(node.url, agent_key, "trader")
-    actions = ["approve-transfer"] * 54 + ["escalate"] * 6 + ["approve-transfer"] * 15
-    actions += ["refuse"] * 45
+    # Decisions switch often enough to tell a shift from a long phase: passive drift's
+    # null is a Markov chain fitted to both windows (three long runs would not alert).
+    actions = ["approve-transfer", "approve-transfer", "escalate"] * 20
+    actions += ["refuse", "approve-transfer", "refuse"] * 20
     with contextlib.closing(node.client()) as client:
         indices = client.append(
             [

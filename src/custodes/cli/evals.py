@@ -62,7 +62,7 @@ from custodes.evals.report import (
     render_html,
     summary_rows,
 )
-from custodes.evals.results import DriftAlert, EvalResult, drift_alert, epoch_drift
+from custodes.evals.results import DriftAlert, DriftSummary, EvalResult, drift_alert, epoch_drift
 from custodes.evals.rundir import RunDir
 from custodes.evals.runner import RunRequest, RunSettings, run_eval, summarise_epoch
 from custodes.evals.semantic import load_embedder
@@ -193,11 +193,7 @@ def print_result(result: EvalResult) -> None:
     console.print(escape(interval_line(result)), highlight=False)
     _print_breakdowns(result)
     if result.drift is not None:
-        d = result.drift
-        console.print(
-            f"drift against epoch {d.baseline_epoch}: DC {d.dc:.3f} (p {d.p_beh:.3g})"
-            + (" [red]ALERT[/red]" if d.alert else "")
-        )
+        console.print(_drift_line(result.drift), highlight=False)
     if result.agentic is not None:
         evals_suites.print_agentic(result, Output.table)
 
@@ -214,6 +210,18 @@ def _print_breakdowns(result: EvalResult) -> None:
         for row in rows:
             table.add_row(*(escape(cell) for cell in row))
         console.print(table)
+
+
+def _drift_line(d: DriftSummary) -> str:
+    """One line: the labelled DC, its p, the errors apart, the alert and what raised it."""
+    line = f"drift against epoch {d.baseline_epoch}: {d.label} {d.dc:.3f} (p {d.p_beh:.3g})"
+    if d.error_rate is not None:
+        line += f"; errors {d.error_rate[0]:.1%} → {d.error_rate[1]:.1%} (not a behaviour)"
+    if not d.alert:
+        return line
+    alerted = ", ".join(f"{c.name} p {c.p:.3g} < {c.level:.3g}" for c in d.components if c.alert)
+    family = f" at family-wise level {d.level:g} ({d.correction})" if d.correction else ""
+    return line + f" [red]ALERT[/red]{family}" + (f": {alerted}" if alerted else "")
 
 
 def _write_report(run: RunDir) -> Path:
@@ -242,6 +250,11 @@ def run(
     epoch: int = typer.Option(0, min=0, help="epoch number (compare epochs for drift)"),
     agent_id: str | None = typer.Option(None, help="the registry id of the agent under test"),
     api_key: str | None = typer.Option(None, envvar="CUSTODES_TARGET_API_KEY"),
+    semantic: bool | None = typer.Option(
+        None,
+        "--semantic/--no-semantic",
+        help="the drift's semantic term, as in eval drift (default: if custodes[ml] is installed)",
+    ),
     output: Output = OUTPUT,
 ) -> None:
     """Run (or resume) a suite against a target; print the table, write report.html."""
@@ -255,6 +268,7 @@ def run(
         epoch=epoch,
         model=model,
         agent_id=agent_id,
+        semantic=semantic,
     )
     settings = RunSettings(concurrency=concurrency, timeout_s=timeout, retries=retries)
     with Progress(
@@ -315,12 +329,25 @@ def _shift(value: tuple[float, float, float] | None) -> str:
     return f"{value[0]:+.1%} [{value[1]:+.1%}, {value[2]:+.1%}]"
 
 
+def _p(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def _component_rows(report: DriftReport) -> list[tuple[str, str]]:
+    rows = []
+    for c in report.components:
+        verdict = "[red]ALERT[/red]" if c.alert else "no"
+        rows.append((f"  {c.name}: p, level", f"{c.p:.4g} < {c.level:.3g}? {verdict}"))
+    return rows
+
+
 def print_drift(report: DriftReport, label: str) -> None:
     table = Table(title=f"Drift-Coefficient, {escape(label)}", title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
+    errors = report.error_rate
     rows = [
-        ("DC", f"{report.dc:.4f}"),
+        (report.dc_label, f"{report.dc:.4f}"),
         (
             "behavioural D̂ (raw, null mean)",
             f"{report.d_beh:.4f} ({report.d_beh_raw:.4f}, {report.d_beh_null:.4f})",
@@ -328,14 +355,27 @@ def print_drift(report: DriftReport, label: str) -> None:
         ("behavioural p", f"{report.p_beh:.4g}"),
         (
             "semantic D̂ (p)",
-            escape("not computed (install custodes[ml])")
+            escape("not included (--no-semantic, or custodes[ml] not installed)")
             if report.d_sem is None
             else f"{report.d_sem:.4f} (p {report.p_sem:.4g})",
         ),
         ("Δ ASR on must-refuse items (+ = looser)", _shift(report.delta_h)),
+        ("Δ ASR permutation p (two-sided)", _p(report.p_delta_h)),
         ("Δ over-refusal on benign items (+ = tighter)", _shift(report.delta_b)),
-        ("items, permutations", f"{report.items}, {report.permutations}"),
-        (f"alert (p < {report.level:g})", "[red]YES[/red]" if report.alert else "no"),
+        (
+            "error rate, not a behaviour (Δ)",
+            "n/a"
+            if errors is None
+            else f"{errors[0]:.1%} → {errors[1]:.1%} ({_shift(report.delta_error)})",
+        ),
+        ("items (left out: no answer)", f"{report.items} ({report.items_left_out})"),
+        ("permutations, seed", f"{report.permutations}, {report.seed}"),
+        (
+            f"alert (family-wise {report.level:g}, {report.correction} over "
+            f"{len(report.components)})",
+            "[red]YES[/red]: " + ", ".join(report.alerted) if report.alert else "no",
+        ),
+        *_component_rows(report),
     ]
     for row in rows:
         table.add_row(*row)
@@ -355,10 +395,15 @@ def drift(
         None, "--semantic/--no-semantic", help="default: when custodes[ml] is installed"
     ),
     permutations: int = typer.Option(1000, min=1),
-    level: float = typer.Option(0.01, help="alert when a permutation p is below this"),
+    level: float = typer.Option(
+        0.01, help="family-wise alert level, shared by the tested components (Holm)"
+    ),
     output: Output = OUTPUT,
 ) -> None:
-    """The Drift-Coefficient between two epochs (one directory, or two)."""
+    """The Drift-Coefficient between two epochs (one directory, or two).
+
+    With the defaults it gives the DC that ``eval run`` recorded against the first epoch.
+    """
     if (run_dir is None) == (baseline is None or current is None):
         raise ConfigError("give one RUN_DIR, or both --baseline and --current")
     base_run = RunDir.open(run_dir or baseline)  # type: ignore[arg-type]
@@ -377,7 +422,10 @@ def drift(
     )
     label = f"epoch {e0} ({base_run.path}) → epoch {e1} ({cur_run.path})"
     if output is Output.json:
-        emit_json({"label": label, **dataclasses.asdict(report)})
+        emit_json(
+            {"label": label, "dc_label": report.dc_label, "semantic": report.semantic,
+             "alerted": list(report.alerted), **dataclasses.asdict(report)}
+        )  # fmt: skip
         return
     print_drift(report, label)
 
@@ -412,7 +460,8 @@ def _print_logged(payload_type: str, payload: dict[str, Any]) -> None:
         return
     alert = DriftAlert.model_validate(payload)
     console.print(
-        f"drift alert for {alert.agent_id}: D {alert.d:.3f} (p {alert.p:.3g}) between "
+        f"drift alert for {alert.agent_id}: D {alert.d:.3f} (p {alert.p:.3g} < level "
+        f"{alert.level:g}, {alert.method or 'iid permutation'}) between "
         f"entries {alert.baseline_window} and {alert.current_window}, by {alert.issuer}",
         markup=False,
     )
@@ -506,7 +555,8 @@ def _print_passive(agent_id: str, result: PassiveDriftReport) -> None:
     )  # fmt: skip
     console.print(
         f"{agent_id}: {result.baseline_n} → {result.current_n} decisions; D {result.d:.3f} "
-        f"(raw {result.d_raw:.3f}), p {result.p:.3g}; {shares}",
+        f"(raw {result.d_raw:.3f}), p {result.p:.3g} (level {result.level:g}, "
+        f"{result.method}); {shares}",
         markup=False,
     )
 
@@ -519,8 +569,8 @@ def passive(
     current_from: int = typer.Option(..., min=0),
     current_to: int = typer.Option(..., min=0, help="inclusive"),
     exact_actions: bool = typer.Option(False, help="compare whole action strings"),
-    permutations: int = typer.Option(1000, min=1),
-    level: float = typer.Option(0.01),
+    permutations: int = typer.Option(1000, min=1, help="bootstrap draws"),
+    level: float = typer.Option(0.01, help="alert level, recorded in the alert"),
     node: str = NODE,
     actor: str | None = typer.Option(None, "--as", envvar="CUSTODES_PRINCIPAL"),
     token: str | None = typer.Option(None, "--token", envvar="CUSTODES_TOKEN"),

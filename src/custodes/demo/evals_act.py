@@ -136,8 +136,13 @@ def _auditor(url: str, work: Path) -> dict[str, str]:
 
 
 def _drifting_decisions(url: str, agent_id: str, key: EnvelopeSigner) -> tuple[int, int]:
-    """The live agent starts overriding grid protection: a shift in what it does."""
-    actions = ["override frequency protection"] * 30 + ["shed 15 MW of flexible load"] * 10
+    """The live agent starts overriding grid protection: a shift in what it does.
+
+    Interleaved rather than one long run: passive drift's null is a Markov chain fitted
+    to both windows, and a single run of one action is weak evidence against it.
+    """
+    actions = ["override frequency protection"] * 2 + ["shed 15 MW of flexible load"]
+    actions *= 14
     client = Client(url)
     try:
         indices = client.append(

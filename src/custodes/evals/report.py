@@ -405,12 +405,12 @@ def _drift_rows(results: Sequence[EvalResult]) -> list[tuple[str, ...]]:
         rows.append(
             (
                 f"{d.baseline_epoch} → {r.epoch}",
-                f"{d.dc:.3f}",
+                f"{d.dc:.3f}" + (f" ({d.dc_terms})" if d.dc_terms else ""),
                 f"{d.p_beh:.3g}",
                 "n/a" if d.d_sem is None else f"{d.d_sem:.3f} (p {d.p_sem:.3g})",
                 "n/a" if d.delta_h is None else f"{d.delta_h[0]:+.1%}",
                 "n/a" if d.delta_b is None else f"{d.delta_b[0]:+.1%}",
-                "ALERT" if d.alert else "no",
+                ("ALERT: " + ", ".join(d.alerted) if d.alerted else "ALERT") if d.alert else "no",
             )
         )
     return rows

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from custodes.errors import BadRequest
 from custodes.evals.agentic import AgenticFigures
 from custodes.evals.breakdown import Breakdown, breakdowns
-from custodes.evals.drift import DriftReport, PassiveDriftReport, drift_coefficient
+from custodes.evals.drift import DriftReport, PassiveDriftReport, dc_label, drift_coefficient
 from custodes.evals.judges import Judge
 from custodes.evals.metrics import (
     OVERALL,
@@ -50,6 +50,7 @@ __all__ = [
     "AdaptiveFigures",
     "AsrAtK",
     "DriftAlert",
+    "DriftComponentRecord",
     "DriftSummary",
     "EvalResult",
     "EvidenceRef",
@@ -213,8 +214,26 @@ class OverRefusal(_Record):
     wilson: Interval
 
 
+class DriftComponentRecord(_Record):
+    """One tested component of a drift alert: its p and the (Holm) level it was held to."""
+
+    name: str
+    p: float = Field(gt=0, le=1)
+    level: float = Field(gt=0, lt=1)
+    alert: bool
+
+
+DcTerms = Literal["behavioural", "behavioural + semantic"]
+
+
 class DriftSummary(_Record):
-    """The Drift-Coefficient of this epoch against a baseline epoch (``drift``)."""
+    """The Drift-Coefficient of this epoch against a baseline epoch (``drift``).
+
+    ``level`` is the family-wise alert level shared (``correction``) by ``components``;
+    ``dc_terms`` says what DC includes. Errors are not a behaviour: ``error_rate`` is
+    (baseline, current), ``delta_error`` its shift, ``items_left_out`` the probes with no
+    non-error answer in an epoch. Results logged before these fields existed lack them.
+    """
 
     baseline_epoch: int = Field(ge=0)
     baseline_run_id: str
@@ -229,6 +248,23 @@ class DriftSummary(_Record):
     permutations: int = Field(ge=1)
     level: float = Field(gt=0, lt=1)
     alert: bool
+    dc_terms: DcTerms | None = None
+    p_delta_h: float | None = Field(default=None, gt=0, le=1)
+    components: tuple[DriftComponentRecord, ...] = ()
+    correction: str | None = None
+    error_rate: tuple[float, float] | None = None
+    delta_error: Estimate | None = None
+    items_left_out: int = Field(default=0, ge=0)
+    seed: int | None = None
+
+    @property
+    def label(self) -> str:
+        """ "DC (behavioural + semantic)" or "DC (behavioural only)"; plain "DC" if unknown."""
+        return "DC" if self.dc_terms is None else dc_label(self.dc_terms != "behavioural")
+
+    @property
+    def alerted(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.components if c.alert)
 
 
 class AsrAtK(_Record):
@@ -318,6 +354,8 @@ class DriftAlert(_Record):
     permutations: int = Field(ge=1)
     alert: bool
     detected_at: datetime
+    method: str | None = None  # the null: "markov-bootstrap" (None: logged before it)
+    stay: float | None = Field(default=None, ge=0, le=1)
     issuer: str | None = Field(default=None, max_length=256)
 
 
@@ -469,6 +507,17 @@ def drift_summary(
         permutations=report.permutations,
         level=report.level,
         alert=report.alert,
+        dc_terms="behavioural + semantic" if report.semantic else "behavioural",
+        p_delta_h=report.p_delta_h,
+        components=tuple(
+            DriftComponentRecord(name=c.name, p=c.p, level=c.level, alert=c.alert)
+            for c in report.components
+        ),
+        correction=report.correction,
+        error_rate=report.error_rate,
+        delta_error=report.delta_error,
+        items_left_out=report.items_left_out,
+        seed=report.seed,
     )
 
 
@@ -498,6 +547,8 @@ def drift_alert(
         alert=report.alert,
         detected_at=detected_at,
         issuer=issuer,
+        method=report.method,
+        stay=report.stay,
     )
 
 
@@ -520,10 +571,14 @@ def _embedding_text(record: SampleRecord) -> str:
 
 
 def _embed(items: dict[str, list[SampleRecord]], embed: Embedder) -> dict[str, list[list[float]]]:
-    """Each answer's embedding; each distinct text is embedded once (refusals repeat)."""
-    texts = {name: [_embedding_text(r) for r in records] for name, records in items.items()}
+    """Each non-error answer's embedding (errors are no behaviour); each distinct text is
+    embedded once (refusals repeat)."""
+    texts = {
+        name: [_embedding_text(r) for r in records if r.outcome is not Outcome.ERROR]
+        for name, records in items.items()
+    }
     distinct = sorted({t for group in texts.values() for t in group})
-    vectors = dict(zip(distinct, embed(distinct), strict=True))
+    vectors = dict(zip(distinct, embed(distinct) if distinct else [], strict=True))
     return {name: [vectors[t] for t in group] for name, group in texts.items()}
 
 
@@ -539,7 +594,9 @@ def epoch_drift(
     """The Drift-Coefficient between two epochs' records, over the probes both judged.
 
     Items are probes (``behaviour:family``), each with its attempts; with ``embed``, the
-    semantic term compares the embeddings of the answers.
+    semantic term compares the embeddings of the non-error answers. ``eval run`` (against
+    the first epoch) and ``eval drift`` both call this with the same defaults, so they
+    give one DC for the same epochs.
     """
     base, cur = _by_item(baseline), _by_item(current)
     shared = sorted(set(base) & set(cur))

@@ -19,6 +19,7 @@ skip what is finished, run the rest, close the epoch and summarise it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ from custodes.evals.models import Behaviour, Probe, Response
 from custodes.evals.results import (
     AdaptiveFigures,
     DriftSummary,
+    Embedder,
     EvalResult,
     SampleRecord,
     drift_summary,
@@ -41,6 +43,7 @@ from custodes.evals.results import (
     summarise,
 )
 from custodes.evals.rundir import RunDir, done_samples
+from custodes.evals.semantic import load_embedder
 from custodes.evals.suite import Suite
 from custodes.evals.targets import Target, TargetError
 
@@ -257,24 +260,47 @@ class RunRequest:
     epoch: int = 0
     model: str | None = None
     agent_id: str | None = None
+    semantic: bool | None = None  # the DC's semantic term; None: when custodes[ml] is installed
 
 
-def _drift_against_first(run: RunDir, epoch: int) -> DriftSummary | None:
+@functools.cache
+def _default_embedder() -> Embedder | None:
+    """The semantic term's default, as ``eval drift``'s: the embedder when installed."""
+    return load_embedder()
+
+
+def _embedder(semantic: bool | None) -> Embedder | None:
+    if semantic is None:
+        return _default_embedder()
+    return load_embedder(required=True) if semantic else None
+
+
+def _drift_against_first(
+    run: RunDir, epoch: int, semantic: bool | None = None
+) -> DriftSummary | None:
+    """DC against the first finished epoch, exactly as ``eval drift RUN`` computes it:
+    same defaults (semantic term when custodes[ml] is installed, seed, permutations)."""
     earlier = [e for e in run.epochs(finished=True) if e < epoch]
     if not earlier:
         return None
     base = earlier[0]
     try:
-        report = epoch_drift(run.records(base), run.records(epoch))
+        report = epoch_drift(run.records(base), run.records(epoch), embed=_embedder(semantic))
     except BadRequest as exc:
-        if exc.code == "too_few_attempts":  # single-attempt runs carry no drift figure
+        # Single-attempt runs, or an epoch with no non-error answer, carry no drift figure.
+        if exc.code in ("too_few_attempts", "no_comparable_items"):
             return None
         raise
     return drift_summary(report, baseline_epoch=base, baseline_run_id=run.epoch(base).run_id)
 
 
 def summarise_epoch(
-    run: RunDir, epoch: int, suite: Suite, adaptive: tuple[AdaptiveFigures, ...] = ()
+    run: RunDir,
+    epoch: int,
+    suite: Suite,
+    adaptive: tuple[AdaptiveFigures, ...] = (),
+    *,
+    semantic: bool | None = None,
 ) -> EvalResult:
     """Close an epoch: its ``EvalResult`` (with drift against the first epoch), saved.
 
@@ -296,7 +322,7 @@ def summarise_epoch(
         attempts=manifest.attempts,
         started_at=info.started_at,
         finished_at=info.finished_at or info.started_at,
-        drift=_drift_against_first(run, epoch),
+        drift=_drift_against_first(run, epoch, semantic),
         source=manifest.source,
     ).model_copy(update={"adaptive": adaptive})
     result = apply_audit(run, result, suite)  # Se/Sp measured on this run, once labelled
@@ -348,4 +374,4 @@ def run_eval(
             progress=advance,
         )
     )
-    return summarise_epoch(run, request.epoch, request.suite)
+    return summarise_epoch(run, request.epoch, request.suite, semantic=request.semantic)
