@@ -39,6 +39,7 @@ __all__ = [
     "RESULT_TYPE",
     "DriftAlert",
     "DriftSummary",
+    "ErrorOverride",
     "EvalResult",
     "FamilyFigures",
     "JudgeInfo",
@@ -176,6 +177,18 @@ class DriftSummary(_Record):
     alert: bool
 
 
+class ErrorOverride(_Record):
+    """Who published a result above the error threshold, why, and at what rates.
+
+    Part of the signed record: a reader sees the rail was passed on purpose.
+    """
+
+    reason: str = Field(min_length=1, max_length=2_000)
+    error_rate: float = Field(ge=0, le=1)
+    threshold: float = Field(ge=0, le=1)
+    by: str = Field(min_length=1, max_length=256)
+
+
 class EvalResult(_Record):
     """One epoch of a benchmark run, as published to a node's log. Version 1."""
 
@@ -196,6 +209,7 @@ class EvalResult(_Record):
     drift: DriftSummary | None = None
     source: Literal["custodes", "inspect"] = "custodes"
     issuer: str | None = Field(default=None, max_length=256)
+    error_override: ErrorOverride | None = None
 
     def family(self, family_id: str) -> FamilyFigures:
         return next(f for f in self.families if f.family == family_id)
