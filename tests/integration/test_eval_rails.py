@@ -3,7 +3,8 @@
 A target fails every base64 probe (about 8% of the samples): ``eval run`` writes the
 result and report, prints the causes and exits 3; ``eval report`` prints them again;
 ``eval publish`` refuses with one line until ``--allow-errors REASON``, then logs it
-once: publishing again (also after the node restarts) says "already published". Fixed,
+once (``eval show`` prints the override): publishing again (also after the node
+restarts) says "already published". Fixed,
 the run resumes with ``--retry-errors`` (only the failed samples go out again) and its
 new content for the same run and epoch is refused by the node.
 """
@@ -17,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from custodes.cli.evals import EXIT_TOO_MANY_ERRORS
-from tests.integration.procs import NodeProcess, init_node, node_env, run_cli
-from tests.integration.test_eval_cli import auditor
+from tests.integration.procs import NodeProcess, init_node, node_env, run_cli, wait_until
+from tests.integration.test_eval_cli import auditor, shown
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -61,7 +62,7 @@ def test_errors_stop_the_run_and_the_publish_until_fixed_or_overridden(
     assert reported["errors"]["causes"][0]["count"] == FAILING
     assert "scripted target error" in run_cli(["eval", "report", str(out)]).stdout
 
-    creds, _ = auditor(node, tmp_path)
+    creds, vkey = auditor(node, tmp_path)
     refused = run_cli(["eval", "publish", str(out), *creds])
     assert refused.returncode == 1
     assert len(refused.stderr.strip().splitlines()) == 1
@@ -71,6 +72,8 @@ def test_errors_stop_the_run_and_the_publish_until_fixed_or_overridden(
     published = run_cli(["eval", "publish", str(out), *creds, *override])
     assert published.returncode == 0, published.stderr
     index = int(published.stdout.rsplit("log index", 1)[1])
+    logged = wait_until("the result under a checkpoint", lambda: shown(node, index, vkey), 20, 0.3)
+    assert "published with 7.8% errors (threshold 5.0%) by auditor:test" in logged.stdout
     again = run_cli(["eval", "publish", str(out), *creds, *override])
     assert again.returncode == 0, again.stderr
     assert f"already published at index {index}" in again.stdout

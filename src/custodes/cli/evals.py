@@ -160,6 +160,12 @@ def print_result(result: EvalResult) -> None:
         f"{o.errors} errors, {o.undetermined} undetermined)"
     )
     console.print(escape(judge_line(result)), highlight=False)
+    if (override := result.error_override) is not None:
+        console.print(
+            f"published with {override.error_rate:.1%} errors (threshold "
+            f"{override.threshold:.1%}) by {override.by}: {override.reason}",
+            markup=False,
+        )
     if result.drift is not None:
         d = result.drift
         console.print(
