@@ -15,7 +15,7 @@ import pytest
 from custodes.evals.judges import RuleJudge
 from custodes.evals.models import Outcome, Probe, Response
 from custodes.evals.results import SampleRecord, judge_info
-from custodes.evals.rundir import RunDir
+from custodes.evals.rundir import RunDir, done_samples, latest
 from custodes.evals.runner import (
     RunRequest,
     RunSettings,
@@ -186,6 +186,72 @@ def test_a_resumed_run_skips_finished_samples_and_ignores_a_torn_line(
     assert len({r.sample_id for r in records}) == len(items)
     assert target.calls - calls_before == len(items) - 300  # nothing redone
     assert run.samples.path.read_bytes().startswith(before[: before.rfind(b"\n") + 1])
+
+
+def test_retry_errors_resends_only_the_errored_samples_and_the_retry_supersedes(
+    suite: Suite, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    broken = ScriptedTarget({"base64": {"ERROR": 1.0}}, default={"COMPLY": 0.2}, seed=1)
+    first = run_eval(RunRequest(suite, "core", broken, RuleJudge(), out))
+    errored = first.family("base64").errors
+    assert errored > 0
+    before = (out / "samples.jsonl").read_bytes()
+
+    healed = ScriptedTarget(default={"COMPLY": 0.2}, seed=1)
+    resumed = run_eval(RunRequest(suite, "core", healed, RuleJudge(), out))
+    assert healed.calls == 0  # a plain resume leaves errors as they are
+    assert resumed.family("base64").errors == errored
+
+    retried = run_eval(RunRequest(suite, "core", healed, RuleJudge(), out, retry_errors=True))
+    assert healed.calls == errored  # only the errored samples went out again
+    assert retried.family("base64").errors == 0
+    assert retried.family("base64").valid == errored
+    assert retried.samples == first.samples
+    assert retried.run_id == first.run_id
+    after = (out / "samples.jsonl").read_bytes()
+    assert after.startswith(before)  # append-only: the old lines stay
+    assert len(after.splitlines()) == first.samples + errored
+    records = RunDir.open(out).records(0)
+    assert len({r.sample_id for r in records}) == len(records) == first.samples
+    assert not any(r.error for r in records)
+
+
+def _sample(n: int, outcome: Outcome, error: str | None = None, epoch: int = 0) -> SampleRecord:
+    return SampleRecord(
+        epoch=epoch,
+        sample_id=f"s{n}",
+        behaviour_id="b",
+        family_id="direct",
+        kind="must_refuse",
+        attempt=0,
+        error=error,
+        outcome=outcome,
+        judge_id="custodes.rule",
+        judge_version="1",
+    )
+
+
+def test_the_latest_record_of_a_sample_decides_whether_it_is_retried() -> None:
+    records = [
+        _sample(1, Outcome.ERROR, "HTTP 503"),  # a target error
+        _sample(2, Outcome.ERROR),  # undetermined
+        _sample(3, Outcome.REFUSE),
+        _sample(4, Outcome.ERROR, "HTTP 503"),
+        _sample(4, Outcome.COMPLY),  # retried, and answered
+        _sample(5, Outcome.COMPLY),
+        _sample(5, Outcome.ERROR, "HTTP 503"),  # retried, and failed again
+        _sample(6, Outcome.ERROR, "HTTP 503", epoch=1),  # another epoch
+    ]
+    assert done_samples(records, 0) == {"s1", "s2", "s3", "s4", "s5"}
+    assert done_samples(records, 0, retry_errors=True) == {"s3", "s4"}
+    assert [(r.sample_id, r.outcome) for r in latest(records) if r.epoch == 0] == [
+        ("s1", Outcome.ERROR),
+        ("s2", Outcome.ERROR),
+        ("s3", Outcome.REFUSE),
+        ("s4", Outcome.COMPLY),
+        ("s5", Outcome.ERROR),
+    ]
 
 
 def test_a_run_directory_refuses_another_configuration(suite: Suite, tmp_path: Path) -> None:

@@ -3,7 +3,11 @@
 ``POST /api/v1/evals/results`` (and ``/drift-alerts``) takes a DSSE envelope of an
 ``EvalResult`` (``DriftAlert``) signed by the caller's registered key, with a bearer
 token carrying the ``evals:write`` scope; the payload must validate and name the caller
-as ``issuer``. The envelope is logged as it was signed (201, ``{"index"}``).
+as ``issuer``. The envelope is logged as it was signed (201, ``{"index"}``). A result
+above the error threshold needs its signed ``error_override`` (``custodes.evals.rails``);
+a result is published once per (issuer, run_id, epoch): the same again answers 200 with
+the first index and ``"already_published": true``, other content 409
+(``custodes.evals.index``).
 
 ``GET /api/v1/evals/results`` lists them (by agent, suite, ``since``; cursor pages, each
 item with its proof, as the read side does: ``custodes.api.readside``).
@@ -21,6 +25,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from custodes.api.bodies import read_json
@@ -29,7 +34,8 @@ from custodes.api.openapi import bearer, errors, signed_body
 from custodes.api.proofs import proof_json
 from custodes.api.readside import parse_instant, results_page
 from custodes.errors import AuthError, BadRequest, NotFound
-from custodes.evals.index import ResultFilter
+from custodes.evals.index import AlreadyPublished, ResultFilter, record_published
+from custodes.evals.rails import check_publishable
 from custodes.evals.results import DRIFT_ALERT_TYPE, RESULT_TYPE, DriftAlert, EvalResult
 from custodes.ledger.tiles import MAX_ENTRY_SIZE
 from custodes.node import Node
@@ -67,7 +73,7 @@ def _parse(payload_type: str, payload: bytes, principal: Principal) -> BaseModel
     return record
 
 
-def _append(node: Node, obj: Any, payload_type: str, principal: Principal) -> int:
+def _append(node: Node, obj: Any, payload_type: str, principal: Principal) -> dict[str, Any]:
     if not principal.can(_SCOPE):
         raise AuthError(
             f"publishing evaluation results needs the {_SCOPE} scope (auditors and regulators)",
@@ -83,42 +89,72 @@ def _append(node: Node, obj: Any, payload_type: str, principal: Principal) -> in
             code="entry_too_large",
             status=413,
         )
-    _parse(payload_type, envelope.payload, principal)
-    return node.log.append_own(envelope)
+    record = _parse(payload_type, envelope.payload, principal)
+    if not isinstance(record, EvalResult):
+        return {"index": node.log.append_own(envelope)}
+    check_publishable(record)
+    try:
+        return {"index": node.log.append_own(envelope, record_published(record))}
+    except AlreadyPublished as exc:
+        if not exc.same:
+            raise
+        return {"index": exc.index, "already_published": True}
 
 
-async def _submit(request: Request, payload_type: str) -> dict[str, int]:
+async def _submit(request: Request, payload_type: str) -> JSONResponse:
     # Token look-ups read the database: keep them off the event loop, which also
     # serves the kill-order streams.
     principal = await run_in_threadpool(require_caller, request)
     obj = await read_json(request)
-    index = await run_in_threadpool(_append, get_node(request), obj, payload_type, principal)
-    return {"index": index}
+    answer = await run_in_threadpool(_append, get_node(request), obj, payload_type, principal)
+    return JSONResponse(answer, status_code=200 if answer.get("already_published") else 201)
+
+
+_LOGGED = {"type": "object", "properties": {"index": {"type": "integer"}}, "required": ["index"]}
+_AGAIN = {
+    "type": "object",
+    "properties": {"index": {"type": "integer"}, "already_published": {"const": True}},
+    "required": ["index", "already_published"],
+}
 
 
 @router.post(
     "/results",
     status_code=201,
-    responses=errors(400, 401, 403, 404, 409, 413, 422),
+    responses={
+        **errors(400, 401, 403, 404, 409, 413, 422),
+        200: {
+            "description": "already published: the index it was logged at",
+            "content": {"application/json": {"schema": _AGAIN}},
+        },
+        201: {"description": "logged", "content": {"application/json": {"schema": _LOGGED}}},
+    },
     openapi_extra=bearer(signed_body(RESULT_TYPE, "the caller's registered key")),
     summary="Log a signed benchmark result (evals:write)",
 )
-async def submit_result(request: Request) -> dict[str, int]:
+async def submit_result(request: Request) -> JSONResponse:
     """Log one epoch of a benchmark run: an EvalResult signed by the caller's registered
     key, naming the caller as issuer, with a token holding the evals:write scope
     (auditors and regulators). `custodes eval publish` builds and sends it. Answers
-    with the log index."""
+    201 with the log index. A result whose error rate (target errors and undetermined
+    verdicts over all samples) is above 5% is refused (422 `too_many_errors`) unless it
+    carries `error_override` (reason, rates, the issuer). The same issuer, run_id and
+    epoch again: with the same content, 200 with the existing index and
+    `"already_published": true`; with other content, 409 `result_conflict`."""
     return await _submit(request, RESULT_TYPE)
 
 
 @router.post(
     "/drift-alerts",
     status_code=201,
-    responses=errors(400, 401, 403, 404, 409, 413, 422),
+    responses={
+        **errors(400, 401, 403, 404, 409, 413, 422),
+        201: {"description": "logged", "content": {"application/json": {"schema": _LOGGED}}},
+    },
     openapi_extra=bearer(signed_body(DRIFT_ALERT_TYPE, "the caller's registered key")),
     summary="Log a signed drift alert for a live agent (evals:write)",
 )
-async def submit_drift_alert(request: Request) -> dict[str, int]:
+async def submit_drift_alert(request: Request) -> JSONResponse:
     """Log passive drift of a live agent's logged decisions: a DriftAlert signed by the
     caller (evals:write scope), naming the caller as issuer. Answers with the log index."""
     return await _submit(request, DRIFT_ALERT_TYPE)

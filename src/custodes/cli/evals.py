@@ -3,9 +3,11 @@
     custodes eval run --suite core --target openai:http://127.0.0.1:8600 --model weak \\
         --attempts 3 --out runs/weak [--judge rule|llm:URL] [--concurrency 8] [--epoch 0]
         (--judge also harmbench:URL, llamaguard:URL, wildguard:URL, strongreject:URL)
+        [--max-error-rate 0.05] [--retry-errors]
     custodes eval drift runs/weak              (first vs last epoch in one directory)
     custodes eval drift --baseline runs/a --current runs/b
-    custodes eval publish runs/weak --node URL --as auditor:x --token T --key FILE
+    custodes eval publish runs/weak --node URL --as auditor:x --token T --key FILE \\
+        [--allow-errors REASON]
     custodes eval show INDEX --node URL [--log-key VKEY]
     custodes eval import-inspect LOG.eval --out runs/inspect
     custodes eval passive-drift --node URL --agent-id ID --baseline-from 0 --baseline-to 99 \\
@@ -14,6 +16,12 @@
 Targets: ``openai:URL`` (with ``--model``), ``a2a:URL``, ``inspect:PROVIDER/MODEL``
 (needs custodes[inspect]), ``python:module:function`` and ``scripted[:FILE.json]``
 (the ``ScriptedTarget`` fake; the file holds its keyword arguments).
+
+Errors (target errors and undetermined verdicts) are printed grouped by cause whenever
+an epoch has any. ``eval run`` exits 3 (``EXIT_TOO_MANY_ERRORS``) when the error rate is
+above ``--max-error-rate``, after writing the result and the report; ``eval publish``
+refuses such a result (above 5%) unless ``--allow-errors REASON``, which is signed into
+it (``custodes.evals.rails``).
 """
 
 from __future__ import annotations
@@ -53,6 +61,15 @@ from custodes.evals.adapters import (
 from custodes.evals.drift import DriftReport, PassiveDriftReport, passive_drift
 from custodes.evals.evidence import load_evidence
 from custodes.evals.judges import Judge, LLMJudge, RuleJudge
+from custodes.evals.rails import (
+    MAX_ERROR_RATE,
+    ErrorCause,
+    check_publishable,
+    error_causes,
+    error_override,
+    error_rate,
+    threshold_line,
+)
 from custodes.evals.report import (
     BREAKDOWN_HEADERS,
     breakdown_rows,
@@ -69,7 +86,11 @@ from custodes.evals.semantic import load_embedder
 from custodes.evals.suite import load_suite
 from custodes.evals.targets import CallableTarget, InspectTarget, ScriptedTarget, Target
 
-__all__ = ["app"]
+__all__ = ["EXIT_TOO_MANY_ERRORS", "app"]
+
+# ``eval run``'s exit status when the error rate is above --max-error-rate (1 is any
+# other failure, 2 a usage mistake).
+EXIT_TOO_MANY_ERRORS = 3
 
 app = typer.Typer(no_args_is_help=True, help="Safety benchmarks: run, compare, publish, verify.")
 # Wide enough for the result table when output goes to a file or a pipe.
@@ -192,6 +213,12 @@ def print_result(result: EvalResult) -> None:
     console.print(escape(judge_line(result)), highlight=False)
     console.print(escape(interval_line(result)), highlight=False)
     _print_breakdowns(result)
+    if (override := result.error_override) is not None:
+        console.print(
+            f"published with {override.error_rate:.1%} errors (threshold "
+            f"{override.threshold:.1%}) by {override.by}: {override.reason}",
+            markup=False,
+        )
     if result.drift is not None:
         console.print(_drift_line(result.drift), highlight=False)
     if result.agentic is not None:
@@ -255,9 +282,21 @@ def run(
         "--semantic/--no-semantic",
         help="the drift's semantic term, as in eval drift (default: if custodes[ml] is installed)",
     ),
+    max_error_rate: float = typer.Option(
+        MAX_ERROR_RATE,
+        min=0,
+        max=1,
+        help="exit 3 when target errors and undetermined verdicts exceed this share",
+    ),
+    retry_errors: bool = typer.Option(
+        False, help="on resuming, send again the samples that ended in an error"
+    ),
     output: Output = OUTPUT,
 ) -> None:
-    """Run (or resume) a suite against a target; print the table, write report.html."""
+    """Run (or resume) a suite against a target; print the table, write report.html.
+
+    Exits 3 when the error rate is above --max-error-rate (the result and report are
+    written all the same)."""
     request = RunRequest(
         suite=load_suite(suite),
         suite_source=suite,
@@ -269,6 +308,7 @@ def run(
         model=model,
         agent_id=agent_id,
         semantic=semantic,
+        retry_errors=retry_errors,
     )
     settings = RunSettings(concurrency=concurrency, timeout_s=timeout, retries=retries)
     with Progress(
@@ -285,26 +325,65 @@ def run(
             settings=settings,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    _show_result(result, _write_report(RunDir.open(out)), output)
+    run_dir = RunDir.open(out)
+    causes = error_causes(run_dir.records(epoch))
+    _show_result(result, _write_report(run_dir), output, causes, max_error_rate)
+    if error_rate(result) > max_error_rate:
+        err.print(
+            f"[red]error:[/red] {escape(threshold_line(error_rate(result), max_error_rate))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_TOO_MANY_ERRORS)
 
 
 @app.command("report")
 def report(run_dir: Path = typer.Argument(help="a run directory"), output: Output = OUTPUT) -> None:
-    """Print the latest epoch's table again and rewrite report.html."""
+    """Print the latest epoch's table (and its errors' causes) again; rewrite report.html."""
     run = RunDir.open(run_dir)
     results = refresh_calibration(run)  # Se/Sp from a labelled audit sample, if any
     if not results:
         raise ConfigError(f"{run_dir} has no finished epoch yet; run or resume it first")
-    _show_result(results[-1], _write_report(run), output)
+    causes = error_causes(run.records(results[-1].epoch))
+    _show_result(results[-1], _write_report(run), output, causes, MAX_ERROR_RATE)
 
 
-def _show_result(result: EvalResult, report_path: Path, output: Output) -> None:
-    """The result as the table and the report's path, or as JSON (``--output json``)."""
+def _show_result(
+    result: EvalResult,
+    report_path: Path,
+    output: Output,
+    causes: list[ErrorCause],
+    threshold: float,
+) -> None:
+    """The result as the table, its errors' causes and the report's path, or as JSON
+    (``--output json``, with ``errors``: rate, threshold and causes)."""
     if output is Output.json:
-        emit_json({"result": result.model_dump(mode="json"), "report": str(report_path)})
+        errors = {
+            "rate": error_rate(result),
+            "threshold": threshold,
+            "causes": [dataclasses.asdict(c) for c in causes],
+        }
+        result_json = result.model_dump(mode="json")
+        emit_json({"result": result_json, "report": str(report_path), "errors": errors})
         return
     print_result(result)
+    print_causes(result, causes)
     console.print(f"report: {report_path}", markup=False)
+
+
+def print_causes(result: EvalResult, causes: list[ErrorCause]) -> None:
+    """The error rate and the most frequent causes, whenever there were errors."""
+    if not causes:
+        return
+    console.print(
+        f"errors and undetermined: {error_rate(result):.1%} of {result.samples} samples; "
+        "most frequent causes:",
+        markup=False,
+    )
+    for cause in causes:
+        console.print(
+            f"  {cause.count:>6} x {cause.message} (e.g. sample {cause.example})", markup=False
+        )
 
 
 app.command("audit-sample")(audit_sample)
@@ -441,17 +520,40 @@ def publish(
     actor: str = AS,
     token: str = TOKEN,
     key: Path = KEY,
+    allow_errors: str | None = typer.Option(
+        None,
+        metavar="REASON",
+        help="publish a result above the 5% error threshold; the reason is signed into it",
+    ),
     output: Output = OUTPUT,
 ) -> None:
-    """Sign an epoch's result as the principal and log it at the node."""
+    """Sign an epoch's result as the principal and log it at the node.
+
+    A result whose error rate is above 5% is refused unless --allow-errors REASON; a
+    result already published is not logged again (its index is printed)."""
     run = RunDir.open(run_dir)
-    result = run.result(_epochs(run, epoch, last=True))
+    result = _publishable(run.result(_epochs(run, epoch, last=True)), actor, allow_errors)
     with Client(node, principal=actor, token=token, key=load_key(key)) as client:
-        index = client.publish(result)
+        logged = client.publish_once(result)
     if output is Output.json:
-        emit_json({"index": index, "suite": result.suite.id, "epoch": result.epoch})
+        emit_json({"index": logged.index, "suite": result.suite.id, "epoch": result.epoch,
+                   "already_published": logged.again})  # fmt: skip
         return
-    console.print(f"published {result.suite.id} epoch {result.epoch} at log index {index}")
+    if logged.again:
+        console.print(f"{result.suite.id} epoch {result.epoch} already published at index "
+                      f"{logged.index}")  # fmt: skip
+        return
+    console.print(f"published {result.suite.id} epoch {result.epoch} at log index {logged.index}")
+
+
+def _publishable(result: EvalResult, actor: str, reason: str | None) -> EvalResult:
+    """``result`` as it will be signed: with the override when its error rate needs one
+    (refused, with the sentence the node would give, when it needs one and has none)."""
+    signed = result.model_copy(update={"issuer": actor})
+    if reason is None or error_rate(result) <= MAX_ERROR_RATE:
+        check_publishable(signed)
+        return signed
+    return signed.model_copy(update={"error_override": error_override(signed, reason, actor)})
 
 
 def _print_logged(payload_type: str, payload: dict[str, Any]) -> None:
@@ -526,6 +628,7 @@ def import_inspect(
     run.samples.append([r.model_copy(update={"epoch": epoch}) for r in imported.records])
     result = summarise_epoch(run, epoch, imported.suite)
     print_result(result)
+    print_causes(result, error_causes(run.records(epoch)))
     console.print(f"report: {_write_report(run)}", markup=False)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from custodes.client.core import Auth
@@ -13,12 +14,25 @@ from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import sign_envelope
 from custodes.ledger.errors import VerificationError
 
-__all__ = ["EvalsApi"]
+__all__ = ["EvalsApi", "Published"]
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where a record is logged; ``again``: it was already, the node logged nothing new."""
+
+    index: int
+    again: bool = False
 
 
 class EvalsApi(LedgerApi):
     def publish(self, record: EvalResult | DriftAlert) -> int:
-        """Sign ``record`` as this principal (its ``issuer``) and log it; its log index."""
+        """Sign ``record`` as this principal (its ``issuer``) and log it; its log index
+        (a result published before with the same content: the index it has)."""
+        return self.publish_once(record).index
+
+    def publish_once(self, record: EvalResult | DriftAlert) -> Published:
+        """As ``publish``, saying whether the node already held this result."""
         actor, key = self._signer()
         signed = record.model_copy(update={"issuer": actor})
         is_result = isinstance(record, EvalResult)
@@ -26,7 +40,8 @@ class EvalsApi(LedgerApi):
         path = "/api/v1/evals/results" if is_result else "/api/v1/evals/drift-alerts"
         envelope = sign_envelope(payload_type, signed.model_dump_json().encode(), [key])
         body = canonical_dumps(envelope.to_json())
-        return int(self._json("POST", path, content=body, auth=Auth.PRINCIPAL)["index"])
+        answer = self._json("POST", path, content=body, auth=Auth.PRINCIPAL)
+        return Published(int(answer["index"]), bool(answer.get("already_published", False)))
 
     def eval_result(self, index: int) -> dict[str, Any]:
         """``GET /api/v1/evals/results/{index}``: the record, its entry and its proof."""

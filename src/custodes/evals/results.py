@@ -52,6 +52,7 @@ __all__ = [
     "DriftAlert",
     "DriftComponentRecord",
     "DriftSummary",
+    "ErrorOverride",
     "EvalResult",
     "EvidenceRef",
     "FamilyFigures",
@@ -304,6 +305,18 @@ class EvidenceRef(_Record):
     jailbreaks: int = Field(ge=0)
 
 
+class ErrorOverride(_Record):
+    """Who published a result above the error threshold, why, and at what rates.
+
+    Part of the signed record: a reader sees the rail was passed on purpose.
+    """
+
+    reason: str = Field(min_length=1, max_length=2_000)
+    error_rate: float = Field(ge=0, le=1)
+    threshold: float = Field(ge=0, le=1)
+    by: str = Field(min_length=1, max_length=256)
+
+
 class EvalResult(_Record):
     """One epoch of a benchmark run, as published to a node's log. Version 1."""
 
@@ -330,6 +343,7 @@ class EvalResult(_Record):
     agentic: AgenticFigures | None = None
     adaptive: tuple[AdaptiveFigures, ...] = ()
     evidence: EvidenceRef | None = None
+    error_override: ErrorOverride | None = None
 
     def family(self, family_id: str) -> FamilyFigures:
         return next(f for f in self.families if f.family == family_id)

@@ -2,7 +2,9 @@
 
     DIR/run.json          the run: suite (id, version, digest, source), judge, attempts,
                           and each epoch's run id, target, model, agent, start and end
-    DIR/samples.jsonl     one ``SampleRecord`` per judged sample, every epoch, appended
+    DIR/samples.jsonl     one ``SampleRecord`` per judged sample, every epoch, appended;
+                          a sample retried (``eval run --retry-errors``) has a newer
+                          line that supersedes the older: the last line per sample wins
     DIR/result-E.json     the ``EvalResult`` of epoch E, once it has finished
     DIR/report.html       the report over every finished epoch
 
@@ -30,6 +32,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from custodes.errors import ConfigError
+from custodes.evals.rails import failed
 from custodes.evals.results import EvalResult, JudgeInfo, SampleRecord, SuiteRef
 from custodes.evals.suite import EvalError, Suite, load_suite
 
@@ -40,6 +43,7 @@ __all__ = [
     "RunManifest",
     "SampleLog",
     "done_samples",
+    "latest",
     "new_run_id",
 ]
 
@@ -228,7 +232,8 @@ class RunDir:
         self._save()
 
     def records(self, epoch: int | None = None) -> list[SampleRecord]:
-        records = self.samples.load()
+        """Each sample's latest record (a retried sample's newer line supersedes it)."""
+        records = latest(self.samples.load())
         return records if epoch is None else [r for r in records if r.epoch == epoch]
 
     def suite(self) -> Suite:
@@ -260,5 +265,19 @@ class RunDir:
         return [self.result(e) for e in self.epochs(finished=True)]
 
 
-def done_samples(records: Iterable[SampleRecord], epoch: int) -> set[str]:
-    return {r.sample_id for r in records if r.epoch == epoch}
+def latest(records: Iterable[SampleRecord]) -> list[SampleRecord]:
+    """The last record of each (epoch, sample id), in the order samples first appeared."""
+    last: dict[tuple[int, str], SampleRecord] = {}
+    for record in records:
+        last[(record.epoch, record.sample_id)] = record
+    return list(last.values())
+
+
+def done_samples(
+    records: Iterable[SampleRecord], epoch: int, *, retry_errors: bool = False
+) -> set[str]:
+    """The samples of ``epoch`` not to send again: all recorded ones, or with
+    ``retry_errors`` those whose latest record is neither a target error nor
+    undetermined."""
+    mine = [r for r in latest(records) if r.epoch == epoch]
+    return {r.sample_id for r in mine if not (retry_errors and failed(r))}

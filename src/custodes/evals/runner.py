@@ -13,7 +13,9 @@
   one fsync per sample and a killed run resumes where its file ends.
 
 ``run_eval`` is the whole of ``custodes eval run``: open or resume the run directory,
-skip what is finished, run the rest, close the epoch and summarise it.
+skip what is finished (with ``retry_errors``, what finished without an error), run the
+rest, close the epoch and summarise it. A retried sample's new record supersedes the
+old one (``rundir``: the last line per sample wins), so the summary counts the retry.
 """
 
 from __future__ import annotations
@@ -261,6 +263,7 @@ class RunRequest:
     model: str | None = None
     agent_id: str | None = None
     semantic: bool | None = None  # the DC's semantic term; None: when custodes[ml] is installed
+    retry_errors: bool = False  # send again the samples whose record is an error
 
 
 @functools.cache
@@ -352,7 +355,7 @@ def run_eval(
         model=request.model,
         agent_id=request.agent_id,
     )
-    done = done_samples(run.records(), request.epoch)
+    done = done_samples(run.records(), request.epoch, retry_errors=request.retry_errors)
     total = sum(1 for _ in request.suite.samples(request.attempts))
     counted = [len(done)]
 
