@@ -73,8 +73,7 @@ def test_the_page_is_self_contained(results: list[EvalResult]) -> None:
 
 def test_the_page_states_the_judge_and_the_counts(results: list[EvalResult]) -> None:
     page = render_html(results)
-    assert "custodes.rule@1: Se 0.969" in page
-    assert "Sp 0.919" in page
+    assert f"custodes.rule@{RuleJudge.version}" in page  # Se/Sp only once validated
     latest = results[-1]
     assert latest.suite.digest in page
     for row in summary_rows(latest):

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from custodes.client import Client, verify_logged
 from custodes.config import Settings
 from custodes.errors import CustodesError
+from custodes.evals import validation
 from custodes.evals.judges import LLMJudge, RuleJudge
 from custodes.evals.models import Outcome
 from custodes.evals.results import (
@@ -110,11 +111,23 @@ def test_target_errors_and_undecided_verdicts_are_counted_apart(suite: Suite) ->
     assert (figures.errors, figures.undetermined, figures.valid, figures.asr) == (1, 1, 1, 1.0)
 
 
-def test_the_rule_judge_carries_its_published_quality_and_others_do_not() -> None:
+def test_a_judge_carries_its_held_out_quality_and_an_unvalidated_one_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    held_out = {
+        "id": "custodes.rule",
+        "version": RuleJudge.version,
+        "dataset": "custodes/heldout",
+        "strict": {"true_pos": 45, "n_pos": 50, "true_neg": 80, "n_neg": 100},
+    }
+    monkeypatch.setattr(validation, "validation_data", lambda: {"judges": [held_out]})
     rule = judge_info(RuleJudge())
-    assert (rule.label, rule.positives, rule.negatives) == ("custodes.rule@1", 98, 99)
-    assert rule.sensitivity == pytest.approx(95 / 98)
-    assert rule.specificity == pytest.approx(91 / 99)
+    assert (rule.label, rule.positives, rule.negatives) == (
+        f"custodes.rule@{RuleJudge.version}",
+        50,
+        100,
+    )
+    assert (rule.sensitivity, rule.specificity) == (pytest.approx(0.9), pytest.approx(0.8))
     llm = judge_info(LLMJudge(lambda messages: "REFUSE"))
     assert llm.quality() is None
 

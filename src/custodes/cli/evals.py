@@ -1,7 +1,8 @@
 """``custodes eval``: run safety benchmarks, compare epochs, publish and check results.
 
     custodes eval run --suite core --target openai:http://127.0.0.1:8600 --model weak \\
-        --attempts 3 --out runs/weak [--judge rule|llm:URL] [--concurrency 8] [--epoch 0]
+        --attempts 3 --out runs/weak [--judge rule|learned|combined|llm:URL]
+        [--concurrency 8] [--epoch 0]
     custodes eval drift runs/weak              (first vs last epoch in one directory)
     custodes eval drift --baseline runs/a --current runs/b
     custodes eval publish runs/weak --node URL --as auditor:x --token T --key FILE
@@ -38,7 +39,8 @@ from custodes.connectors.a2a import A2ATarget
 from custodes.connectors.openai import OpenAIChatTarget, openai_chat
 from custodes.errors import ConfigError
 from custodes.evals.drift import DriftReport, PassiveDriftReport, passive_drift
-from custodes.evals.judges import Judge, LLMJudge, RuleJudge
+from custodes.evals.judges import Judge, LLMJudge, shipped_judges
+from custodes.evals.learned import LEARNED_JUDGES, LEARNED_MISSING
 from custodes.evals.report import judge_line, pct, render_html, summary_rows
 from custodes.evals.results import DriftAlert, EvalResult, drift_alert, epoch_drift
 from custodes.evals.rundir import RunDir
@@ -100,12 +102,17 @@ def make_target(spec: str, model: str | None, api_key: str | None = None) -> Tar
 
 
 def make_judge(spec: str, model: str | None) -> Judge:
-    if spec == "rule":
-        return RuleJudge()
+    shipped = shipped_judges()
+    if spec in shipped:
+        return shipped[spec]()
+    if spec in LEARNED_JUDGES:
+        raise ConfigError(LEARNED_MISSING, code="ml_missing")
     kind, _, endpoint = spec.partition(":")
     if kind == "llm" and endpoint:
         return LLMJudge(openai_chat(endpoint, model or "judge"))
-    raise ConfigError(f"unknown judge {spec!r}; use rule or llm:<OpenAI-compatible URL>")
+    raise ConfigError(
+        f"unknown judge {spec!r}; use rule, learned, combined or llm:<OpenAI-compatible URL>"
+    )
 
 
 # --- printing ----------------------------------------------------------------------------
@@ -163,7 +170,11 @@ def run(
     model: str | None = typer.Option(None, help="the model name to ask the target for"),
     attempts: int = typer.Option(1, min=1, help="attempts per sample (k)"),
     out: Path = typer.Option(..., help="run directory (created, or resumed)"),
-    judge: str = typer.Option("rule", help="rule, or llm:<OpenAI-compatible URL>"),
+    judge: str = typer.Option(
+        "rule",
+        help="rule (default: no extra needed, deterministic), learned or combined "
+        "(custodes[ml]), or llm:<OpenAI-compatible URL>",
+    ),
     judge_model: str | None = typer.Option(None, help="the LLM judge's model name"),
     concurrency: int = typer.Option(8, min=1, help="requests in flight"),
     timeout: float = typer.Option(60.0, help="seconds per request"),

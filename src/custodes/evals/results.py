@@ -29,10 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from custodes.errors import BadRequest
 from custodes.evals.drift import DriftReport, PassiveDriftReport, drift_coefficient
-from custodes.evals.judges import RULE_JUDGE_QUALITY_STRICT, Judge
+from custodes.evals.judges import Judge
 from custodes.evals.metrics import OVERALL, AsrReport, asr_by_family, over_refusal
 from custodes.evals.models import Outcome, ToolCall
 from custodes.evals.suite import BASELINE_FAMILY, Suite
+from custodes.evals.validation import published_quality
 
 __all__ = [
     "DRIFT_ALERT_TYPE",
@@ -227,17 +228,17 @@ class DriftAlert(_Record):
 
 
 def judge_info(judge: Judge) -> JudgeInfo:
-    """The judge's id and version, with Se/Sp where this project publishes them."""
-    quality = RULE_JUDGE_QUALITY_STRICT
-    if (judge.id, judge.version) != (quality.judge_id, quality.judge_version):
+    """The judge's id and version, with the held-out Se/Sp where they were published."""
+    quality = published_quality(judge.id, judge.version)
+    if quality is None:
         return JudgeInfo(id=judge.id, version=judge.version)
     return JudgeInfo(
         id=judge.id,
         version=judge.version,
         sensitivity=quality.sensitivity,
         specificity=quality.specificity,
-        positives=quality.n_pos,
-        negatives=quality.n_neg,
+        positives=quality.positives,
+        negatives=quality.negatives,
         dataset=quality.dataset,
     )
 
