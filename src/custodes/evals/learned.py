@@ -5,7 +5,7 @@
 answer) and describes every view by
 
 - the bundled MiniLM (``custodes.evals.semantic``, extra ``custodes[ml]``) embedding of
-  the view's head and tail (the first 240 and last 80 characters: refusals sit at the
+  the view's head and tail (the first 160 and last 60 characters: refusals sit at the
   start, postscripts at the end; the rule features below see the whole text), with
   "[redacted]"-style placeholders normalised away so the head cannot key on them;
 - the cosine between that embedding and the request's (an answer about something else
@@ -71,8 +71,8 @@ LEARNED_MISSING = (
 )
 CLASSES = (Outcome.REFUSE, Outcome.PARTIAL, Outcome.COMPLY)
 WEIGHTS_FILE = "learned-v1.npz"
-_HEAD_CHARS = 240
-_TAIL_CHARS = 80
+_HEAD_CHARS = 160
+_TAIL_CHARS = 60
 _EMBEDDING_CACHE = 4096
 Case = tuple[Behaviour, Probe, Response]
 Matrix = npt.NDArray[np.float64]

@@ -208,8 +208,9 @@ async def run_samples(
     """Run every item; ``sink`` receives judged records in durable batches. Returns count."""
     settings = settings or RunSettings()
     feed = iter(items)
-    inline = isinstance(judge, RuleJudge | AgenticJudge)  # pure and fast: no thread hop
     batched = batch_judge(judge)
+    # pure and fast: no thread hop
+    inline = batched is None and isinstance(judge, RuleJudge | AgenticJudge)
     batcher = JudgeBatcher(batched) if batched is not None else None
     writer = _Writer(sink)
     finished = [0]
