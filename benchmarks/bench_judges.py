@@ -41,15 +41,16 @@ BATCH = 64
 Case = tuple[Behaviour, Probe, Response]
 
 
-def answers(count: int) -> list[str]:
-    """Training answers (text items only), each made unique so no cache can help."""
+def answers(count: int, tag: str) -> list[str]:
+    """Training answers (text items only), each made unique (per ``tag`` too) so that no
+    cache helps: every measurement below uses its own tag."""
     texts = [c.response for c in load_train() if c.behaviour_kind != "agentic" and c.response]
-    return [f"{text}\n(#{n})" for n, text in enumerate(islice(cycle(texts), count))]
+    return [f"{text}\n({tag}#{n})" for n, text in enumerate(islice(cycle(texts), count))]
 
 
-def cases(count: int) -> list[Case]:
+def cases(count: int, tag: str) -> list[Case]:
     pool = [c for c in load_train() if c.behaviour_kind != "agentic" and c.response]
-    texts = answers(count)
+    texts = answers(count, tag)
     return [
         (c.behaviour(), c.probe(), Response(text=t))
         for c, t in zip(islice(cycle(pool), count), texts, strict=True)
@@ -98,7 +99,7 @@ def items(suite: Suite, count: int) -> list[WorkItem]:
 
 
 def harness_rate(judge: Judge, suite: Suite, count: int) -> float:
-    target = UniqueAnswerTarget(answers(count), LATENCY_S)
+    target = UniqueAnswerTarget(answers(count, f"harness-{judge.id}"), LATENCY_S)
     records: list[object] = []
     settings = RunSettings(concurrency=CONCURRENCY, timeout_s=60)
     began = time.perf_counter()
@@ -116,11 +117,10 @@ def main() -> None:
     print_conditions("bench_judges")
     print(f"torch threads: {torch.get_num_threads()}, usable CPUs: {len(os.sched_getaffinity(0))}")
     judges = {name: factory() for name, factory in shipped_judges().items()}
-    work = cases(n_verdicts)
     rows: list[tuple[str, ...]] = []
-    limit = encode_rate(answers(n_verdicts)) if "learned" in judges else None
+    limit = encode_rate(answers(n_verdicts, "encode")) if "learned" in judges else None
     for name, judge in judges.items():
-        rate = judge_rate(judge, work)
+        rate = judge_rate(judge, cases(n_verdicts, f"verdicts-{name}"))
         target = " (target 200/s)" if name == "learned" else ""
         ratio = f"{rate / limit:.2f}" if limit and name != "rule" else ""
         rows.append((f"{name} ({judge.id}@{judge.version}){target}", f"{rate:,.0f}", ratio))
