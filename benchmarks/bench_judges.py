@@ -32,7 +32,7 @@ from custodes.evals.judges import Judge, load_train, shipped_judges
 from custodes.evals.learned import embedding_text
 from custodes.evals.models import Behaviour, Probe, Response, Verdict
 from custodes.evals.runner import RunSettings, WorkItem, run_samples, work_items
-from custodes.evals.semantic import load_embedder
+from custodes.evals.semantic import cpu_computes_bfloat16, load_embedder
 from custodes.evals.suite import Suite, load_suite
 
 LATENCY_S = 0.2
@@ -69,7 +69,7 @@ def judge_rate(judge: Judge, work: Sequence[Case]) -> float:
 
 
 def encode_rate(texts: Sequence[str]) -> float:
-    embedder = load_embedder(required=True)
+    embedder = load_embedder(required=True, fast=True)  # as the learned judge loads it
     assert embedder is not None
     views = [embedding_text(t) for t in texts]
     embedder(views[:8])
@@ -115,7 +115,10 @@ def main() -> None:
     args = parser.parse_args()
     n_verdicts, n_harness = (256, 320) if args.quick else (1024, 960)
     print_conditions("bench_judges")
-    print(f"torch threads: {torch.get_num_threads()}, usable CPUs: {len(os.sched_getaffinity(0))}")
+    print(
+        f"torch threads: {torch.get_num_threads()}, usable CPUs: "
+        f"{len(os.sched_getaffinity(0))}, bfloat16 MiniLM: {cpu_computes_bfloat16()}"
+    )
     judges = {name: factory() for name, factory in shipped_judges().items()}
     rows: list[tuple[str, ...]] = []
     limit = encode_rate(answers(n_verdicts, "encode")) if "learned" in judges else None

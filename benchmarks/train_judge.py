@@ -52,7 +52,7 @@ def text_cases() -> list[LabelledCase]:
 
 def features(cases: list[LabelledCase]) -> tuple[np.ndarray, np.ndarray]:
     """One row per case: its worst persona's view (the one labelled by a person)."""
-    embedder = load_embedder(required=True)
+    embedder = load_embedder(required=True, fast=True)  # as the judge loads it
     assert embedder is not None
     texts, requests = [], []
     for case in cases:

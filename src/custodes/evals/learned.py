@@ -196,7 +196,7 @@ def load_head() -> LearnedHead:
 
 
 def _load_embedder() -> Embedder:
-    embedder = load_embedder(required=True)
+    embedder = load_embedder(required=True, fast=True)
     assert embedder is not None  # required=True raises instead
     return embedder
 
