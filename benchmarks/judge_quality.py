@@ -1,20 +1,19 @@
-"""Judge quality: the rule judge's sensitivity and specificity on the labelled set.
+"""Judge quality IN-SAMPLE: the rule judge's sensitivity and specificity on train/ data.
 
-Measures ``custodes.rule`` on ``custodes/evals/data/judges/labelled-v1.jsonl`` (written
-for this project; harmful specifics in it are replaced by "[redacted]") and prints:
+Measures ``custodes.rule`` on the training data (``data/judges/train/*.jsonl``; the
+rules were written against it, so these figures are in-sample and flatter the judge).
+Published Se/Sp come from held-out data only: ``benchmarks/judge_validation.py`` and
+``custodes.evals.validation``. This script is for rule authors; it prints:
 
 - sensitivity (Se) and specificity (Sp), each with a Wilson 95% interval, under the
-  lenient positive (COMPLY, UNSAFE_ACTION, PARTIAL: the published RULE_JUDGE_QUALITY)
-  and the strict one (COMPLY, UNSAFE_ACTION: RULE_JUDGE_QUALITY_STRICT);
+  lenient positive (COMPLY, UNSAFE_ACTION, PARTIAL) and the strict one (COMPLY,
+  UNSAFE_ACTION);
 - the same per behaviour kind (agentic items are a deterministic tool-call check, so
   the text-only rows are the ones that say how good the refusal rules are);
 - the 5×5 confusion matrix (gold rows, judged columns);
 - with ``--show-errors``, every case the judge gets wrong.
 
-``--emit`` prints the two constants as Python, to paste into judges.py after a change
-to the rules or the data (tests/evals/test_judges.py fails until they match).
-
-    .venv/bin/python benchmarks/judge_quality.py [--show-errors] [--emit]
+    .venv/bin/python benchmarks/judge_quality.py [--show-errors]
 """
 
 from __future__ import annotations
@@ -28,13 +27,11 @@ from rich.table import Table
 
 from custodes.evals.judges import (
     LENIENT_POSITIVE,
-    RULE_JUDGE_QUALITY,
-    RULE_JUDGE_QUALITY_STRICT,
     STRICT_POSITIVE,
     JudgeQuality,
     LabelledCase,
     RuleJudge,
-    load_labelled,
+    load_train,
     measure_judge,
 )
 from custodes.evals.models import Outcome
@@ -102,46 +99,25 @@ def error_table(cases: Sequence[LabelledCase]) -> Table:
     return table
 
 
-def emit(name: str, q: JudgeQuality) -> str:
-    confusion = ",\n".join(
-        f"        (Outcome.{g.name}, Outcome.{p.name}, {n})" for g, p, n in q.confusion
-    )
-    positive = ", ".join(f"Outcome.{o.name}" for o in q.positive)
-    return (
-        f"{name} = JudgeQuality(\n"
-        f'    judge_id="{q.judge_id}",\n    judge_version="{q.judge_version}",\n'
-        f'    dataset="{q.dataset}",\n    positive=({positive}),\n'
-        f"    n_pos={q.n_pos},\n    n_neg={q.n_neg},\n"
-        f"    true_pos={q.true_pos},\n    true_neg={q.true_neg},\n"
-        f"    confusion=(\n{confusion},\n    ),\n)"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--show-errors", action="store_true", help="list misjudged cases")
-    parser.add_argument("--emit", action="store_true", help="print the constants as Python")
     args = parser.parse_args()
     console = Console()
-    cases = load_labelled()
+    cases = load_train()
     lenient = measure_judge(RuleJudge(), cases, positive=LENIENT_POSITIVE)
     strict = measure_judge(RuleJudge(), cases, positive=STRICT_POSITIVE)
-    console.print(f"labelled-v1: {len(cases)} cases")
+    console.print(f"train/: {len(cases)} cases (IN-SAMPLE: not the published quality)")
     console.print(
         summary_table(
-            "custodes.rule v1 on labelled-v1",
+            f"custodes.rule v{RuleJudge.version} on train/ (in-sample)",
             [("all, lenient (COMPLY+PARTIAL+UNSAFE_ACTION)", lenient), ("all, strict", strict)],
         )
     )
     console.print(summary_table("By behaviour kind (lenient)", per_kind(cases)))
     console.print(confusion_table(lenient))
-    current = lenient == RULE_JUDGE_QUALITY and strict == RULE_JUDGE_QUALITY_STRICT
-    console.print("published constants: " + ("current" if current else "[red]STALE[/red]"))
     if args.show_errors:
         console.print(error_table(cases))
-    if args.emit:
-        print(emit("RULE_JUDGE_QUALITY", lenient))
-        print(emit("RULE_JUDGE_QUALITY_STRICT", strict))
 
 
 if __name__ == "__main__":

@@ -136,8 +136,12 @@ def test_import_inspect_turns_the_log_into_the_same_result(eval_log: Path, tmp_p
     answer = CliRunner().invoke(app, ["import-inspect", str(eval_log), "--out", str(out)])
     assert answer.exit_code == 0, answer.output
     result = RunDir.open(out).result(0)
-    assert (result.source, result.judge.label, result.attempts) == ("inspect", "custodes.rule@1", 2)
-    assert result.judge == judge_info(RuleJudge())  # with its held-out quality, if measured
+    assert (result.source, result.judge.label, result.attempts) == (
+        "inspect",
+        f"custodes.rule@{RuleJudge.version}",
+        2,
+    )
+    assert result.judge == judge_info(RuleJudge())  # with its published quality, if any
     assert result.model == "mockllm/model"
     assert result.target == "inspect:mockllm/model"
     log_asr = read_eval_log(str(eval_log)).results.scores[0].metrics["asr"].value  # type: ignore[union-attr]

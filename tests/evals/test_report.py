@@ -77,6 +77,7 @@ def test_the_page_is_self_contained(results: list[EvalResult]) -> None:
 
 def test_the_page_states_the_judge_and_the_counts(results: list[EvalResult]) -> None:
     page = render_html(results)
+    assert f"custodes.rule@{RuleJudge.version}" in page  # Se/Sp only once validated
     latest = results[-1]
     assert escape(judge_line(latest)) in page  # Se/Sp from held-out validation, where measured
     assert escape(interval_line(latest)) in page  # which interval is which

@@ -117,7 +117,7 @@ VALIDATION = {
     "judges": [
         {
             "id": "custodes.rule",
-            "version": "1",
+            "version": RuleJudge.version,
             "dataset": "heldout-v1",
             "strict": {"true_pos": 40, "n_pos": 50, "true_neg": 70, "n_neg": 100},
         }
@@ -130,7 +130,11 @@ def test_a_judge_carries_its_held_out_quality_and_others_do_not(
 ) -> None:
     monkeypatch.setattr(validation, "validation_data", lambda: VALIDATION)
     rule = judge_info(RuleJudge())
-    assert (rule.label, rule.positives, rule.negatives) == ("custodes.rule@1", 50, 100)
+    assert (rule.label, rule.positives, rule.negatives) == (
+        f"custodes.rule@{RuleJudge.version}",
+        50,
+        100,
+    )
     assert (rule.true_pos, rule.true_neg, rule.calibration) == (40, 70, "heldout")
     assert (rule.sensitivity, rule.specificity) == (0.8, 0.7)
     assert rule.dataset == "heldout-v1"

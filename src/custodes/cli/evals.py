@@ -1,7 +1,8 @@
 """``custodes eval``: run safety benchmarks, compare epochs, publish and check results.
 
     custodes eval run --suite core --target openai:http://127.0.0.1:8600 --model weak \\
-        --attempts 3 --out runs/weak [--judge rule|llm:URL] [--concurrency 8] [--epoch 0]
+        --attempts 3 --out runs/weak [--judge rule|learned|combined|llm:URL]
+        [--concurrency 8] [--epoch 0]
         (--judge also harmbench:URL, llamaguard:URL, wildguard:URL, strongreject:URL)
         [--max-error-rate 0.05] [--retry-errors]
     custodes eval drift runs/weak              (first vs last epoch in one directory)
@@ -60,7 +61,8 @@ from custodes.evals.adapters import (
 )
 from custodes.evals.drift import DriftReport, PassiveDriftReport, passive_drift
 from custodes.evals.evidence import load_evidence
-from custodes.evals.judges import Judge, LLMJudge, RuleJudge
+from custodes.evals.judges import Judge, LLMJudge, shipped_judges
+from custodes.evals.learned import LEARNED_JUDGES, LEARNED_MISSING
 from custodes.evals.rails import (
     MAX_ERROR_RATE,
     ErrorCause,
@@ -151,7 +153,8 @@ _ADAPTER_MODELS = {
     "strongreject": "judge",
 }
 JUDGE_HELP = (
-    "rule, or llm:URL, harmbench:URL, llamaguard:URL, wildguard:URL, strongreject:URL "
+    "rule (no extra needed, deterministic), learned or combined (custodes[ml]), or "
+    "llm:URL, harmbench:URL, llamaguard:URL, wildguard:URL, strongreject:URL "
     "(OpenAI-compatible endpoints serving that judge model)"
 )
 
@@ -169,8 +172,11 @@ def _adapter_judge(kind: str, endpoint: str, model: str | None) -> Judge:
 
 
 def make_judge(spec: str, model: str | None) -> Judge:
-    if spec == "rule":
-        return RuleJudge()
+    shipped = shipped_judges()
+    if spec in shipped:
+        return shipped[spec]()
+    if spec in LEARNED_JUDGES:
+        raise ConfigError(LEARNED_MISSING, code="ml_missing")
     kind, _, endpoint = spec.partition(":")
     if kind == "llm" and endpoint:
         return LLMJudge(openai_chat(endpoint, model or "judge"))

@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from custodes.errors import BadRequest
+from custodes.evals.batching import JudgeBatcher, batch_judge
 from custodes.evals.calibration import apply_audit
 from custodes.evals.evidence import write_evidence
 from custodes.evals.judges import AgenticJudge, Judge, RuleJudge
-from custodes.evals.models import Behaviour, Probe, Response
+from custodes.evals.models import Behaviour, Probe, Response, Verdict
 from custodes.evals.results import (
     AdaptiveFigures,
     DriftSummary,
@@ -140,6 +141,12 @@ def judge_sample(
     judge: Judge, item: WorkItem, response: Response, tries: int, epoch: int
 ) -> SampleRecord:
     verdict = judge.judge(item.behaviour, item.probe, response)
+    return _record(item, response, tries, epoch, verdict)
+
+
+def _record(
+    item: WorkItem, response: Response, tries: int, epoch: int, verdict: Verdict
+) -> SampleRecord:
     return SampleRecord(
         epoch=epoch,
         sample_id=item.sample_id,
@@ -209,7 +216,10 @@ async def run_samples(
     """Run every item; ``sink`` receives judged records in durable batches. Returns count."""
     settings = settings or RunSettings()
     feed = iter(items)
-    inline = isinstance(judge, RuleJudge | AgenticJudge)  # pure and fast: no thread hop
+    batched = batch_judge(judge)
+    # pure and fast: no thread hop
+    inline = batched is None and isinstance(judge, RuleJudge | AgenticJudge)
+    batcher = JudgeBatcher(batched) if batched is not None else None
     writer = _Writer(sink)
     finished = [0]
 
@@ -223,6 +233,9 @@ async def run_samples(
             response, tries = await call_target(target, item.probe, settings)
             if inline:
                 writer.put(judge_sample(judge, item, response, tries, epoch))
+            elif batcher is not None:  # many answers, one model call
+                verdict = await batcher.verdict(item.behaviour, item.probe, response)
+                writer.put(_record(item, response, tries, epoch, verdict))
             else:
                 writer.put(
                     await asyncio.to_thread(judge_sample, judge, item, response, tries, epoch)
@@ -230,9 +243,13 @@ async def run_samples(
 
     _size_thread_pool(settings.concurrency)
     writing = asyncio.create_task(writer.run(durable))
+    judging = asyncio.create_task(batcher.run()) if batcher is not None else None
     try:
         await asyncio.gather(*(work() for _ in range(settings.concurrency)))
     finally:
+        if batcher is not None and judging is not None:
+            batcher.close()
+            await judging
         writer.close()
         await writing
         await _close(target)
