@@ -28,6 +28,13 @@ SCRIPTS = (
     "bench_registry.py",
     "bench_bodies.py",
     "bench_scale.py",
+    # issue 8: judges, statistics, attacks
+    "bench_judges.py",
+    "bench_judges_adapters.py",
+    "bench_coverage.py",
+    "bench_drift_level.py",
+    "bench_adaptive.py",
+    "bench_agentdojo.py",
 )
 TIMEOUT_S = {"quick": 600, "full": 3600}
 
