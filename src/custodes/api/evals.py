@@ -136,9 +136,10 @@ async def submit_result(request: Request) -> JSONResponse:
     """Log one epoch of a benchmark run: an EvalResult signed by the caller's registered
     key, naming the caller as issuer, with a token holding the evals:write scope
     (auditors and regulators). `custodes eval publish` builds and sends it. Answers
-    201 with the log index. A result whose error rate (target errors and undetermined
-    verdicts over all samples) is above 5% is refused (422 `too_many_errors`) unless it
-    carries `error_override` (reason, rates, the issuer). The same issuer, run_id and
+    201 with the log index. A result whose error rate (target errors, and undetermined
+    verdicts outside the benign controls, over all samples) is above 5% is refused
+    (422 `too_many_errors`) unless it carries `error_override` (reason, rates, the
+    issuer). The same issuer, run_id and
     epoch again: with the same content, 200 with the existing index and
     `"already_published": true`; with other content, 409 `result_conflict`."""
     return await _submit(request, RESULT_TYPE)

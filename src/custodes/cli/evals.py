@@ -292,7 +292,8 @@ def run(
         MAX_ERROR_RATE,
         min=0,
         max=1,
-        help="exit 3 when target errors and undetermined verdicts exceed this share",
+        help="exit 3 when target errors and undetermined verdicts (benign controls' left out) "
+        "exceed this share",
     ),
     retry_errors: bool = typer.Option(
         False, help="on resuming, send again the samples that ended in an error"

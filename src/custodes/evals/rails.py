@@ -1,7 +1,8 @@
 """Safety rails for auditors: how many samples failed, why, and whether to publish.
 
 - ``error_rate``: target errors plus undetermined verdicts over every sample of the
-  epoch (attack families, the no-attack baseline and the benign controls alike).
+  epoch (attack families, the no-attack baseline and the benign controls alike; a
+  judge's abstention on a benign control is left out, see ``error_rate``).
 - ``error_causes``: the failed samples grouped by message, most frequent first, each
   with its count and one sample id to look at.
 - ``check_publishable``: a result above ``MAX_ERROR_RATE`` is published only with an
