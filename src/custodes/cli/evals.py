@@ -31,6 +31,8 @@ import dataclasses
 import importlib
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -257,6 +259,16 @@ def _drift_line(d: DriftSummary) -> str:
     return line + f" [red]ALERT[/red]{family}" + (f": {alerted}" if alerted else "")
 
 
+@contextmanager
+def run_progress(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr for a run; yields ``(done, total) -> None`` to move it."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
 def _write_report(run: RunDir) -> Path:
     path = run.path / "report.html"
     results = run.results()
@@ -318,20 +330,8 @@ def run(
         retry_errors=retry_errors,
     )
     settings = RunSettings(concurrency=concurrency, timeout_s=timeout, retries=retries)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(f"{request.suite.id} epoch {epoch}", total=None)
-        result = run_eval(
-            request,
-            settings=settings,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+    with run_progress(f"{request.suite.id} epoch {epoch}") as advance:
+        result = run_eval(request, settings=settings, progress=advance)
     run_dir = RunDir.open(out)
     causes = error_causes(run_dir.records(epoch))
     _show_result(result, _write_report(run_dir), output, causes, max_error_rate)

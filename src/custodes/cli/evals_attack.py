@@ -16,10 +16,17 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from custodes.cli.evals import _write_report, console, err, make_judge, make_target, print_result
+from custodes.cli.evals import (
+    _write_report,
+    console,
+    err,
+    make_judge,
+    make_target,
+    print_result,
+    run_progress,
+)
 from custodes.cli.output import OUTPUT, Output, emit_json
 from custodes.connectors.openai import AttackerEndpoint
 from custodes.evals.adaptive import METHODS, AttackSettings
@@ -126,19 +133,11 @@ def attack(
         model=model,
         limit=limit,
     )
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(f"{method} on {request.suite.id} epoch {epoch}", total=None)
+    with run_progress(f"{method} on {request.suite.id} epoch {epoch}") as advance:
         result = run_attack(
             request,
             settings=RunSettings(concurrency=concurrency, timeout_s=timeout),
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=advance,
         )
     run = RunDir.open(out)
     report = _write_report(run)
