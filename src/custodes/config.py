@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     witnesses: list[WitnessPeer] = Field(default_factory=list)
     witness_quorum: int = Field(default=0, ge=0)
     witness_timeout: float = Field(default=2.0, gt=0)
+    # The alliance's genesis roster (a TUF root.json, docs/design/0023), shipped out of
+    # band; later versions arrive signed through the API and are kept in the database.
+    roster_file: Path | None = None
     lease_ttl_critical: int = Field(default=60, gt=0, le=60)
     lease_ttl_default: int = Field(default=300, gt=0)
     # Seconds between background audits of new entries (signatures, leaf hashes,

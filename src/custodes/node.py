@@ -18,6 +18,8 @@ from sqlalchemy import Engine
 from custodes.admin_token import AdminToken
 from custodes.config import Settings, check_identity, pin_identity
 from custodes.evals.index import EVAL_RESULTS
+from custodes.federation.roster import load_genesis
+from custodes.federation.state import Federation
 from custodes.killswitch.broadcast import OrderBroadcaster
 from custodes.killswitch.fanout import OrderFanout
 from custodes.killswitch.leases import LeaseIssuer
@@ -120,6 +122,9 @@ class Node:
             ttl_default=settings.lease_ttl_default,
             metrics=metrics,
         )
+        self.federation = Federation(settings.jurisdiction)
+        if settings.roster_file is not None:
+            self.federation.install(load_genesis(settings.roster_file))
         self.witness = Witness(
             self.engine, self.cosigner, [parse_vkey(v) for v in settings.witnessed_logs]
         )

@@ -1,5 +1,3 @@
-"""Federation: how member nodes talk to each other over HTTP."""
+"""Federation: the alliance roster and how member nodes talk to each other over HTTP."""
 
-from custodes.federation.witnessing import WitnessRequester
-
-__all__ = ["WitnessRequester"]
+__all__: list[str] = []
