@@ -29,7 +29,7 @@ from tests.integration.procs import custodes_argv, free_port, run_cli
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 READY = "Ctrl-C stops every node"
-_READY_S = 420.0  # four nodes, agents, a kill order, witnessing and verification
+_READY_S = 420.0  # five nodes, agents, a kill order, witnessing and verification
 _STOP_S = 60.0
 
 
@@ -76,23 +76,23 @@ class DemoProcess:
         return found
 
 
-def _four_free_ports() -> int:
+def _five_free_ports() -> int:
     for _ in range(20):
         base = free_port()
         try:
-            for port in range(base, base + 4):
+            for port in range(base, base + 5):
                 with socket.socket() as sock:
                     sock.bind(("127.0.0.1", port))
         except OSError:
             continue
         return base
-    raise AssertionError("found no four consecutive free ports")
+    raise AssertionError("found no five consecutive free ports")
 
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[DemoProcess]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path)}
-    args = ["demo", "--serve", "--no-evals", "--base-port", str(_four_free_ports())]
+    args = ["demo", "--serve", "--no-evals", "--base-port", str(_five_free_ports())]
     process = subprocess.Popen(
         [*custodes_argv(), *args],
         stdout=subprocess.PIPE,

@@ -187,7 +187,7 @@ def _check_stored_origin(settings: Settings, store: SqlLogStore) -> None:
 
 
 def demo(
-    base_port: int = typer.Option(8401, help="first of four loopback ports"),
+    base_port: int = typer.Option(8401, help="first of five loopback ports"),
     keep: bool = typer.Option(False, help="keep the nodes' data directory afterwards"),
     serve: bool = typer.Option(
         False, "--serve", help="leave the alliance running afterwards, until Ctrl-C"
@@ -196,7 +196,7 @@ def demo(
         True, "--evals/--no-evals", help="play the safety benchmarks act (the longest)"
     ),
 ) -> None:
-    """Start GB, FR, DE and CA nodes on loopback, record agent decisions, witness, verify.
+    """Start GB, FR, DE, CA (members) and AU (partner) nodes on loopback from one roster.
 
     With --serve the nodes stay up afterwards and the demo prints what you need to
     explore them: each node's URL and API docs, the admin token, a regulator you can act

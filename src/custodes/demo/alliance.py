@@ -1,13 +1,15 @@
-"""The alliance on one machine: GB, FR, DE and CA member nodes on loopback.
+"""The alliance on one machine: GB, FR, DE and CA member nodes, and AU as partner, on loopback.
 
-Each node has its own data directory, SQLite database and keys, witnesses the other
-three, and receives signed decision records from simulated agents homed in its
+The parties found the alliance's roster first (every member signs the genesis; AU is a
+partner, without a vote). Each node has its own data directory, SQLite database and keys,
+witnesses the others, and receives signed decision records from simulated agents homed in its
 jurisdiction. The demo ends by verifying every log with ``custodes log verify`` (as a
 separate process, as an outside auditor would) and printing what each node holds.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -28,6 +31,15 @@ from custodes.client import Client
 from custodes.demo.evals_act import run_evals_act
 from custodes.demo.explore import NodeView, guide, register_explorer, wait_for_stop
 from custodes.demo.kill_act import KillScenario, run_kill_scenario
+from custodes.federation.party import node_party, roster_signer
+from custodes.federation.roster import (
+    Party,
+    PartyRegulator,
+    PartyStatus,
+    SignedRoster,
+    found_roster,
+)
+from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.sdk import sign_decision
 from custodes.sdk.bootstrap import Authorities, bootstrap, enrol_agent
@@ -35,6 +47,10 @@ from custodes.sdk.bootstrap import Authorities, bootstrap, enrol_agent
 __all__ = ["run_demo"]
 
 MEMBERS = {"GB": "United Kingdom", "FR": "France", "DE": "Germany", "CA": "Canada"}
+# Australia takes part under the UK-Australia memorandum: look-ups, joint testing and
+# threat intelligence, but no kill orders and no vote on the roster.
+PARTNERS = {"AU": "Australia"}
+PARTIES = {**MEMBERS, **PARTNERS}
 AGENTS = {
     "GB": [("atlas-trader", "finance"), ("beacon-grid", "energy")],
     "FR": [("mistral-broker", "finance"), ("rhone-dispatch", "energy")],
@@ -54,6 +70,7 @@ ACTIONS = {
     ],
 }
 ADMIN = "custodes-dev-admin-token"
+ROSTER_FILE = "roster-1.json"
 console = Console()
 
 
@@ -68,6 +85,16 @@ class Member:
     agents: dict[str, EnvelopeSigner] = field(default_factory=dict)
     windows: dict[str, tuple[int, int]] = field(default_factory=dict)
     authorities: Authorities | None = None
+    regulator_key: EnvelopeSigner = field(default_factory=EnvelopeSigner.generate)
+    party: Party | None = None
+
+    @property
+    def status(self) -> PartyStatus:
+        return "member" if self.code in MEMBERS else "partner"
+
+    @property
+    def regulator_id(self) -> str:
+        return f"regulator:{self.code.lower()}"
 
     @property
     def url(self) -> str:
@@ -86,12 +113,55 @@ class Member:
             "CUSTODES_WITNESS_NAME": f"{self.code.lower()}.custodes.demo/witness",
             "CUSTODES_CHECKPOINT_INTERVAL": "0.5",
             "CUSTODES_ADMIN_TOKEN": ADMIN,  # loopback only; init generates none then
+            "CUSTODES_ROSTER_FILE": str(self.data_dir.parent / ROSTER_FILE),
             **extra,
         }
 
 
 def _cli(*args: str) -> list[str]:  # the same Python, so the demo needs nothing on PATH
     return [sys.executable, "-m", "custodes", *args]
+
+
+def _found(members: list[Member], root: Path) -> SignedRoster:
+    """Each party describes its node (keys made in its data directory) and the regulator
+    it vouches for; every founding member signs the genesis roster with its vote key."""
+    for m in members:
+        m.party = node_party(
+            m.data_dir,
+            code=m.code,
+            name=PARTIES[m.code],
+            status=m.status,
+            urls=[m.url],
+            origin=m.origin,
+            witness_name=f"{m.code.lower()}.custodes.demo/witness",
+            regulators=[
+                PartyRegulator(
+                    id=m.regulator_id,
+                    name=f"{PARTIES[m.code]} AI security institute",
+                    public_key=base64.b64encode(m.regulator_key.public_key).decode(),
+                )
+            ],
+        )
+    founders = [roster_signer(m.data_dir) for m in members if m.status == "member"]
+    roster = found_roster(
+        "Custodes alliance (demo)",
+        [m.party for m in members if m.party is not None],
+        founders,
+        expires=datetime.now(UTC) + timedelta(days=365),
+    )
+    (root / ROSTER_FILE).write_bytes(canonical_dumps(roster.document))
+    return roster
+
+
+def _print_roster(roster: SignedRoster) -> None:
+    console.rule("Alliance roster")
+    members = ", ".join(p.code for p in roster.body.members())
+    partners = ", ".join(p.code for p in roster.body.parties if p.status == "partner")
+    console.print(
+        f"  genesis (version {roster.version}) signed by every founding member: {members}; "
+        f"partner: {partners}; later versions need {roster.threshold} of "
+        f"{len(roster.root_keys)} members"
+    )
 
 
 def _init(member: Member) -> None:
@@ -123,7 +193,13 @@ def _wait_up(member: Member, deadline: float) -> None:
 def _record_decisions(member: Member, others: list[Member], rng: random.Random) -> None:
     """The member's regulator registers an operator, which registers the agents; each
     agent then records signed decisions, with counterparties across the alliance."""
-    authorities = bootstrap(member.url, ADMIN, member.code, operator=f"{member.code.lower()}-ops")
+    authorities = bootstrap(
+        member.url,
+        ADMIN,
+        member.code,
+        operator=f"{member.code.lower()}-ops",
+        regulator_key=member.regulator_key,
+    )
     member.authorities = authorities
     client = Client(member.url)
     try:
@@ -193,11 +269,11 @@ def _table(members: list[Member], results: dict[str, tuple[bool, str]]) -> Table
         size, cosigs = _checkpoint_state(m)
         ok, _ = results[m.code]
         table.add_row(
-            f"{m.code} {MEMBERS[m.code]}",
-            str(len(AGENTS[m.code])),
+            f"{m.code} {PARTIES[m.code]}" + ("" if m.status == "member" else " (partner)"),
+            str(len(AGENTS.get(m.code, []))),
             str(m.entries),
             str(size),
-            f"{cosigs} of 3 peers",
+            f"{cosigs} of {len(members) - 1} peers",
             "[green]OK[/green]" if ok else "[red]FAILED[/red]",
         )
     return table
@@ -205,6 +281,8 @@ def _table(members: list[Member], results: dict[str, tuple[bool, str]]) -> Table
 
 def _play(members: list[Member], workdir: Path, *, evals: bool = True) -> int:
     rng = random.Random(2026)  # noqa: S311 - simulated decisions, not secrets
+    roster = _found(members, workdir)
+    _print_roster(roster)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("starting member nodes", total=len(members) * 3 + 1)
         for m in members:
@@ -217,7 +295,8 @@ def _play(members: list[Member], workdir: Path, *, evals: bool = True) -> int:
             bar.advance(task)
         bar.update(task, description="agents recording signed decisions")
         for m in members:
-            _record_decisions(m, [p for p in members if p is not m], rng)
+            if AGENTS.get(m.code):
+                _record_decisions(m, [p for p in members if p is not m and AGENTS.get(p.code)], rng)
             bar.advance(task)
         bar.update(task, description="kill switch: suspending a GB finance agent")
         scenario = _kill_act(members[0])
@@ -270,7 +349,7 @@ def _print_kill_act(scenario: KillScenario) -> None:
 def _view(member: Member) -> NodeView:
     return NodeView(
         member.code,
-        MEMBERS[member.code],
+        PARTIES[member.code],
         member.url,
         member.origin,
         member.data_dir,
@@ -316,7 +395,7 @@ def run_demo(
     With ``serve``, the nodes stay up afterwards until Ctrl-C (custodes.demo.explore).
     """
     root = workdir or Path(tempfile.mkdtemp(prefix="custodes-demo-"))
-    members = [Member(code, base_port + i, root / code.lower()) for i, code in enumerate(MEMBERS)]
+    members = [Member(code, base_port + i, root / code.lower()) for i, code in enumerate(PARTIES)]
     try:
         status = _play(members, root, evals=evals)
         if serve:

@@ -58,14 +58,17 @@ def bootstrap(
     *,
     operator: str = "acme",
     client: httpx.Client | None = None,
+    regulator_key: EnvelopeSigner | None = None,
 ) -> Authorities:
     """A regulator and an operator for ``jurisdiction``, the operator registered.
 
     ``client`` is the httpx transport to share (by default the clients open their own).
+    ``regulator_key`` is the regulator's own key (the one the alliance roster vouches
+    for); by default a fresh one.
     """
     node = Client(base_url) if client is None else Client(base_url, http=client)
     code = jurisdiction.lower()
-    keys = EnvelopeSigner.generate(), EnvelopeSigner.generate()
+    keys = regulator_key or EnvelopeSigner.generate(), EnvelopeSigner.generate()
     reg_id, op_id = f"regulator:{code}", f"operator:{operator}"
     reg_token = register_principal(
         node, admin_token, reg_id, role="regulator", jurisdiction=jurisdiction, key=keys[0]
