@@ -96,7 +96,12 @@ class AllianceLookups:
         age = None if state is None else state.age(self.clock())
         fresh = age is not None and age <= self.bound
         if mirror is not None and (fresh or (state is not None and state.alarm is not None)):
-            return self._from_mirror(mirror, agent_id, reader)
+            try:
+                return self._from_mirror(mirror, agent_id, reader)
+            except NotFound:
+                if state is not None and state.alarm is not None:
+                    raise
+                # registered since the mirrored checkpoint, perhaps: its home knows
         try:
             return self._from_home(party, agent_id)
         except NotFound:
