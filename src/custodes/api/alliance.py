@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from custodes.api.deps import caller
 from custodes.api.openapi import errors, optional_token
@@ -26,7 +28,7 @@ def _lookups(request: Request) -> AllianceLookups:
     responses=errors(404, 422),
     openapi_extra=optional_token(),
 )
-def get_agent(request: Request, agent_id: str) -> dict[str, Any]:
+async def get_agent(request: Request, agent_id: str) -> Response:
     """The agent's record (public view without a token), its status (active, suspended,
     revoked; `suspended_in` lists territories, `*` for everywhere) and the active orders
     naming it, the index and leaf hash of its record's entry in its home's log, the
@@ -37,7 +39,17 @@ def get_agent(request: Request, agent_id: str) -> dict[str, Any]:
     could not be reached to confirm it. 404 `unknown_jurisdiction` for a home outside
     the roster, 404 `unknown_agent` for an agent its home does not know, 422 for an
     id that is not `urn:custodes:<jurisdiction>:agent:<slug>`."""
-    return _lookups(request).agent(agent_id, caller(request))
+    lookups = _lookups(request)
+    if "authorization" not in request.headers:
+        hit = lookups.cached(agent_id)  # memory only: answered on the event loop
+        if hit is not None:
+            return _json(hit)
+    reader = await run_in_threadpool(caller, request)
+    return _json(await run_in_threadpool(lookups.agent, agent_id, reader))
+
+
+def _json(answer: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(answer), media_type="application/json")
 
 
 @router.get("/mirrors", summary="This node's mirror of each peer", responses=errors())

@@ -24,7 +24,7 @@ import httpx
 
 from custodes.errors import CustodesError, NotFound, StoreError
 from custodes.federation.lookup import Finality, finality, home_party, verify_lookup
-from custodes.federation.mirror import PeerMirror
+from custodes.federation.mirror import MirrorState, PeerMirror
 from custodes.federation.mirrors import Mirrors
 from custodes.federation.roster import Party
 from custodes.ledger.note import parse_note
@@ -86,6 +86,26 @@ class AllianceLookups:
             )
         return states
 
+    def _trusted(self, mirror: PeerMirror | None) -> bool:
+        """Whether ``mirror`` may answer as it is: fresh, or halted on its alarm."""
+        if mirror is None:
+            return False
+        state = mirror.state
+        age = state.age(self.clock())
+        return (age is not None and age <= self.bound) or state.alarm is not None
+
+    def cached(self, agent_id: str) -> dict[str, Any] | None:
+        """The public answer for ``agent_id`` if a trusted mirror already gave it (memory
+        only: the API answers this on its event loop, without a worker thread)."""
+        federation = self.node.federation
+        party = home_party(federation.roster, agent_id)
+        mirror = self.mirrors.get(party.code)
+        if party.code == federation.jurisdiction or mirror is None or not self._trusted(mirror):
+            return None
+        state = mirror.state
+        base = self._answers.get((party.code, agent_id, state.note or b""))
+        return None if base is None else self._stamped(base, state)
+
     def agent(self, agent_id: str, reader: Principal | None) -> dict[str, Any]:
         federation = self.node.federation
         party = home_party(federation.roster, agent_id)
@@ -93,9 +113,7 @@ class AllianceLookups:
             return self._own(agent_id, reader)
         mirror = self.mirrors.get(party.code)
         state = None if mirror is None else mirror.state
-        age = None if state is None else state.age(self.clock())
-        fresh = age is not None and age <= self.bound
-        if mirror is not None and (fresh or (state is not None and state.alarm is not None)):
+        if mirror is not None and self._trusted(mirror):
             try:
                 return self._from_mirror(mirror, agent_id, reader)
             except NotFound:
@@ -189,6 +207,9 @@ class AllianceLookups:
                     self._answers[key] = base
                     if len(self._answers) > _CACHED:
                         self._answers.popitem(last=False)
+        return self._stamped(base, state)
+
+    def _stamped(self, base: dict[str, Any], state: MirrorState) -> dict[str, Any]:
         answer = self._stamp(base, state.age(self.clock()) or 0.0)
         if state.alarm is not None:
             answer |= {"stale": True, "alarm": state.alarm}
