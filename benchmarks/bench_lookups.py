@@ -108,7 +108,11 @@ def drive(url: str, paths: Sequence[str], clients: int) -> Load:
 
 
 def _mirrored(url: str, size: int) -> bool:
-    states = httpx.get(f"{url}/api/v1/alliance/mirrors", timeout=5).json()
+    response = httpx.get(f"{url}/api/v1/alliance/mirrors", timeout=5)
+    if response.status_code != 200:
+        console.print(f"  DE's mirrors: HTTP {response.status_code} {response.text[:300]}")
+        return False
+    states = response.json()
     return any(s["party"] == "GB" and s["size"] >= size for s in states)
 
 
