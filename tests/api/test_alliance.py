@@ -17,7 +17,7 @@ from custodes.federation.lookup import LookupUnverified, verify_lookup
 from custodes.federation.party import node_party, roster_signer
 from custodes.federation.roster import SignedRoster, found_roster
 from custodes.ledger.dsse import EnvelopeSigner
-from tests.api.support import AGENT, enrol_agent, node_of
+from tests.api.support import ADMIN, AGENT, enrol_agent, node_of
 
 
 def _roster(settings: Settings, tmp_path: Path) -> SignedRoster:
@@ -128,3 +128,17 @@ def test_the_mirrors_list_names_each_peer(alliance: tuple[TestClient, SignedRost
     client, _ = alliance
     states = client.get("/api/v1/alliance/mirrors").json()
     assert [(s["party"], s["size"], s["stale"]) for s in states] == [("YY", 0, True)]
+
+
+def test_a_regulator_with_a_token_sees_what_the_registry_lets_it_read(
+    alliance: tuple[TestClient, SignedRoster],
+) -> None:
+    client, _ = alliance
+    issued = client.post("/api/v1/admin/tokens", json={"principal": "regulator:zz"}, headers=ADMIN)
+    assert issued.status_code in (200, 201), issued.text
+    token = {"Authorization": f"Bearer {issued.json()['token']}"}
+    public = _look_up(client, AGENT).json()
+    private = client.get(f"/api/v1/alliance/agents/{AGENT}", headers=token).json()
+    assert public["keys"] == []  # an agent's keys are for regulators, not the public
+    assert [k["status"] for k in private["keys"]] == ["active"]
+    assert set(private["record"]) > set(public["record"])

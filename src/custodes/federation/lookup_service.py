@@ -187,6 +187,7 @@ class AllianceLookups:
             "record": answer["record"],
             "status": answer["status"],
             "suspended_in": answer["suspended_in"],
+            "keys": answer.get("keys", []),
             "entry_index": answer["entry_index"],
             "leaf_hash": _b64(leaf),
             "entry": None if entry is None else _b64(entry),
