@@ -221,6 +221,9 @@ class AllianceLookups:
     ) -> dict[str, Any]:
         answer = mirror.queries.agent(agent_id, reader=reader)
         index = answer["entry_index"]
+        if index >= size:  # the follower committed more since ``size``: prove at its size
+            newer = mirror.refresh()
+            size, note = newer.size, newer.note or note
         base = self._base(agent_id, "mirror", answer, mirror.leaf(index), mirror.entry(index))
         base |= {
             "proof": _proof(index, size, mirror.inclusion(index, size)),
