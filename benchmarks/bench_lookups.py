@@ -10,8 +10,8 @@ DE mirrors GB's log over tlog-tiles. Then:
   same way, DE's cheapest endpoint (``GET /healthz``, which reads nothing): the rate of
   the HTTP stack itself, the physical limit a look-up can approach;
 * (b) mirror lag: the GB regulator suspends an agent in a territory at GB; the time from
-  GB's answer until DE's look-up shows it from its mirror (polled every 10 ms), p50/p99; orders a random 0-0.5 s apart, out of step with
-  DE's reads of GB's checkpoint.
+  GB's answer until DE's look-up shows it from its mirror (polled every 10 ms), p50/p99;
+  orders a random 0-0.5 s apart, out of step with DE's reads of GB's checkpoint.
 
     .venv/bin/python benchmarks/bench_lookups.py [--quick]
 """

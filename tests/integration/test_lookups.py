@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,13 @@ def test_a_member_answers_for_another_members_agent_and_says_when_its_data_is_st
             assert (stale["source"], stale["suspended_in"]) == ("mirror", ["FR"])
             assert stale["age_s"] > BOUND
             assert "STALE" in _cli(tmp_path, agent_id, de.url)
+            listed = custodes(
+                "alliance", "mirrors", "--node", de.url, "--output", "json", cwd=tmp_path
+            )
+            assert {s["party"]: s["stale"] for s in json.loads(listed.stdout)} == {
+                "GB": True,
+                "FR": False,
+            }
             states = {s["party"]: s for s in at_de.alliance_mirrors()}
             assert states["GB"]["stale"]
             assert not states["FR"]["stale"]  # the rest of the alliance carries on

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from custodes.cli.output import OUTPUT, Output, emit_record
+from custodes.cli.output import OUTPUT, Output, emit_record, emit_table
 from custodes.cli.remote import MAYBE_TOKEN, NODE, connect
 from custodes.federation.roster import load_genesis
 
@@ -68,3 +68,22 @@ def agent(
         emit_record(answer, output)
     else:
         emit_record(_summary(answer), output, title=agent_id)
+
+
+@app.command("mirrors")
+def mirrors(node: str = NODE, output: Output = OUTPUT) -> None:
+    """The node's mirror of each peer: size mirrored, age, stale, alarm, last error."""
+    with connect(node) as client:
+        states = client.alliance_mirrors()
+    rows = [
+        (s["party"], s["size"], s["age_s"], "yes" if s["stale"] else "no", _trouble(s))
+        for s in states
+    ]
+    emit_table(["party", "size", "age (s)", "stale", "alarm or error"], rows, output, items=states)
+
+
+def _trouble(state: dict[str, Any]) -> str:
+    alarm = state.get("alarm")
+    if alarm:
+        return f"ALARM: {alarm.get('reason')}"
+    return str(state.get("error") or "")
