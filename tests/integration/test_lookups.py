@@ -43,7 +43,15 @@ def test_a_member_answers_for_another_members_agent_and_says_when_its_data_is_st
                 lambda: _mirrored(at_de, agent_id),
                 60,
             )
+            wait_until(
+                "GB's checkpoint, as DE mirrors it, carries DE's and FR's cosignatures",
+                lambda: {"DE", "FR"} <= set(_look_up(at_de, agent_id)["cosigners"]),
+                60,
+            )
             checked = at_de.alliance_agent(agent_id, alliance.roster)
+            cosigners = checked["verified"]["cosigners"]
+            assert {"DE", "FR"} <= set(cosigners)
+            assert checked["final"] == (len(cosigners) >= 3)  # a quorum of three members
             assert (checked["status"], checked["stale"]) == ("active", False)
             assert checked["verified"]["checkpoint_size"] >= mirrored["entry_index"] + 1
 
