@@ -14,6 +14,7 @@ dictionary read until the mirror advances (docs/design/0025).
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -23,10 +24,18 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from custodes.errors import CustodesError, NotFound, StoreError
-from custodes.federation.lookup import Finality, finality, home_party, verify_lookup
+from custodes.federation.lookup import (
+    Finality,
+    LookupUnverified,
+    finality,
+    home_party,
+    verify_lookup,
+)
 from custodes.federation.mirror import MirrorState, PeerMirror
 from custodes.federation.mirrors import Mirrors
 from custodes.federation.roster import Party
+from custodes.ledger.checkpoint import Checkpoint
+from custodes.ledger.merkle import verify_consistency
 from custodes.ledger.note import parse_note
 from custodes.registry.principals import Principal
 from custodes.registry.queries import status_at
@@ -38,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["AllianceLookups", "open_lookups"]
 
 _CACHED = 65_536
+log = logging.getLogger("custodes.federation.lookup")
 
 
 def _b64(value: bytes) -> str:
@@ -121,7 +131,7 @@ class AllianceLookups:
                     raise
                 # registered since the mirrored checkpoint, perhaps: its home knows
         try:
-            return self._from_home(party, agent_id)
+            return self._from_home(party, agent_id, mirror)
         except NotFound:
             raise
         except CustodesError:
@@ -232,19 +242,22 @@ class AllianceLookups:
         }
         return base
 
-    def _from_home(self, party: Party, agent_id: str) -> dict[str, Any]:
-        url = f"{party.url}/api/v1/registry/agents/{agent_id}"
+    def _get(self, party: Party, path: str, **params: int) -> httpx.Response:
         try:
-            response = self._http.get(url)
+            response = self._http.get(f"{party.url}{path}", params=params)
         except httpx.HTTPError as exc:
             raise StoreError(f"cannot reach {party.code}'s node: {exc}") from exc
+        if response.status_code not in (200, 404):
+            raise StoreError(f"{party.code}'s node answered HTTP {response.status_code}")
+        return response
+
+    def _from_home(self, party: Party, agent_id: str, mirror: PeerMirror | None) -> dict[str, Any]:
+        response = self._get(party, f"/api/v1/registry/agents/{agent_id}")
         if response.status_code == 404:
             raise NotFound(
                 f"{agent_id} is not registered at its home node ({party.code})",
                 code="unknown_agent",
             )
-        if response.status_code != 200:
-            raise StoreError(f"{party.code}'s node answered HTTP {response.status_code}")
         body = response.json()
         proof = body.get("proof") or {}
         base = {
@@ -256,8 +269,36 @@ class AllianceLookups:
         }
         roster = self.node.federation.roster
         assert roster is not None
-        verify_lookup({**base, "entry": None}, roster)
+        checked = verify_lookup({**base, "entry": None}, roster)
+        if mirror is not None:
+            self._extends(party, mirror.state, checked.checkpoint)
         return self._stamp(base, 0.0)
+
+    def _extends(self, party: Party, state: MirrorState, checkpoint: Checkpoint) -> None:
+        """The home's answer must come from a tree that extends the one mirrored here."""
+        if state.size == 0:
+            return
+        hashes: list[bytes] = []
+        if checkpoint.size > state.size:
+            answer = self._get(
+                party, "/api/v1/proofs/consistency", first=state.size, second=checkpoint.size
+            ).json()
+            hashes = [base64.b64decode(h) for h in answer.get("proof", [])]
+        try:
+            verify_consistency(
+                state.size, checkpoint.size, hashes, state.root, checkpoint.root_hash
+            )
+        except CustodesError as exc:
+            log.error(
+                "%s's node answered a look-up from a tree that does not extend the one "
+                "mirrored here (size %d): %s",
+                party.code,
+                state.size,
+                exc.message,
+            )
+            raise LookupUnverified(
+                f"{party.code}'s answer is not consistent with its log as mirrored here"
+            ) from exc
 
 
 def open_lookups(node: Node) -> AllianceLookups:
