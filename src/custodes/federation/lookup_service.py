@@ -62,10 +62,17 @@ def _orders(engine: Any, agent_id: str) -> list[dict[str, Any]]:
 class AllianceLookups:
     """``agent(id, reader)``: the look-up answer, with proof, checkpoint and age."""
 
-    def __init__(self, node: Node, mirrors: Mirrors, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        node: Node,
+        mirrors: Mirrors,
+        clock: Callable[[], float] = time.time,
+        *,
+        http: httpx.Client | None = None,
+    ) -> None:
         self.node, self.mirrors, self.clock = node, mirrors, clock
         self.bound = node.settings.lookup_stale_after
-        self._http = httpx.Client(timeout=node.settings.mirror_timeout)
+        self._http = http or httpx.Client(timeout=node.settings.mirror_timeout)
         self._answers: OrderedDict[tuple[str, str, bytes], dict[str, Any]] = OrderedDict()
         self._final: dict[bytes, Finality] = {}
         self._lock = threading.Lock()
