@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     # The alliance's genesis roster (a TUF root.json, docs/design/0023), shipped out of
     # band; later versions arrive signed through the API and are kept in the database.
     roster_file: Path | None = None
+    # Cross-border look-ups (docs/design/0025): seconds between reads of each peer's
+    # checkpoint; the age past which a look-up asks the home node (or says it is stale);
+    # how long to wait on a peer.
+    mirror_interval: float = Field(default=0.5, gt=0)
+    lookup_stale_after: float = Field(default=10.0, gt=0)
+    mirror_timeout: float = Field(default=2.0, gt=0)
     lease_ttl_critical: int = Field(default=60, gt=0, le=60)
     lease_ttl_default: int = Field(default=300, gt=0)
     # Seconds between background audits of new entries (signatures, leaf hashes,

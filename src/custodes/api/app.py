@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 from custodes import __version__
 from custodes.api import (
     admin,
+    alliance,
     entries,
     evals,
     health,
@@ -34,6 +35,7 @@ from custodes.api.request_ids import RequestIdMiddleware
 from custodes.api.server import END_STREAMS
 from custodes.api.tracing import TracingMiddleware, tracer_provider_for
 from custodes.config import Settings
+from custodes.federation.lookup_service import open_lookups
 from custodes.federation.witnessing import WitnessRequester
 from custodes.node import Node
 
@@ -93,11 +95,13 @@ def create_app(
         requester = WitnessRequester(node, settings.witnesses)
         requester.start()
         app.state.node = node
+        app.state.lookups = lookups = open_lookups(node)
         try:
             # The server ends the kill-order streams through this as it starts to stop.
             yield {END_STREAMS: node.broadcaster.close}
         finally:
             node.broadcaster.close()
+            lookups.close()
             requester.stop()
             node.close()
             if own_provider and tracer_provider is not None:
@@ -125,6 +129,7 @@ def create_app(
         killswitch.router,
         tlog.log_router,
         tlog.witness_router,
+        alliance.router,
     ):
         app.include_router(router)
     return app

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from custodes.cli import (
+    alliance,
     decisions,
     evals,
     evals_list,
@@ -40,6 +41,7 @@ app.add_typer(lease.app, name="lease")
 app.add_typer(evals.app, name="eval")
 evals.app.command("list")(evals_list.list_results)
 app.add_typer(decisions.app, name="decisions")
+app.add_typer(alliance.app, name="alliance")
 node.register(app)
 
 _state = {"verbose": False}

@@ -15,6 +15,7 @@
 * ``load_key`` reads an entry key file.
 """
 
+from custodes.client.alliance import verified_lookup
 from custodes.client.client import Client
 from custodes.client.core import Pins
 from custodes.client.errors import NodeUnreachable, error_from, raise_for_error
@@ -46,5 +47,6 @@ __all__ = [
     "new_order_id",
     "node_client",
     "raise_for_error",
+    "verified_lookup",
     "verify_logged",
 ]
