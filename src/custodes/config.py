@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # The alliance's genesis roster (a TUF root.json, docs/design/0023), shipped out of
     # band; later versions arrive signed through the API and are kept in the database.
     roster_file: Path | None = None
+    # How often a node asks its peers for a newer roster version (catch-up after a
+    # forward was missed), in seconds; 0 turns the polling off.
+    roster_poll_interval: float = Field(default=3.0, ge=0)
     lease_ttl_critical: int = Field(default=60, gt=0, le=60)
     lease_ttl_default: int = Field(default=300, gt=0)
     # Seconds between background audits of new entries (signatures, leaf hashes,

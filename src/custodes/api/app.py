@@ -24,6 +24,7 @@ from custodes.api import (
     principals,
     proofs,
     registry,
+    roster,
     tlog,
 )
 from custodes.api.bodies import BodyGate
@@ -34,6 +35,7 @@ from custodes.api.request_ids import RequestIdMiddleware
 from custodes.api.server import END_STREAMS
 from custodes.api.tracing import TracingMiddleware, tracer_provider_for
 from custodes.config import Settings
+from custodes.federation.rostersync import RosterSync
 from custodes.federation.witnessing import WitnessRequester
 from custodes.node import Node
 
@@ -92,12 +94,15 @@ def create_app(
         metrics.watch(node)
         requester = WitnessRequester(node, settings.witnesses)
         requester.start()
+        roster_sync = RosterSync(node.roster_log, interval=settings.roster_poll_interval)
+        roster_sync.start()
         app.state.node = node
         try:
             # The server ends the kill-order streams through this as it starts to stop.
             yield {END_STREAMS: node.broadcaster.close}
         finally:
             node.broadcaster.close()
+            roster_sync.stop()
             requester.stop()
             node.close()
             if own_provider and tracer_provider is not None:
@@ -123,6 +128,7 @@ def create_app(
         registry.router,
         evals.router,
         killswitch.router,
+        roster.router,
         tlog.log_router,
         tlog.witness_router,
     ):

@@ -17,7 +17,7 @@ from custodes.ledger.checkpoint import open_checkpoint
 from custodes.ledger.cosignature import verify_cosignature
 from custodes.ledger.note import Note, NoteVerifier, parse_vkey
 
-__all__ = ["FinalityResult", "is_final", "member_witnesses"]
+__all__ = ["FinalityResult", "is_final", "member_witnesses", "tlog_policy"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +81,21 @@ def is_final(note_bytes: bytes, origin_party: Party | str, roster: SignedRoster)
         size=checkpoint.size,
         origin=checkpoint.origin,
     )
+
+
+def tlog_policy(roster: SignedRoster) -> str:
+    """The alliance's witness policy in C2SP tlog-policy form (names before their use).
+
+    ``log`` for every active party, ``witness`` for every member (its code as the name),
+    one group of the members with threshold ``quorum_of(members)``, and that group as
+    the quorum: what this node calls final, for any tlog-policy verifier to check.
+    """
+    lines = [f"log {p.log_vkey} {p.url}" for p in roster.body.parties if p.active]
+    members = roster.body.members()
+    lines += [f"witness {p.code} {p.witness_vkey} {p.url}" for p in members]
+    if members:
+        codes = " ".join(p.code for p in members)
+        lines += [f"group members {quorum_of(len(members))} {codes}", "quorum members"]
+    else:
+        lines.append("quorum none")
+    return "".join(f"{line}\n" for line in lines)
