@@ -4,8 +4,9 @@
 files, created before it starts), founds the genesis roster signed by every member's
 roster key, and starts one ``custodes serve`` per party with ``CUSTODES_ROSTER_FILE``.
 Each party vouches for one regulator (``regulator:<code>``), whose key the test holds;
-``bootstrap`` then gives that regulator an API token at its home node and registers an
-operator there, through the node's real rules.
+``bootstrap`` then gives that regulator (a principal on every node from the roster) an API
+token at its home node and registers an operator there, through the node's real rules.
+No node is told whom to witness or ask: each reads it from the roster.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from custodes.federation.roster import Party, PartyRegulator, SignedRoster, foun
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.registry.models import Contact, OperatorRecord
 from custodes.sdk.bootstrap import Authorities, register_principal
-from tests.integration.procs import ADMIN_TOKEN, NodeProcess, Peer, free_port, node_env
+from tests.integration.procs import ADMIN_TOKEN, NodeProcess, free_port, node_env
 
 __all__ = ["Alliance", "AllianceNode", "running_alliance", "start_alliance"]
 
@@ -67,14 +68,9 @@ class AllianceNode:
         if self.authorities is not None:
             return self.authorities
         node = self._client = Client(self.url, timeout=10.0)
-        reg_token = register_principal(
-            node,
-            ADMIN_TOKEN,
-            self.regulator_id,
-            role="regulator",
-            jurisdiction=self.code,
-            key=self.regulator_key,
-        )
+        # The regulator is a principal from the roster: its home node's admin gives it a token.
+        admin = node.acting_as(admin_token=ADMIN_TOKEN)
+        reg_token = str(admin.issue_token(self.regulator_id)["token"])
         op_key = EnvelopeSigner.generate()
         op_id = f"operator:{operator}-{self.code.lower()}"
         op_token = register_principal(
@@ -125,15 +121,11 @@ def _env(
     settings: Mapping[str, str],
     database_url: str | None,
 ) -> dict[str, str]:
-    # Until the roster drives witnessing, the same configuration is passed explicitly.
-    peers = [o for o in others if o.party.active] if witnessing else []
+    # Whom a node witnesses and asks comes from the roster alone (docs/design/0023);
+    # ``witnessing`` is kept so callers written before that still read the same.
+    del others, witnessing
     env = node_env(
-        node.data_dir,
-        node.party.origin,
-        jurisdiction=node.code,
-        database_url=database_url,
-        witnessed_logs=[o.party.log_vkey for o in peers],
-        witnesses=[Peer(o.url, o.party.witness_vkey) for o in peers],
+        node.data_dir, node.party.origin, jurisdiction=node.code, database_url=database_url
     )
     env["CUSTODES_ROSTER_FILE"] = str(roster_file)
     env.update({f"CUSTODES_{k.upper()}": v for k, v in settings.items()})
