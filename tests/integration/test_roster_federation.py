@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from custodes.federation.roster import build_roster, sign_roster
@@ -15,7 +16,7 @@ from custodes.ledger.dsse import EnvelopeSigner
 from custodes.ledger.note import parse_note, parse_vkey
 from custodes.ledger.witness import format_add_checkpoint
 from tests.integration.alliance import Alliance, running_alliance
-from tests.integration.procs import wait_until
+from tests.integration.procs import run_cli, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -62,8 +63,11 @@ def test_one_apply_reaches_every_log_and_reconfigures_witnessing(tmp_path: Path)
             60,
         )
 
-        applied = httpx.post(f"{gb.url}{ROSTER}", json=_suspend_au(alliance), timeout=10)
-        assert applied.status_code == 201, applied.text
+        v2 = tmp_path / "roster-2.json"
+        v2.write_bytes(orjson.dumps(_suspend_au(alliance)))
+        applied = run_cli(["federation", "roster", "apply", str(v2), "--node", gb.url])
+        assert applied.returncode == 0, applied.stderr
+        assert "roster version 2 applied" in applied.stdout
         for node in alliance.nodes.values():  # forwarded to members, pulled by the partner
             wait_until(
                 f"{node.code} logs roster version 2",
@@ -93,3 +97,6 @@ def test_one_apply_reaches_every_log_and_reconfigures_witnessing(tmp_path: Path)
         note = parse_note(later["checkpoint"].encode())
         assert not cosignatures_in(note, [au_witness])
         assert set(later["cosigners"]) == {"GB", "FR", "DE"}
+        shown = run_cli(["federation", "roster", "show", "--node", au.url, "--output", "json"])
+        assert shown.returncode == 0, shown.stderr
+        assert orjson.loads(shown.stdout)["signed"]["version"] == 2
