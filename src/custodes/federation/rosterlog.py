@@ -208,7 +208,7 @@ class RosterLog:
         self._node = node
         self.federation = federation
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # apply reloads under it
         self._applied: list[Callable[[SignedRoster], None]] = []
 
     def on_applied(self, listener: Callable[[SignedRoster], None]) -> None:
@@ -259,19 +259,20 @@ class RosterLog:
 
     def reload(self) -> bool:
         """Put in force a newer version another worker stored; whether one was found."""
-        current = self.federation.roster
-        chain = self.chain()
-        if not chain or (current is not None and chain[-1][0] <= current.version):
-            return False
-        trusted = current
-        documents = [c[2] for c in chain if trusted is None or c[0] > trusted.version]
-        last = verify_chain(documents, trusted=trusted, now=datetime.min.replace(tzinfo=UTC))
-        self.federation.install(last)
-        return True
+        with self._lock:
+            current = self.federation.roster
+            chain = self.chain()
+            if not chain or (current is not None and chain[-1][0] <= current.version):
+                return False
+            documents = [c[2] for c in chain if current is None or c[0] > current.version]
+            last = verify_chain(documents, trusted=current, now=datetime.min.replace(tzinfo=UTC))
+            self.federation.install(last)
+            return True
 
     def apply(self, document: Any) -> AppliedRoster:
         """Apply the next version: verified against the one in force, logged, installed."""
         with self._lock:
+            self.reload()  # another worker sharing the database may have applied one
             current = self.federation.roster
             if current is None:
                 raise BadRequest(
