@@ -80,7 +80,15 @@ def test_the_next_version_applies_once(gb: TestClient, world: RosterWorld) -> No
     assert again.status_code == 200
     assert again.json()["status"] == "already_applied"
     assert _written(gb) == before
-    assert rebuild(node_of(gb).store).equal  # the roster entries replay exactly
+    node = node_of(gb)
+    assert rebuild(node.store).equal  # the roster entries replay exactly
+    wait_until(
+        "the roster entries integrated",
+        lambda: node.store.tree_size()[0] == node.store.sequenced_size(),
+        timeout=30,
+    )
+    assert node.audit().audited == node.store.sequenced_size()  # and pass the audit
+    assert_error(gb.get(ROSTER, params={"version": 7}), 404, "unknown_version")
 
 
 def _refused(client: TestClient, body: Any, status: int, code: str) -> dict[str, Any]:
