@@ -114,16 +114,12 @@ class Alliance:
 
 def _env(
     node: AllianceNode,
-    others: list[AllianceNode],
     roster_file: Path,
     *,
-    witnessing: bool,
     settings: Mapping[str, str],
     database_url: str | None,
 ) -> dict[str, str]:
-    # Whom a node witnesses and asks comes from the roster alone (docs/design/0023);
-    # ``witnessing`` is kept so callers written before that still read the same.
-    del others, witnessing
+    # Whom a node witnesses and asks comes from the roster alone (docs/design/0023).
     env = node_env(
         node.data_dir, node.party.origin, jurisdiction=node.code, database_url=database_url
     )
@@ -136,7 +132,7 @@ def start_alliance(
     root: Path,
     parties: Mapping[str, str] = FOUR_AND_AU,
     *,
-    witnessing: bool = True,
+    witnessing: bool = True,  # kept for callers: witnessing now follows the roster alone
     settings: Mapping[str, str] | None = None,
     per_node: Mapping[str, Mapping[str, str]] | None = None,
     database_urls: Mapping[str, str] | None = None,
@@ -183,12 +179,9 @@ def start_alliance(
     roster_file = root / "roster-1.json"
     roster_file.write_bytes(orjson.dumps(roster.document, option=orjson.OPT_INDENT_2))
     for node in nodes.values():
-        others = [o for o in nodes.values() if o is not node]
         extra = {**(settings or {}), **((per_node or {}).get(node.code, {}))}
         db = (database_urls or {}).get(node.code)
-        node.process.env = _env(
-            node, others, roster_file, witnessing=witnessing, settings=extra, database_url=db
-        )
+        node.process.env = _env(node, roster_file, settings=extra, database_url=db)
     alliance = Alliance(nodes, roster, roster_file, votes)
     if start:
         try:

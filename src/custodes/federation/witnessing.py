@@ -111,7 +111,9 @@ class WitnessRequester:
         old = 0 if state is None else state[0]
         if old > checkpoint.size:
             return 0  # another worker cosigned a newer checkpoint already
-        proof = self._node.log.consistency(old, checkpoint.size)["proof"] if old else []
+        proof: list[bytes] = []
+        if 0 < old < checkpoint.size:
+            proof = self._node.log.consistency(old, checkpoint.size)["proof"]
         try:
             body = self._node.witness.add_checkpoint(
                 format_add_checkpoint(old, proof, checkpoint.note)
