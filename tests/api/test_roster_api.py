@@ -15,13 +15,14 @@ from fastapi.testclient import TestClient
 from custodes.api import create_app
 from custodes.config import Settings
 from custodes.errors import ConfigError
-from custodes.ledger.dsse import sign_envelope
+from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
 from custodes.node import Node
 from custodes.registry.models import KillOrder
 from custodes.registry.rebuild import rebuild
 from custodes.registry.service import ORDER_TYPE
 from custodes.store.db import open_engine
 from tests.api.support import ADMIN, assert_error, node_of
+from tests.enrol import REGULATOR_KEY, enrol
 from tests.federation.world import RosterWorld, found_world, set_status
 from tests.integration.procs import wait_until
 
@@ -30,7 +31,8 @@ ROSTER = "/api/v1/federation/roster"
 
 @pytest.fixture
 def world(tmp_path: Path) -> RosterWorld:
-    return found_world(tmp_path / "alliance")
+    # GB's regulator holds the key tests.enrol signs with, so enrol() works at GB's node.
+    return found_world(tmp_path / "alliance", regulator_keys={"GB": REGULATOR_KEY})
 
 
 def _gb_settings(settings: Settings, world: RosterWorld) -> Settings:
@@ -257,3 +259,37 @@ def test_the_chain_survives_a_restart(settings: Settings, world: RosterWorld) ->
 def test_without_a_roster_there_is_none_to_apply(client: TestClient, world: RosterWorld) -> None:
     assert_error(client.get(ROSTER), 404, "no_roster")
     _refused(client, world.next(world.genesis), 409, "no_roster")
+
+
+def _order(world: RosterWorld, code: str, agent_id: str, n: int) -> dict[str, Any]:
+    order = KillOrder(
+        op="suspend",
+        order_id=f"order-{code.lower()}-{n}",
+        agent_id=agent_id,
+        scope="territorial",
+        territory=code,
+        reason="suspected market manipulation",
+        actor=f"regulator:{code.lower()}",
+        at=datetime.now(UTC),
+    )
+    payload = order.model_dump_json().encode()
+    return sign_envelope(ORDER_TYPE, payload, [world.regulators[code]]).to_json()
+
+
+def test_a_foreign_regulator_from_the_roster_orders_in_its_territory(
+    gb: TestClient, world: RosterWorld
+) -> None:
+    node = node_of(gb)
+    agent_id = enrol(node, EnvelopeSigner.generate(), operating=("FR",))
+    token = gb.post("/api/v1/admin/tokens", json={"principal": "regulator:fr"}, headers=ADMIN)
+    bearer = {"Authorization": f"Bearer {token.json()['token']}"}
+    issued = gb.post("/api/v1/kill-orders", json=_order(world, "FR", agent_id, 1), headers=bearer)
+    assert issued.status_code == 201, issued.text
+    orders = gb.get("/api/v1/kill-orders", params={"agent_id": agent_id, "active": "true"})
+    assert [o["territory"] for o in orders.json()] == ["FR"]
+    v2 = world.next(world.genesis, ["GB", "DE", "CA"], set_status("FR", "suspended"))
+    assert gb.post(ROSTER, json=v2).status_code == 201
+    before = _written(gb)
+    refused = gb.post("/api/v1/kill-orders", json=_order(world, "FR", agent_id, 2), headers=bearer)
+    assert_error(refused, 403, "partner_no_orders")  # a suspended party's regulator
+    assert _written(gb) == before

@@ -85,12 +85,14 @@ def found_world(
     urls: dict[str, str] | None = None,
     origins: dict[str, str] | None = None,
     codes: dict[str, str] = CODES,
+    regulator_keys: dict[str, EnvelopeSigner] | None = None,
 ) -> RosterWorld:
-    """Parties for ``codes`` under ``root`` (``urls``/``origins`` override the defaults)."""
+    """Parties for ``codes`` under ``root`` (``urls``/``origins``/``regulator_keys``
+    override the defaults)."""
     parties: dict[str, Party] = {}
     regulators: dict[str, EnvelopeSigner] = {}
     for i, (code, status) in enumerate(codes.items()):
-        regulators[code] = EnvelopeSigner.generate()
+        regulators[code] = (regulator_keys or {}).get(code) or EnvelopeSigner.generate()
         parties[code] = node_party(
             root / code.lower(),
             code=code,
