@@ -230,8 +230,9 @@ def test_checkpoint_finality_and_policy(gb: TestClient, world: RosterWorld) -> N
     policy = gb.get("/api/v1/federation/policy")
     assert policy.headers["content-type"].startswith("text/plain")
     lines = policy.text.splitlines()
-    assert lines[0] == f"log {world.parties['GB'].log_vkey} {world.parties['GB'].url}"
-    assert f"witness FR {world.parties['FR'].witness_vkey} {world.parties['FR'].url}" in lines
+    gb_party, fr_party = world.parties["GB"], world.parties["FR"]
+    assert lines[0] == f"log {gb_party.log_vkey} {gb_party.url}/log"
+    assert f"witness FR {fr_party.witness_vkey} {fr_party.url}/witness" in lines
     assert lines[-2:] == ["group members 3 GB FR DE CA", "quorum members"]
     assert sum(line.startswith("log ") for line in lines) == 5  # AU's log too
     assert not any(line.startswith("witness AU") for line in lines)

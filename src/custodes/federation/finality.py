@@ -86,13 +86,14 @@ def is_final(note_bytes: bytes, origin_party: Party | str, roster: SignedRoster)
 def tlog_policy(roster: SignedRoster) -> str:
     """The alliance's witness policy in C2SP tlog-policy form (names before their use).
 
-    ``log`` for every active party, ``witness`` for every member (its code as the name),
+    ``log`` for every active party (URL: its tlog-tiles prefix), ``witness`` for every
+    member (its code as the name, URL: its tlog-witness prefix),
     one group of the members with threshold ``quorum_of(members)``, and that group as
     the quorum: what this node calls final, for any tlog-policy verifier to check.
     """
-    lines = [f"log {p.log_vkey} {p.url}" for p in roster.body.parties if p.active]
+    lines = [f"log {p.log_vkey} {p.url}/log" for p in roster.body.parties if p.active]
     members = roster.body.members()
-    lines += [f"witness {p.code} {p.witness_vkey} {p.url}" for p in members]
+    lines += [f"witness {p.code} {p.witness_vkey} {p.url}/witness" for p in members]
     if members:
         codes = " ".join(p.code for p in members)
         lines += [f"group members {quorum_of(len(members))} {codes}", "quorum members"]
