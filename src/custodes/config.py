@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     mirror_interval: float = Field(default=0.5, gt=0)
     lookup_stale_after: float = Field(default=10.0, gt=0)
     mirror_timeout: float = Field(default=2.0, gt=0)
+    # How often a node asks its peers for a newer roster version (catch-up after a
+    # forward was missed), in seconds; 0 turns the polling off.
+    roster_poll_interval: float = Field(default=3.0, ge=0)
     lease_ttl_critical: int = Field(default=60, gt=0, le=60)
     lease_ttl_default: int = Field(default=300, gt=0)
     # Seconds between background audits of new entries (signatures, leaf hashes,

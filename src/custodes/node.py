@@ -19,7 +19,9 @@ from custodes.admin_token import AdminToken
 from custodes.config import Settings, check_identity, pin_identity
 from custodes.evals.index import EVAL_RESULTS
 from custodes.federation.roster import load_genesis
+from custodes.federation.rosterlog import RosterLog
 from custodes.federation.state import Federation
+from custodes.federation.wiring import configure_from_roster
 from custodes.killswitch.broadcast import OrderBroadcaster
 from custodes.killswitch.fanout import OrderFanout
 from custodes.killswitch.leases import LeaseIssuer
@@ -123,11 +125,13 @@ class Node:
             metrics=metrics,
         )
         self.federation = Federation(settings.jurisdiction)
-        if settings.roster_file is not None:
-            self.federation.install(load_genesis(settings.roster_file))
         self.witness = Witness(
             self.engine, self.cosigner, [parse_vkey(v) for v in settings.witnessed_logs]
         )
+        self.roster_log = RosterLog(self.engine, self.log, self.entry_signer, self.federation)
+        configure_from_roster(self)  # docs/design/0023: the witness trusts the roster's logs
+        genesis = load_genesis(settings.roster_file) if settings.roster_file else None
+        self.roster_log.load(genesis)
         self._stop = threading.Event()
         self._integrator = threading.Thread(
             target=self._integrate_loop, name="integrator", daemon=True
@@ -163,6 +167,7 @@ class Node:
         if not self.alarm.tripped:
             if self.store.sequenced_size() == 0:
                 self.register_signer(f"node:{self.settings.origin}", self.entry_signer.public_key)
+            self.roster_log.persist_genesis()
             self.log.integrate()
         self.bus.start()
         self.leadership.start()  # on SQLite this process leads at once

@@ -4,8 +4,9 @@
 files, created before it starts), founds the genesis roster signed by every member's
 roster key, and starts one ``custodes serve`` per party with ``CUSTODES_ROSTER_FILE``.
 Each party vouches for one regulator (``regulator:<code>``), whose key the test holds;
-``bootstrap`` then gives that regulator an API token at its home node and registers an
-operator there, through the node's real rules.
+``bootstrap`` then gives that regulator (a principal on every node from the roster) an API
+token at its home node and registers an operator there, through the node's real rules.
+No node is told whom to witness or ask: each reads it from the roster.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from custodes.federation.roster import Party, PartyRegulator, SignedRoster, foun
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.registry.models import Contact, OperatorRecord
 from custodes.sdk.bootstrap import Authorities, register_principal
-from tests.integration.procs import ADMIN_TOKEN, NodeProcess, Peer, free_port, node_env
+from tests.integration.procs import ADMIN_TOKEN, NodeProcess, free_port, node_env
 
 __all__ = ["Alliance", "AllianceNode", "running_alliance", "start_alliance"]
 
@@ -67,14 +68,9 @@ class AllianceNode:
         if self.authorities is not None:
             return self.authorities
         node = self._client = Client(self.url, timeout=10.0)
-        reg_token = register_principal(
-            node,
-            ADMIN_TOKEN,
-            self.regulator_id,
-            role="regulator",
-            jurisdiction=self.code,
-            key=self.regulator_key,
-        )
+        # The regulator is a principal from the roster: its home node's admin gives it a token.
+        admin = node.acting_as(admin_token=ADMIN_TOKEN)
+        reg_token = str(admin.issue_token(self.regulator_id)["token"])
         op_key = EnvelopeSigner.generate()
         op_id = f"operator:{operator}-{self.code.lower()}"
         op_token = register_principal(
@@ -118,22 +114,14 @@ class Alliance:
 
 def _env(
     node: AllianceNode,
-    others: list[AllianceNode],
     roster_file: Path,
     *,
-    witnessing: bool,
     settings: Mapping[str, str],
     database_url: str | None,
 ) -> dict[str, str]:
-    # Until the roster drives witnessing, the same configuration is passed explicitly.
-    peers = [o for o in others if o.party.active] if witnessing else []
+    # Whom a node witnesses and asks comes from the roster alone (docs/design/0023).
     env = node_env(
-        node.data_dir,
-        node.party.origin,
-        jurisdiction=node.code,
-        database_url=database_url,
-        witnessed_logs=[o.party.log_vkey for o in peers],
-        witnesses=[Peer(o.url, o.party.witness_vkey) for o in peers],
+        node.data_dir, node.party.origin, jurisdiction=node.code, database_url=database_url
     )
     env["CUSTODES_ROSTER_FILE"] = str(roster_file)
     env.update({f"CUSTODES_{k.upper()}": v for k, v in settings.items()})
@@ -144,7 +132,7 @@ def start_alliance(
     root: Path,
     parties: Mapping[str, str] = FOUR_AND_AU,
     *,
-    witnessing: bool = True,
+    witnessing: bool = True,  # kept for callers: witnessing now follows the roster alone
     settings: Mapping[str, str] | None = None,
     per_node: Mapping[str, Mapping[str, str]] | None = None,
     database_urls: Mapping[str, str] | None = None,
@@ -191,12 +179,9 @@ def start_alliance(
     roster_file = root / "roster-1.json"
     roster_file.write_bytes(orjson.dumps(roster.document, option=orjson.OPT_INDENT_2))
     for node in nodes.values():
-        others = [o for o in nodes.values() if o is not node]
         extra = {**(settings or {}), **((per_node or {}).get(node.code, {}))}
         db = (database_urls or {}).get(node.code)
-        node.process.env = _env(
-            node, others, roster_file, witnessing=witnessing, settings=extra, database_url=db
-        )
+        node.process.env = _env(node, roster_file, settings=extra, database_url=db)
     alliance = Alliance(nodes, roster, roster_file, votes)
     if start:
         try:

@@ -25,6 +25,7 @@ from custodes.api import (
     principals,
     proofs,
     registry,
+    roster,
     tlog,
 )
 from custodes.api.bodies import BodyGate
@@ -36,6 +37,7 @@ from custodes.api.server import END_STREAMS
 from custodes.api.tracing import TracingMiddleware, tracer_provider_for
 from custodes.config import Settings
 from custodes.federation.lookup_service import open_lookups
+from custodes.federation.rostersync import RosterSync
 from custodes.federation.witnessing import WitnessRequester
 from custodes.node import Node
 
@@ -94,6 +96,8 @@ def create_app(
         metrics.watch(node)
         requester = WitnessRequester(node, settings.witnesses)
         requester.start()
+        roster_sync = RosterSync(node.roster_log, interval=settings.roster_poll_interval)
+        roster_sync.start()
         app.state.node = node
         app.state.lookups = lookups = open_lookups(node)
         try:
@@ -102,6 +106,7 @@ def create_app(
         finally:
             node.broadcaster.close()
             lookups.close()
+            roster_sync.stop()
             requester.stop()
             node.close()
             if own_provider and tracer_provider is not None:
@@ -127,6 +132,7 @@ def create_app(
         registry.router,
         evals.router,
         killswitch.router,
+        roster.router,
         tlog.log_router,
         tlog.witness_router,
         alliance.router,

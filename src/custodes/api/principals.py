@@ -12,6 +12,8 @@ from custodes.api.bodies import read_body
 from custodes.api.deps import get_node, require_admin
 from custodes.api.openapi import admin_token, errors, link_to_entry, model_body
 from custodes.api.validation import parse_model
+from custodes.config import Settings
+from custodes.errors import BadRequest
 from custodes.registry.models import PrincipalRecord
 
 __all__ = ["router"]
@@ -53,6 +55,19 @@ _REVOKE_LINK = {
 }
 
 
+def _refuse_foreign_regulator(roster: bool, record: PrincipalRecord, settings: Settings) -> None:
+    """With an alliance roster in force, foreign regulators come from it, not the admin."""
+    if roster and record.role == "regulator" and record.jurisdiction != settings.jurisdiction:
+        raise BadRequest(
+            f"{record.id} is a regulator of {record.jurisdiction}: with an alliance roster in "
+            "force, foreign regulators are known from the roster (their party vouches for "
+            "them); propose a roster version that lists it (`custodes federation roster "
+            "propose`)",
+            code="use_roster",
+            status=409,
+        )
+
+
 @router.post(
     "/principals",
     status_code=201,
@@ -66,7 +81,9 @@ async def add_principal(request: Request) -> dict[str, Any]:
     an API token next (POST /api/v1/admin/tokens)."""
     require_admin(request)
     record = parse_model(PrincipalRecord, await read_body(request, 64 * 1024))
-    index = await run_in_threadpool(get_node(request).registry.register_principal, record)
+    node = get_node(request)
+    _refuse_foreign_regulator(node.federation.roster is not None, record, node.settings)
+    index = await run_in_threadpool(node.registry.register_principal, record)
     return {"id": record.id, "index": index}
 
 

@@ -18,6 +18,7 @@ from custodes.cli import (
     decisions,
     evals,
     evals_list,
+    federation,
     keys,
     kill,
     lease,
@@ -42,6 +43,7 @@ app.add_typer(evals.app, name="eval")
 evals.app.command("list")(evals_list.list_results)
 app.add_typer(decisions.app, name="decisions")
 app.add_typer(alliance.app, name="alliance")
+app.add_typer(federation.app, name="federation")
 node.register(app)
 
 _state = {"verbose": False}

@@ -21,9 +21,9 @@ from typing import Any
 import orjson
 
 from custodes.errors import BadRequest, NotFound
+from custodes.federation.finality import cosigned_by, member_witnesses
 from custodes.federation.roster import Party, SignedRoster, quorum_of
 from custodes.ledger.checkpoint import Checkpoint, open_checkpoint
-from custodes.ledger.cosignature import cosignatures_in
 from custodes.ledger.errors import LedgerError
 from custodes.ledger.merkle import leaf_hash, verify_inclusion
 from custodes.ledger.note import Note, parse_vkey
@@ -89,20 +89,11 @@ class Finality:
 
 
 def finality(note: Note, roster: SignedRoster) -> Finality:
-    """Members (codes) whose witness cosigned ``note``; final at a quorum of members.
-
-    The same rule as H-roster's ``federation.finality.is_final`` (the log owner's own
-    witness counts when it is a member); kept here until that lands, then delegate.
-    """
-    members = roster.body.members()
-    verifiers = [parse_vkey(p.witness_vkey) for p in members]
-    by_key = {(v.name, v.key_id): p.code for v, p in zip(verifiers, members, strict=True)}
-    try:
-        found = cosignatures_in(note, verifiers)
-    except LedgerError:
-        found = []
-    codes = sorted({by_key[(v.name, v.key_id)] for v, _ts in found})
-    return Finality(tuple(codes), quorum_of(len(members)) if members else 1)
+    """Members (codes) whose witness cosigned ``note``; final at a quorum of members
+    (the rule of ``custodes.federation.finality``, over a note already opened)."""
+    witnesses = member_witnesses(roster)
+    codes = tuple(sorted(c for c, v in witnesses.items() if cosigned_by(note, v)))
+    return Finality(codes, quorum_of(len(witnesses)) if witnesses else 1)
 
 
 @dataclass(frozen=True)

@@ -36,13 +36,25 @@ class WitnessRequester:
         self, node: Node, peers: Sequence[WitnessPeer], *, client: httpx.Client | None = None
     ) -> None:
         self._node = node
-        self._peers = [(p.url.rstrip("/"), parse_vkey(p.vkey)) for p in peers]
+        self._static = [(p.url.rstrip("/"), parse_vkey(p.vkey)) for p in peers]
         self._client = client or httpx.Client(timeout=node.settings.witness_timeout)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="witnessing", daemon=True)
 
+    def peers(self) -> list[tuple[str, NoteVerifier]]:
+        """Whom to ask now: CUSTODES_WITNESSES, then every other active party's witness
+        on the roster in force (read each round: a new roster applies without restart)."""
+        peers = list(self._static)
+        seen = {(v.name, v.key_id) for _, v in peers}
+        for party in self._node.federation.peers():
+            verifier = parse_vkey(party.witness_vkey)
+            if (verifier.name, verifier.key_id) not in seen:
+                seen.add((verifier.name, verifier.key_id))
+                peers.append((party.url, verifier))
+        return peers
+
     def start(self) -> None:
-        if self._peers:
+        if self._static or self._node.federation.roster is not None:
             self._thread.start()
 
     def stop(self) -> None:
@@ -62,7 +74,7 @@ class WitnessRequester:
                 self._node.is_leader  # one worker asks the witnesses (docs/design/0012)
                 and newest is not None
                 and newest.size != done
-                and self.request_all(newest) == len(self._peers)
+                and self.request_all(newest) == len(self.peers()) + self._self_count()
             ):
                 done = newest.size
             with self._node.log.checkpointed:
@@ -70,8 +82,8 @@ class WitnessRequester:
 
     def request_all(self, checkpoint: StoredCheckpoint) -> int:
         """Ask every witness that has not yet cosigned ``checkpoint``; return how many have."""
-        done = 0
-        for url, verifier in self._peers:
+        done = self._cosign_self(checkpoint)
+        for url, verifier in self.peers():
             if self._node.store.has_cosignature(checkpoint.size, verifier.name):
                 done += 1
                 continue
@@ -83,6 +95,33 @@ class WitnessRequester:
                     "witness %s did not cosign size %d: %s", verifier.name, checkpoint.size, exc
                 )
         return done
+
+    def _self_count(self) -> int:
+        return 1 if self._node.federation.roster is not None else 0
+
+    def _cosign_self(self, checkpoint: StoredCheckpoint) -> int:
+        """In an alliance, this node's own witness cosigns its log too (a log owner vouches
+        for its own log's consistency, and counts towards finality like any member)."""
+        if not self._self_count():
+            return 0
+        verifier = self._node.cosigner.verifier()
+        if self._node.store.has_cosignature(checkpoint.size, verifier.name):
+            return 1
+        state = self._node.witness.state(self._node.settings.origin)
+        old = 0 if state is None else state[0]
+        if old > checkpoint.size:
+            return 0  # another worker cosigned a newer checkpoint already
+        proof: list[bytes] = []
+        if 0 < old < checkpoint.size:
+            proof = self._node.log.consistency(old, checkpoint.size)["proof"]
+        try:
+            body = self._node.witness.add_checkpoint(
+                format_add_checkpoint(old, proof, checkpoint.note)
+            )
+        except CustodesError as exc:
+            log.warning("our own witness did not cosign size %d: %s", checkpoint.size, exc)
+            return 0
+        return self._store(verifier, checkpoint, body)
 
     def _post(self, url: str, old: int, checkpoint: StoredCheckpoint) -> httpx.Response:
         proof: list[bytes] = []

@@ -91,11 +91,22 @@ class Witness:
     ) -> None:
         self._engine = engine
         self._signer = signer
-        # Every trusted key of a log counts (a log may rotate or hold two keys at once).
         self._logs: dict[str, list[NoteVerifier]] = {}
-        for verifier in logs:
-            self._logs.setdefault(verifier.name, []).append(verifier)
+        self.set_logs(logs)
         self._clock = clock
+
+    def set_logs(self, logs: Sequence[NoteVerifier]) -> None:
+        """Witness exactly ``logs`` from now on (the alliance roster changes them at run
+        time); what was cosigned for a log no longer listed is kept, not trusted."""
+        # Every trusted key of a log counts (a log may rotate or hold two keys at once).
+        trusted: dict[str, list[NoteVerifier]] = {}
+        for verifier in logs:
+            trusted.setdefault(verifier.name, []).append(verifier)
+        self._logs = trusted  # one assignment: a request sees the old set or the new
+
+    def witnessed(self) -> list[str]:
+        """The origins this witness cosigns now."""
+        return sorted(self._logs)
 
     @property
     def name(self) -> str:

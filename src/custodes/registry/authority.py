@@ -52,6 +52,7 @@ from custodes.errors import AuthError
 
 __all__ = [
     "ACTIONS",
+    "ORDER_RIGHTS",
     "RELATIONS",
     "Action",
     "Relation",
@@ -59,6 +60,7 @@ __all__ = [
     "decide",
     "decide_over",
     "require",
+    "require_order_right",
 ]
 
 Action = Literal[
@@ -248,4 +250,21 @@ def require(decision: Decision) -> None:
     if not decision.allowed:
         raise AuthError(
             decision.reason[0].upper() + decision.reason[1:], code="forbidden", status=403
+        )
+
+
+# Roster rights (docs/design/0023): a partner of the alliance takes part in look-ups and
+# threat intelligence but issues no kill orders; a member's regulator does.
+ORDER_RIGHTS: dict[str, bool] = {"member": True, "partner": False}
+
+
+def require_order_right(jurisdiction: str, party_status: str | None) -> None:
+    """Refuse (403) a kill order by a regulator of a partner party; ``party_status`` is
+    its party's status on the roster in force (None: no roster, or not on it)."""
+    if party_status is not None and not ORDER_RIGHTS.get(party_status, False):
+        raise AuthError(
+            f"regulators of {jurisdiction} ({party_status} of the alliance) may not issue "
+            "kill orders; ask a member's regulator to issue it",
+            code="partner_no_orders",
+            status=403,
         )

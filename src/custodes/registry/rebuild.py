@@ -27,7 +27,14 @@ from custodes.registry.service import ORDER_TYPE, PRINCIPAL_TYPE, REGISTRY_TYPE
 from custodes.registry.store import PROJECTION_TABLES
 from custodes.store.db import metadata, open_engine, read_tx, upgrade, write_tx
 
-__all__ = ["EntryCheck", "RebuildReport", "apply_entry", "rebuild", "replay"]
+__all__ = [
+    "EntryCheck",
+    "RebuildReport",
+    "apply_entry",
+    "rebuild",
+    "register_entry_type",
+    "replay",
+]
 
 _CHUNK = 2_000
 _CHANGE = TypeAdapter(RegistryChange)
@@ -69,6 +76,19 @@ _APPLY: dict[str, Callable[[Connection, int, bytes], None]] = {
     ORDER_TYPE: lambda c, i, p: _order(c, i, KillOrder.model_validate_json(p)),
     DECISION_TYPE: _decision,
 }
+_EXTRA_TABLES: list[str] = []
+
+
+def register_entry_type(
+    payload_type: str, apply: Callable[[Connection, int, bytes], None], tables: tuple[str, ...]
+) -> None:
+    """Replay ``payload_type`` entries with ``apply`` and compare ``tables`` too.
+
+    For projections kept by adapters that this domain may not import (the alliance
+    roster, custodes.federation.rosterlog, registers itself when imported).
+    """
+    _APPLY[payload_type] = apply
+    _EXTRA_TABLES.extend(t for t in tables if t not in _EXTRA_TABLES)
 
 
 # Checks an entry before it is applied (the audit verifies its signature here).
@@ -130,7 +150,7 @@ def rebuild(source: SqlLogStore, progress: Progress | None = None) -> RebuildRep
         try:
             upgrade(target)
             report = RebuildReport(replay(source, target, progress))
-            for table in PROJECTION_TABLES:
+            for table in (*PROJECTION_TABLES, *_EXTRA_TABLES):
                 live, rebuilt = _rows(source.engine, table), _rows(target, table)
                 report.tables[table] = (len(live), len(rebuilt), live == rebuilt)
         finally:

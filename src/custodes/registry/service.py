@@ -27,7 +27,14 @@ from custodes.ledger.dsse import (
 )
 from custodes.ledger.service import LogService
 from custodes.registry import relations
-from custodes.registry.authority import Action, Relation, decide, decide_over, require
+from custodes.registry.authority import (
+    Action,
+    Relation,
+    decide,
+    decide_over,
+    require,
+    require_order_right,
+)
 from custodes.registry.cards import check_card
 from custodes.registry.halts import HaltRecords
 from custodes.registry.models import (
@@ -112,6 +119,8 @@ class RegistryService:
         self._lock = threading.Lock()
         self._halts = HaltRecords(engine)
         self._orders = OrderBatcher(log)
+        # A party's status on the alliance roster, by code (set by the node's federation).
+        self.party_status: Callable[[str], str | None] = lambda _code: None
 
     def on_order(self, listener: OrderListener) -> None:
         self._listeners.append(listener)
@@ -179,6 +188,8 @@ class RegistryService:
         checked against the state the orders before it in the group left.
         """
         _need(principal, "orders:write")
+        if principal.role == "regulator":
+            require_order_right(principal.jurisdiction, self.party_status(principal.jurisdiction))
         envelope = self.signed_by(obj, ORDER_TYPE, principal)
         order: KillOrder = _parse(KillOrder, envelope.payload, "kill order")
         _actor(order.actor, principal)

@@ -63,16 +63,20 @@ def bootstrap(
     """A regulator and an operator for ``jurisdiction``, the operator registered.
 
     ``client`` is the httpx transport to share (by default the clients open their own).
-    ``regulator_key`` is the regulator's own key (the one the alliance roster vouches
-    for); by default a fresh one.
+    ``regulator_key``: the regulator is ``regulator:<code>`` as the alliance roster vouches
+    for it (a principal on the node already, with this key), so it is only given a token;
+    without it, a regulator with a fresh key is registered by the admin.
     """
     node = Client(base_url) if client is None else Client(base_url, http=client)
     code = jurisdiction.lower()
     keys = regulator_key or EnvelopeSigner.generate(), EnvelopeSigner.generate()
     reg_id, op_id = f"regulator:{code}", f"operator:{operator}"
-    reg_token = register_principal(
-        node, admin_token, reg_id, role="regulator", jurisdiction=jurisdiction, key=keys[0]
-    )
+    if regulator_key is None:
+        reg_token = register_principal(
+            node, admin_token, reg_id, role="regulator", jurisdiction=jurisdiction, key=keys[0]
+        )
+    else:  # the alliance roster vouches for it: a principal already, it needs a token
+        reg_token = str(_admin(node, admin_token).issue_token(reg_id)["token"])
     op_token = register_principal(
         node, admin_token, op_id, role="operator", jurisdiction=jurisdiction, key=keys[1]
     )
