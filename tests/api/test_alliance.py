@@ -17,7 +17,8 @@ from custodes.federation.lookup import LookupUnverified, verify_lookup
 from custodes.federation.party import node_party, roster_signer
 from custodes.federation.roster import SignedRoster, found_roster
 from custodes.ledger.dsse import EnvelopeSigner
-from tests.api.support import ADMIN, AGENT, enrol_agent, node_of
+from tests.api.support import ADMIN, AGENT, node_of
+from tests.enrol import enrol
 
 
 def _roster(settings: Settings, tmp_path: Path) -> SignedRoster:
@@ -51,7 +52,8 @@ def alliance(settings: Settings, tmp_path: Path) -> Iterator[tuple[TestClient, S
     path = tmp_path / "roster.json"
     path.write_bytes(orjson.dumps(roster.document))
     with TestClient(create_app(settings.model_copy(update={"roster_file": path}))) as client:
-        enrol_agent(client, EnvelopeSigner.from_seed(bytes(range(32))))
+        # The roster's genesis and regulators come first in the log: no fixed head size.
+        assert enrol(node_of(client), EnvelopeSigner.from_seed(bytes(range(32)))) == AGENT
         node_of(client).log.integrate()
         yield client, roster
 
