@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     # The alliance's genesis roster (a TUF root.json, docs/design/0023), shipped out of
     # band; later versions arrive signed through the API and are kept in the database.
     roster_file: Path | None = None
+    # Cross-border orders (docs/design/0026): the first retry of a forward whose home
+    # node did not answer, doubling up to the most; the timeout of one delivery.
+    forward_retry_initial: float = Field(default=0.5, gt=0)
+    forward_retry_max: float = Field(default=30.0, gt=0)
+    forward_timeout: float = Field(default=5.0, gt=0)
     lease_ttl_critical: int = Field(default=60, gt=0, le=60)
     lease_ttl_default: int = Field(default=300, gt=0)
     # Seconds between background audits of new entries (signatures, leaf hashes,

@@ -19,6 +19,7 @@ from custodes.api import (
     admin,
     entries,
     evals,
+    forwarding,
     health,
     killswitch,
     principals,
@@ -92,6 +93,7 @@ def create_app(
         metrics.watch(node)
         requester = WitnessRequester(node, settings.witnesses)
         requester.start()
+        node.forwarder.start()  # the outbox relay (leading worker only)
         app.state.node = node
         try:
             # The server ends the kill-order streams through this as it starts to stop.
@@ -123,6 +125,7 @@ def create_app(
         registry.router,
         evals.router,
         killswitch.router,
+        forwarding.router,
         tlog.log_router,
         tlog.witness_router,
     ):
