@@ -90,6 +90,7 @@ def found(
     data_dir: Path,
     origin: str,
     parties: dict[str, str],
+    *,
     urls: dict[str, str] | None = None,
 ) -> Parties:
     """Found a roster of ``parties`` ({code: status}); ``here`` is the node in ``data_dir``

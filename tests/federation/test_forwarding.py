@@ -109,7 +109,7 @@ def test_the_same_key_with_another_order_is_422_and_writes_nothing(
     ],
 )
 def test_a_missing_or_malformed_idempotency_key_is_refused(
-    home: TestClient, alliance: Parties, agent: str, header: str | None, status: int, code: str
+    home: TestClient, alliance: Parties, agent: str, *, header: str | None, status: int, code: str
 ) -> None:
     _, body = alliance.forward(_fr_order(alliance, agent))
     size = _node(home).store.sequenced_size()
@@ -129,9 +129,7 @@ def _refused(home: TestClient, message_id: str, body: Any, status: int, code: st
     assert _node(home).store.sequenced_size() == size
 
 
-def test_a_party_not_on_the_roster_is_403(
-    home: TestClient, alliance: Parties, agent: str
-) -> None:
+def test_a_party_not_on_the_roster_is_403(home: TestClient, alliance: Parties, agent: str) -> None:
     stranger = EnvelopeSigner.generate()
     order = order_envelope(stranger, "regulator:xx", agent, territory="XX")
     message_id, body = alliance.forward(order, sender="XX", node=stranger)
