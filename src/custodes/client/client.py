@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from custodes.client.evals import EvalsApi
+from custodes.client.forwarding import ForwardingApi
 from custodes.client.killswitch import KillSwitchApi
 from custodes.client.registry import RegistryApi
 from custodes.ledger.dsse import EnvelopeSigner
@@ -12,7 +13,7 @@ from custodes.ledger.dsse import EnvelopeSigner
 __all__ = ["Client"]
 
 
-class Client(EvalsApi, RegistryApi, KillSwitchApi):
+class Client(EvalsApi, RegistryApi, KillSwitchApi, ForwardingApi):
     """One node's API: ledger, proofs, registry, kill switch, leases, evals.
 
     ``principal``, ``token`` and ``key`` act for a principal (changes are signed with
