@@ -10,14 +10,17 @@ final 4xx (``refused``). The home's answer is kept with the row (docs/design/002
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 from sqlalchemy import (
     Column,
+    Connection,
     Engine,
     Float,
     Index,
@@ -122,28 +125,99 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+class _GroupCommit:
+    """Writes arriving while one commits wait and share the next transaction (a burst of
+    forwards is a few commits, not one per forward); a group that fails is retried one
+    write per transaction, so each caller gets its own outcome."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: deque[_Write] = deque()
+        self._cond = threading.Condition()
+        self._committing = False
+
+    def run(self, write: Callable[[Connection], Any]) -> Any:
+        item = _Write(write)
+        with self._cond:
+            self._queue.append(item)
+        while not item.done.is_set():
+            group = self._lead_or_wait(item)
+            if group:
+                self._commit(group)
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    def _lead_or_wait(self, item: _Write) -> list[_Write]:
+        with self._cond:
+            while self._committing and not item.done.is_set():
+                self._cond.wait()
+            if item.done.is_set():
+                return []
+            self._committing = True
+            group = list(self._queue)
+            self._queue.clear()
+            return group
+
+    def _commit(self, group: list[_Write]) -> None:
+        try:
+            try:
+                with write_tx(self._engine) as conn:
+                    results = [w.write(conn) for w in group]
+                for w, result in zip(group, results, strict=True):
+                    w.result = result
+            except Exception:
+                for w in group:
+                    w.alone(self._engine)
+        finally:
+            for w in group:
+                w.done.set()
+            with self._cond:
+                self._committing = False
+                self._cond.notify_all()
+
+
+@dataclass
+class _Write:
+    write: Callable[[Connection], Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+    def alone(self, engine: Engine) -> None:
+        try:
+            with write_tx(engine) as conn:
+                self.result = self.write(conn)
+        except Exception as exc:
+            self.error = exc
+
+
 class OrderOutbox:
     def __init__(self, engine: Engine, clock: Callable[[], float] = time.time) -> None:
         self._engine, self._clock = engine, clock
+        self._writes = _GroupCommit(engine)
 
     def add(self, row: OutboxRow) -> None:
-        """Keep a new forward (one transaction): from now on it survives a crash."""
-        with write_tx(self._engine) as conn:
-            conn.execute(
-                insert(order_outbox).values(
-                    message_id=row.message_id,
-                    recipient=row.recipient,
-                    issuer=row.issuer,
-                    order_id=row.order_id,
-                    agent_id=row.agent_id,
-                    digest=row.digest,
-                    body=row.body.decode(),
-                    state="queued",
-                    attempts=0,
-                    next_attempt=row.next_attempt,
-                    created_at=row.created_at,
-                )
+        """Keep a new forward (committed before this returns): it survives a crash."""
+        self._writes.run(lambda conn: self._insert(conn, row))
+
+    @staticmethod
+    def _insert(conn: Connection, row: OutboxRow) -> None:
+        conn.execute(
+            insert(order_outbox).values(
+                message_id=row.message_id,
+                recipient=row.recipient,
+                issuer=row.issuer,
+                order_id=row.order_id,
+                agent_id=row.agent_id,
+                digest=row.digest,
+                body=row.body.decode(),
+                state="queued",
+                attempts=0,
+                next_attempt=row.next_attempt,
+                created_at=row.created_at,
             )
+        )
 
     def get(self, message_id: str) -> OutboxRow:
         with read_tx(self._engine) as conn:
@@ -183,32 +257,27 @@ class OrderOutbox:
 
     def settle(self, message_id: str, state: OutboxState, status: int, answer: Any) -> bool:
         """Record the home's final answer; False when another attempt settled it first."""
-        with write_tx(self._engine) as conn:
-            done = conn.execute(
-                update(order_outbox)
-                .where(order_outbox.c.message_id == message_id)
-                .where(order_outbox.c.state == "queued")
-                .values(
-                    state=state,
-                    attempts=order_outbox.c.attempts + 1,
-                    answered_at=self._clock(),
-                    answer_status=status,
-                    answer=orjson.dumps(answer).decode(),
-                    last_error=None,
-                )
-            )
-        return done.rowcount == 1
+        values = {
+            "state": state,
+            "answered_at": self._clock(),
+            "answer_status": status,
+            "answer": orjson.dumps(answer).decode(),
+            "last_error": None,
+        }
+        return bool(self._writes.run(lambda conn: _attempted(conn, message_id, values)))
 
     def postpone(self, message_id: str, error: str, delay: float) -> None:
         """One more failed attempt: try again after ``delay`` seconds."""
-        with write_tx(self._engine) as conn:
-            conn.execute(
-                update(order_outbox)
-                .where(order_outbox.c.message_id == message_id)
-                .where(order_outbox.c.state == "queued")
-                .values(
-                    attempts=order_outbox.c.attempts + 1,
-                    next_attempt=self._clock() + delay,
-                    last_error=error[:2000],
-                )
-            )
+        values = {"next_attempt": self._clock() + delay, "last_error": error[:2000]}
+        self._writes.run(lambda conn: _attempted(conn, message_id, values))
+
+
+def _attempted(conn: Connection, message_id: str, values: dict[str, Any]) -> bool:
+    """Count one attempt at a queued forward and set ``values``; False if not queued."""
+    done = conn.execute(
+        update(order_outbox)
+        .where(order_outbox.c.message_id == message_id)
+        .where(order_outbox.c.state == "queued")
+        .values(attempts=order_outbox.c.attempts + 1, **values)
+    )
+    return done.rowcount == 1
