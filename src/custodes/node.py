@@ -162,7 +162,13 @@ class Node:
             timeout=settings.forward_timeout,
         )
         inbox = OrderInbox(self.engine, self.registry)
-        self.receiver = OrderReceiver(self.federation, self.registry, inbox, self.know_signer)
+        self.receiver = OrderReceiver(
+            self.federation,
+            self.registry,
+            inbox,
+            self.know_signer,
+            lambda keyid: self.signers.public_key(keyid) is not None,
+        )
 
     def know_signer(self, name: str, public_key: bytes) -> None:
         """Log ``public_key`` as a signer unless it already is one (a roster regulator's)."""

@@ -233,10 +233,11 @@ def _principal(party: Party, regulator: PartyRegulator) -> Principal:
 class OrderReceiver:
     """The home side: checks a forward against the roster, then logs it once.
 
-    Before the first order of a foreign regulator is logged, ``know_signer(name,
-    public_key)`` makes its key (the roster's) a signer of this log, so the log's own
-    audit, which replays the signer history from the log, verifies the regulator's
-    envelope as it verifies every other. The order's authority is checked first, so a
+    Before the first order of a foreign regulator is logged (``knows(keyid)`` false),
+    ``know_signer(name, public_key)`` makes its key (the roster's) a signer of this log,
+    so the log's own audit, which replays the signer history from the log, verifies the
+    regulator's envelope as it verifies every other. That order's authority is checked
+    first, so a
     refused order writes nothing.
     """
 
@@ -246,9 +247,10 @@ class OrderReceiver:
         registry: RegistryService,
         inbox: OrderInbox,
         know_signer: Callable[[str, bytes], None],
+        knows: Callable[[str], bool],
     ) -> None:
         self._federation, self._registry, self._inbox = federation, registry, inbox
-        self._know_signer = know_signer
+        self._know_signer, self._knows = know_signer, knows
 
     def receive(self, obj: Any, key_header: str | None) -> tuple[OpenedForward, InboxAnswer]:
         message_id = idempotency_key(key_header)
@@ -257,8 +259,12 @@ class OrderReceiver:
         known = self._inbox.answered(sender, message_id, opened.digest)
         if known is not None:
             return opened, known
-        self._registry.check_order(opened.order, opened.issuer)
         regulator = opened.regulator
-        self._know_signer(regulator.id, base64.b64decode(regulator.public_key))
+        if not self._knows(opened.issuer.keyid):
+            # Only before the regulator's first order: a refused order must write nothing,
+            # so its key is logged once the order is known to pass (later orders are
+            # checked in their own sequencing transaction alone).
+            self._registry.check_order(opened.order, opened.issuer)
+            self._know_signer(regulator.id, base64.b64decode(regulator.public_key))
         answer = self._inbox.receive(sender, message_id, opened.digest, opened.order, opened.issuer)
         return opened, answer

@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -29,7 +30,7 @@ from custodes.errors import AuthError, BadRequest, CustodesError
 from custodes.federation.forwarded import forward_digest, sign_forward
 from custodes.federation.roster import Party
 from custodes.federation.state import Federation
-from custodes.killswitch.outbox import OrderOutbox, OutboxRow
+from custodes.killswitch.outbox import OrderOutbox, OutboxRow, OutboxState
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.registry.models import KillOrder
 from custodes.registry.principals import Principal
@@ -184,22 +185,25 @@ class OrderForwarder:
             why = f"{party.url} unreachable: {exc}"
             self.outbox.postpone(row.message_id, why, self._delay(row))
             return self.outbox.get(row.message_id)
-        self._record(row, response)
-        return self.outbox.get(row.message_id)
+        return self._record(row, response)
 
-    def _record(self, row: OutboxRow, response: httpx.Response) -> None:
+    def _record(self, row: OutboxRow, response: httpx.Response) -> OutboxRow:
         status = response.status_code
         try:
             answer = response.json()
         except ValueError:
             answer = {"body": response.text[:500]}
-        if 200 <= status < 300:
-            self.outbox.settle(row.message_id, "delivered", status, answer)
-        elif 400 <= status < 500 and not _retryable(status, answer):
-            self.outbox.settle(row.message_id, "refused", status, answer)
-        else:
+        final = 200 <= status < 300 or (400 <= status < 500 and not _retryable(status, answer))
+        if not final:
             why = f"the home answered HTTP {status}"
             self.outbox.postpone(row.message_id, why, self._delay(row))
+            return self.outbox.get(row.message_id)
+        state: OutboxState = "delivered" if status < 300 else "refused"
+        if not self.outbox.settle(row.message_id, state, status, answer):
+            return self.outbox.get(row.message_id)  # another attempt settled it first
+        return replace(
+            row, state=state, attempts=row.attempts + 1, answer_status=status, answer=answer
+        )
 
     def _delay(self, row: OutboxRow) -> float:
         initial, most = self._retry
