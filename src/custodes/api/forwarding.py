@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from custodes.api.bodies import read_json
 from custodes.api.deps import get_node, require_caller
-from custodes.api.openapi import errors
+from custodes.api.openapi import bearer, errors
 from custodes.errors import AuthError
 from custodes.node import Node
 from custodes.registry.models import KillOrder
@@ -79,6 +79,7 @@ def _viewer(request: Request) -> str | None:
 @router.get(
     "/outbox",
     responses=errors(401, 403, 422),
+    openapi_extra=bearer(),
     summary="Kill orders this node forwarded to agents' home nodes, and their state",
 )
 def outbox(
@@ -88,7 +89,8 @@ def outbox(
 ) -> list[dict[str, Any]]:
     """Forwards, newest first: `queued` (the home has not answered yet; retried with
     backoff), `delivered` (with the home's answer) or `refused` (with its 4xx). A
-    regulator sees the forwards it issued; the node's admin sees all."""
+    regulator sees the forwards it issued; the node's admin (its token as the bearer
+    token) sees all."""
     viewer = _viewer(request)
     rows = get_node(request).forwarder.outbox.rows(state, limit)
     return [r.public() for r in rows if viewer is None or r.issuer == viewer]
@@ -97,6 +99,7 @@ def outbox(
 @router.get(
     "/outbox/{message_id}",
     responses=errors(401, 403, 404),
+    openapi_extra=bearer(),
     summary="One forwarded kill order and its state",
 )
 def outbox_message(request: Request, message_id: str) -> dict[str, Any]:
