@@ -84,6 +84,11 @@ def test_the_logged_entry_is_the_regulators_own_envelope(
     bundle = home.get(f"/api/v1/entries/{index}")
     assert bundle.status_code == 200, bundle.text
     assert bundle.json()["entry"] == order.to_json()
+    node = _node(home)
+    while node.log.integrate() is not None:
+        pass
+    report = node.audit()  # the log's own audit verifies the regulator's signature too
+    assert report.audited >= index + 1
 
 
 def test_the_same_key_with_another_order_is_422_and_writes_nothing(
