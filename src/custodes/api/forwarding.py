@@ -38,27 +38,29 @@ async def receive_order(
     signed kill order, which a regulator the roster vouches for under the sending member
     must have signed. This node's authority rules then decide; the order is logged as the
     regulator signed it, and pushed. A retry of the same Idempotency-Key answers what the
-    first did (200, no second
-    entry); the same key with another body is 422; a retry while the first is being
-    handled, 409."""
+    first did (200, no second entry); the same key with another body is 422; a retry
+    while the first is being handled, 409."""
     body = await read_json(request)
-    node = get_node(request)
-    opened, answer = await run_in_threadpool(node.receiver.receive, body, idempotency_key)
-    status = await run_in_threadpool(_status, node, opened.order.payload)
-    content = {
+    replayed, content = await run_in_threadpool(_receive, get_node(request), body, idempotency_key)
+    return JSONResponse(content, status_code=200 if replayed else 201)
+
+
+def _receive(node: Node, body: Any, key: str | None) -> tuple[bool, dict[str, Any]]:
+    """Handle one forward (one trip to the thread pool): whether it was a replay, and the
+    answer: the order's index, who sent and signed it, the agent's status here."""
+    opened, answer = node.receiver.receive(body, key)
+    order = KillOrder.model_validate_json(opened.order.payload)
+    status = None if order.agent_id is None else node.registry.status(order.agent_id)
+    return answer.replayed, {
         "index": answer.index,
         "order_id": answer.order_id,
         "from": opened.sender.code,
         "issuer": opened.issuer.id,
         "replayed": answer.replayed,
-    } | status
-    return JSONResponse(content, status_code=200 if answer.replayed else 201)
-
-
-def _status(node: Node, payload: bytes) -> dict[str, Any]:
-    order = KillOrder.model_validate_json(payload)
-    found = None if order.agent_id is None else node.registry.status(order.agent_id)
-    return {"agent_id": order.agent_id, "status": found, "order": order.model_dump(mode="json")}
+        "agent_id": order.agent_id,
+        "status": status,
+        "order": order.model_dump(mode="json"),
+    }
 
 
 def _viewer(request: Request) -> str | None:
