@@ -11,14 +11,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from custodes.api import create_app
+from custodes.killswitch.inbox import OrderInbox
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.node import Node
+from custodes.registry.principals import Principal
 from tests.databases import node_settings
 from tests.enrol import REGULATOR_KEY, enrol
 from tests.federation.forwarding_support import Parties, found, order_envelope
 
 PATH = "/api/v1/federation/orders"
 AGENT_KEY = EnvelopeSigner.from_seed(bytes(range(32)))
+MESSAGE = "8e03978e-40d5-43e8-bc93-6894a57f9324"
 
 
 @pytest.fixture
@@ -102,6 +105,16 @@ def test_the_same_key_with_another_order_is_422_and_writes_nothing(
     assert refused.status_code == 422
     assert refused.json()["error"]["code"] == "idempotency_key_reused"
     assert _node(home).store.sequenced_size() == size
+
+
+def test_the_same_order_under_another_message_is_a_duplicate(
+    home: TestClient, alliance: Parties, agent: str
+) -> None:
+    order = _fr_order(alliance, agent)
+    first_id, first = alliance.forward(order)
+    assert _post(home, first_id, first).status_code == 201
+    second_id, second = alliance.forward(order)
+    _refused(home, second_id, second, 409, "order_exists")
 
 
 @pytest.mark.parametrize(
@@ -213,3 +226,33 @@ def test_concurrent_duplicates_log_the_order_once(
     assert _node(home).store.sequenced_size() == size + 2
     indices = {a.json()["index"] for a in answers if a.status_code < 300}
     assert len(indices) == 1
+
+
+def test_two_workers_receiving_one_message_log_it_once(
+    home: TestClient, alliance: Parties, agent: str
+) -> None:
+    """Each worker has its own in-flight set: only the inbox row (or the order already in
+    the log) tells the second that the first handled the message."""
+    node = _node(home)
+    key = alliance.keys["FR"].regulator
+    issuer = Principal(
+        "regulator:fr", "regulator", "FR", "FR", key.keyid, frozenset({"orders:write"})
+    )
+    order = _fr_order(alliance, agent)
+    workers = [OrderInbox(node.engine, node.registry) for _ in range(2)]
+    size = node.store.sequenced_size()
+    answers: list[Any] = []
+    start = threading.Barrier(2)
+
+    def receive(inbox: OrderInbox) -> None:
+        start.wait()
+        answers.append(inbox.receive("FR", MESSAGE, "d", order, issuer))
+
+    threads = [threading.Thread(target=receive, args=(w,)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(a.replayed for a in answers) == [False, True]
+    assert len({a.index for a in answers}) == 1
+    assert node.store.sequenced_size() == size + 1

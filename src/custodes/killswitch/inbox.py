@@ -83,11 +83,17 @@ class OrderInbox:
             issued = self._registry.issue_verified_order(
                 order, issuer, also=self._keep(sender, message_id, digest)
             )
-        except IntegrityError as exc:  # another worker logged it first: answer as it did
+        except Exception as exc:
+            # Another worker may have logged this message first (its inbox row, or the
+            # order itself, committed while we waited for the log): then the refusal we
+            # got (a key clash, "order exists", "already in the log") is no refusal, and
+            # we answer as it did. Otherwise the refusal stands.
             known = self.answered(sender, message_id, digest)
-            if known is None:
+            if known is not None:
+                return known
+            if isinstance(exc, IntegrityError):
                 raise _in_flight(message_id) from exc
-            return known
+            raise
         finally:
             with self._lock:
                 self._in_flight.discard(key)
