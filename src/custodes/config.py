@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     # How often a node asks its peers for a newer roster version (catch-up after a
     # forward was missed), in seconds; 0 turns the polling off.
     roster_poll_interval: float = Field(default=3.0, ge=0)
+    # Cross-border orders (docs/design/0026): the first retry of a forward whose home
+    # node did not answer, doubling up to the most; the timeout of one delivery.
+    forward_retry_initial: float = Field(default=0.5, gt=0)
+    forward_retry_max: float = Field(default=30.0, gt=0)
+    forward_timeout: float = Field(default=5.0, gt=0)
     lease_ttl_critical: int = Field(default=60, gt=0, le=60)
     lease_ttl_default: int = Field(default=300, gt=0)
     # Seconds between background audits of new entries (signatures, leaf hashes,

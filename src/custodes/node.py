@@ -17,14 +17,19 @@ from sqlalchemy import Engine
 
 from custodes.admin_token import AdminToken
 from custodes.config import Settings, check_identity, pin_identity
+from custodes.errors import CustodesError
 from custodes.evals.index import EVAL_RESULTS
+from custodes.federation.forwarded import OrderReceiver
+from custodes.federation.forwarding import OrderForwarder
 from custodes.federation.roster import load_genesis
 from custodes.federation.rosterlog import RosterLog
 from custodes.federation.state import Federation
 from custodes.federation.wiring import configure_from_roster
 from custodes.killswitch.broadcast import OrderBroadcaster
 from custodes.killswitch.fanout import OrderFanout
+from custodes.killswitch.inbox import OrderInbox
 from custodes.killswitch.leases import LeaseIssuer
+from custodes.killswitch.outbox import OrderOutbox
 from custodes.ledger.checkpoint import parse_checkpoint
 from custodes.ledger.cosignature import CosignatureSigner
 from custodes.ledger.dsse import key_thumbprint
@@ -132,6 +137,7 @@ class Node:
         configure_from_roster(self)  # docs/design/0023: the witness trusts the roster's logs
         genesis = load_genesis(settings.roster_file) if settings.roster_file else None
         self.roster_log.load(genesis)
+        self._wire_forwarding(settings)
         self._stop = threading.Event()
         self._integrator = threading.Thread(
             target=self._integrate_loop, name="integrator", daemon=True
@@ -146,6 +152,37 @@ class Node:
         self.bus.on(ALARM_CHANNEL, lambda _message: self._adopt_alarms())
         self.bus.on_resync(self._adopt_alarms)
         self.leadership.on_elected(self.log.sequenced.set)  # integrate what waited
+
+    def _wire_forwarding(self, settings: Settings) -> None:
+        """Cross-border orders (docs/design/0026): the outbox here, the inbox at home."""
+        self.forwarder = OrderForwarder(
+            self.federation,
+            self.registry,
+            OrderOutbox(self.engine),
+            self.entry_signer,
+            leading=lambda: self.is_leader,
+            retry_initial=settings.forward_retry_initial,
+            retry_max=settings.forward_retry_max,
+            timeout=settings.forward_timeout,
+        )
+        inbox = OrderInbox(self.engine, self.registry)
+        self.receiver = OrderReceiver(
+            self.federation,
+            self.registry,
+            inbox,
+            self.know_signer,
+            lambda keyid: self.signers.public_key(keyid) is not None,
+        )
+
+    def know_signer(self, name: str, public_key: bytes) -> None:
+        """Log ``public_key`` as a signer unless it already is one (a roster regulator's)."""
+        if self.signers.public_key(key_thumbprint(public_key)) is not None:
+            return
+        try:
+            self.register_signer(name, public_key)
+        except CustodesError as exc:
+            if exc.code != "signer_exists":  # registered meanwhile by another request
+                raise
 
     @property
     def is_leader(self) -> bool:
@@ -182,6 +219,7 @@ class Node:
 
     def close(self) -> None:
         self._stop.set()
+        self.forwarder.stop()
         self.log.sequenced.set()
         for thread in (self._integrator, self._auditor):
             if thread.is_alive():

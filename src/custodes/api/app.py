@@ -20,6 +20,7 @@ from custodes.api import (
     alliance,
     entries,
     evals,
+    forwarding,
     health,
     killswitch,
     principals,
@@ -98,6 +99,7 @@ def create_app(
         requester.start()
         roster_sync = RosterSync(node.roster_log, interval=settings.roster_poll_interval)
         roster_sync.start()
+        node.forwarder.start()  # the outbox relay (leading worker only)
         app.state.node = node
         app.state.lookups = lookups = open_lookups(node)
         try:
@@ -133,6 +135,7 @@ def create_app(
         evals.router,
         killswitch.router,
         roster.router,
+        forwarding.router,
         tlog.log_router,
         tlog.witness_router,
         alliance.router,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from custodes.api.bodies import read_json
 from custodes.api.deps import get_node, require_caller
@@ -18,6 +18,7 @@ from custodes.api.openapi import bearer, errors, signed_answer, signed_body
 from custodes.errors import BadRequest
 from custodes.killswitch.broadcast import PushSigner, Subscription
 from custodes.killswitch.leases import LEASE_REQUEST_TYPE, LEASE_TYPE
+from custodes.killswitch.outbox import OutboxRow
 from custodes.node import Node
 from custodes.registry.models import OPERATOR_ID, KillOrder
 from custodes.registry.service import ORDER_TYPE, IssuedOrder
@@ -32,24 +33,43 @@ _HEARTBEAT = 15.0
 @router.post(
     "/kill-orders",
     status_code=201,
-    responses=errors(400, 401, 403, 404, 409, 413, 422),
+    responses={
+        202: {"description": "forwarded; the home node has not answered yet"},
+        **errors(400, 401, 403, 404, 409, 413, 422),
+    },
     openapi_extra=bearer(signed_body(ORDER_TYPE, "the issuing regulator's registered key")),
     summary="Suspend, revoke or reinstate an agent, or every agent a selector matches "
     "(effective at once, pushed)",
 )
-async def issue_order(request: Request) -> dict[str, Any]:
+async def issue_order(request: Request) -> Any:
     """A KillOrder signed by a regulator's registered key, with that regulator's API
     token: suspend or revoke an agent (globally, or in the regulator's own territory
     as a host regulator), or reinstate it by lifting an order. Logged, effective at
     once (no further leases) and pushed to every subscriber of the order stream.
-    Answers with the log index and the agent's status now."""
+    Answers with the log index and the agent's status now.
+
+    An order for one agent homed at another member's node (a host regulator's territorial
+    suspension) is forwarded there (docs/design/0026): the answer is the home node's
+    (its index and order, 201), its refusal as the same 4xx, or 202 with the message id
+    while the home cannot be reached (GET /api/v1/federation/outbox/{message_id})."""
     # Token look-ups read the database: keep them off the event loop, which also
     # serves the kill-order streams.
     principal = await run_in_threadpool(require_caller, request)
     envelope = await read_json(request)
     node = get_node(request)
+    if node.forwarder.is_foreign(envelope):  # a host regulator's order: to the home node
+        row = await run_in_threadpool(node.forwarder.forward, envelope, principal)
+        return _forwarded(row)
     issued = await run_in_threadpool(node.registry.issue_order, envelope, principal)
     return await run_in_threadpool(_answer, node, issued)
+
+
+def _forwarded(row: OutboxRow) -> Any:
+    """The home's answer once it logged the order (201), or 202 while it is queued."""
+    sent = {"message_id": row.message_id, "forwarded_to": row.recipient, "state": row.state}
+    if row.state == "queued":
+        return JSONResponse(sent | {"order_id": row.order_id}, status_code=202)
+    return (row.answer or {}) | sent
 
 
 def _answer(node: Node, issued: IssuedOrder) -> dict[str, Any]:

@@ -25,6 +25,12 @@ def outcome(op: str, answer: dict[str, Any], territory: str | None) -> str:
     """What an order did, in words: a territorial one leaves the agent's status elsewhere;
     a selector order names how many agents it covers."""
     where = f" in {territory}" if territory else ""
+    if answer.get("state") == "queued":  # a foreign agent's home node has not answered yet
+        return (
+            f"forwarded to the {answer['forwarded_to']} node (the agent's home), not reached "
+            f"yet: message {answer['message_id']} is queued and retried "
+            f"(GET /api/v1/federation/outbox/{answer['message_id']})"
+        )
     count = answer.get("agents")
     whom = answer.get("agent_id") or (
         f"{count} agent{'' if count == 1 else 's'}" if count is not None else "the agents"
@@ -35,7 +41,8 @@ def outcome(op: str, answer: dict[str, Any], territory: str | None) -> str:
     status = (
         f"status elsewhere {answer['status']}" if territory else f"status now {answer['status']}"
     )
-    return f"{done}; {status}"
+    home = answer.get("forwarded_to")
+    return f"{done}; {status}" + (f" (at the {home} node, the agent's home)" if home else "")
 
 
 SELECTOR = typer.Option(

@@ -7,6 +7,7 @@ import httpx
 from custodes.client.alliance import AllianceApi
 from custodes.client.evals import EvalsApi
 from custodes.client.federation import FederationApi
+from custodes.client.forwarding import ForwardingApi
 from custodes.client.killswitch import KillSwitchApi
 from custodes.client.registry import RegistryApi
 from custodes.ledger.dsse import EnvelopeSigner
@@ -14,7 +15,7 @@ from custodes.ledger.dsse import EnvelopeSigner
 __all__ = ["Client"]
 
 
-class Client(EvalsApi, RegistryApi, KillSwitchApi, AllianceApi, FederationApi):
+class Client(EvalsApi, RegistryApi, KillSwitchApi, AllianceApi, FederationApi, ForwardingApi):
     """One node's API: ledger, proofs, registry, kill switch, leases, evals.
 
     ``principal``, ``token`` and ``key`` act for a principal (changes are signed with

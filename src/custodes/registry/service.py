@@ -73,6 +73,7 @@ __all__ = [
     "PRINCIPAL_TYPE",
     "REGISTRY_TYPE",
     "IssuedOrder",
+    "OrderHook",
     "OrderListener",
     "RegistryService",
 ]
@@ -85,6 +86,8 @@ _STATUS_TTL = 1.0
 
 # (index, order, its envelope, the agents it covers) for each order logged.
 OrderListener = Callable[[int, KillOrder, dict[str, Any], Covered], None]
+# Runs in an order's sequencing transaction: (connection, index, order id).
+OrderHook = Callable[[Connection, int, str], None]
 
 
 def _invalid(exc: ValidationError, what: str) -> BadRequest:
@@ -188,15 +191,30 @@ class RegistryService:
         checked against the state the orders before it in the group left.
         """
         _need(principal, "orders:write")
-        if principal.role == "regulator":
+        return self.issue_verified_order(self.signed_by(obj, ORDER_TYPE, principal), principal)
+
+    def issue_verified_order(
+        self, envelope: Envelope, principal: Principal, also: OrderHook | None = None
+    ) -> IssuedOrder:
+        """``issue_order`` for an envelope whose signature by ``principal`` the caller has
+        verified (a forwarded order, against the roster). ``also(conn, index, order_id)``
+        runs in the sequencing transaction, after the order's projection (the inbox)."""
+        _need(principal, "orders:write")
+        if principal.role == "regulator":  # a partner's or suspended party's: no orders
             require_order_right(principal.jurisdiction, self.party_status(principal.jurisdiction))
-        envelope = self.signed_by(obj, ORDER_TYPE, principal)
+        if envelope.payload_type != ORDER_TYPE:
+            raise BadRequest(
+                f"expected payloadType {ORDER_TYPE}", code="unsupported_payload_type", status=422
+            )
         order: KillOrder = _parse(KillOrder, envelope.payload, "kill order")
         _actor(order.actor, principal)
 
         def project(conn: Connection, index: int) -> Covered:
             require(self._decide_order(conn, principal, order, order_targets(conn, order)))
-            return apply_order(conn, index, order)
+            covered = apply_order(conn, index, order)
+            if also is not None:
+                also(conn, index, order.order_id)
+            return covered
 
         index, covered = self._orders.submit(envelope, project)
         with self._lock:
@@ -205,6 +223,17 @@ class RegistryService:
         for listener in self._listeners:
             listener(index, order, envelope.to_json(), covered)
         return IssuedOrder(index, order, covered)
+
+    def check_order(self, envelope: Envelope, principal: Principal) -> None:
+        """Raise what ``issue_verified_order`` would refuse, against the state now (a
+        forwarded order is checked before the node logs its issuer's key)."""
+        _need(principal, "orders:write")
+        if principal.role == "regulator":
+            require_order_right(principal.jurisdiction, self.party_status(principal.jurisdiction))
+        order: KillOrder = _parse(KillOrder, envelope.payload, "kill order")
+        _actor(order.actor, principal)
+        with read_tx(self._engine) as conn:
+            require(self._decide_order(conn, principal, order, order_targets(conn, order)))
 
     def _check_home(self, home: str, what: str) -> None:
         if home != self.jurisdiction:

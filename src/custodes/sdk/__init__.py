@@ -11,6 +11,7 @@
 
 from custodes.sdk.decisions import sign_decision
 from custodes.sdk.guard import Guard, GuardState, Halted, HaltReason, KillOrder, KillOrderError
+from custodes.sdk.issuers import IssuerKeys, UnverifiedOrder, registry_lookup
 from custodes.sdk.leases import (
     Lease,
     LeaseError,
@@ -29,13 +30,16 @@ __all__ = [
     "GuardState",
     "HaltReason",
     "Halted",
+    "IssuerKeys",
     "KillOrder",
     "KillOrderError",
     "Lease",
     "LeaseError",
     "LeaseRefused",
     "SpoolError",
+    "UnverifiedOrder",
     "lease_request",
+    "registry_lookup",
     "request_lease",
     "sign_decision",
     "verify_lease",

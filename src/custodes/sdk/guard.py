@@ -6,7 +6,10 @@ runtime around it: a thread
 keeps a lease (renewing at ``renew_at`` of its lifetime), another follows the node's
 kill-order stream (server-sent events), and ``check`` / ``action`` / ``run`` wrap every
 side-effecting action. Only pushed orders the home node countersigned for this stream and
-agent are applied (``custodes.sdk.pushes``); others are ignored and move nothing.
+agent are applied (``custodes.sdk.pushes``); others are ignored and move nothing. Given
+``issuers`` (the alliance roster and the node's registry), the guard also checks each
+order's own signature by its issuer (``custodes.sdk.issuers``) and ignores, logged, an
+order it cannot verify however it came.
 
 Halt episodes. The guard is *operating* once it has seen itself free to act (a valid
 lease, no order halting it everywhere). The first moment it finds itself halted
@@ -37,10 +40,12 @@ from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import httpx
+import orjson
 
 from custodes.client import Client, OrderStream, check_node_url
 from custodes.errors import ConfigError, CustodesError
 from custodes.ledger.dsse import EnvelopeSigner
+from custodes.sdk.issuers import IssuerKeys, UnverifiedOrder
 from custodes.sdk.leases import Lease, LeaseRefused, request_lease
 from custodes.sdk.pushes import (
     LogThrottle,
@@ -89,6 +94,7 @@ class Guard:
         retry_max: float = 10.0,
         poll: float = 0.5,
         stream_read_timeout: float = 45.0,
+        issuers: IssuerKeys | None = None,
     ) -> None:
         if not 0 < renew_at < 1:
             raise ConfigError("renew_at is a fraction of the lease lifetime, between 0 and 1")
@@ -115,6 +121,7 @@ class Guard:
         self._threads: list[threading.Thread] = []
         self._stream: OrderStream | None = None
         self._unverified = LogThrottle(log)
+        self._issuers = issuers
 
     # -- the checks an agent calls ---------------------------------------------------
 
@@ -354,10 +361,24 @@ class Guard:
             if pushed is None:
                 continue
             seq = pushed.seq
+            if not self._issued_by_known_key(event[1], pushed):
+                continue
             try:
                 self._apply_order(pushed.order, pushed.index)
             except KillOrderError as exc:
                 log.warning("ignoring an unreadable kill order: %s", exc)
+
+    def _issued_by_known_key(self, data: str, pushed: PushedOrder) -> bool:
+        """Whether the order's own envelope is signed by its issuer's known key (always
+        true without ``issuers``: the node's countersignature is then the only check)."""
+        if self._issuers is None:
+            return True
+        try:
+            self._issuers.verify(orjson.loads(data).get("envelope"), pushed.order)
+        except (UnverifiedOrder, orjson.JSONDecodeError, AttributeError) as exc:
+            self._unverified.warning("ignoring a countersigned kill order: %s", exc)
+            return False
+        return True
 
     def _verified(self, data: str, nonce: str, seq: int) -> PushedOrder | None:
         """The order the node pushed on this stream, or None (logged) for anything else."""
