@@ -20,6 +20,7 @@ from custodes.config import Settings, check_identity, pin_identity
 from custodes.evals.index import EVAL_RESULTS
 from custodes.federation.roster import load_genesis
 from custodes.federation.state import Federation
+from custodes.federation.views import SplitViews
 from custodes.killswitch.broadcast import OrderBroadcaster
 from custodes.killswitch.fanout import OrderFanout
 from custodes.killswitch.leases import LeaseIssuer
@@ -128,6 +129,9 @@ class Node:
         self.witness = Witness(
             self.engine, self.cosigner, [parse_vkey(v) for v in settings.witnessed_logs]
         )
+        self.split_views = SplitViews(self.engine, self.log, self.entry_signer)
+        self.witness.refuse = self.split_views.refusal
+        self.witness.on_cosigned = self.split_views.observe_checkpoint
         self._stop = threading.Event()
         self._integrator = threading.Thread(
             target=self._integrate_loop, name="integrator", daemon=True

@@ -24,6 +24,7 @@ from custodes.api import (
     principals,
     proofs,
     registry,
+    splitview,
     tlog,
 )
 from custodes.api.bodies import BodyGate
@@ -34,6 +35,7 @@ from custodes.api.request_ids import RequestIdMiddleware
 from custodes.api.server import END_STREAMS
 from custodes.api.tracing import TracingMiddleware, tracer_provider_for
 from custodes.config import Settings
+from custodes.federation.gossip import CheckpointGossip
 from custodes.federation.witnessing import WitnessRequester
 from custodes.node import Node
 
@@ -92,6 +94,8 @@ def create_app(
         metrics.watch(node)
         requester = WitnessRequester(node, settings.witnesses)
         requester.start()
+        gossip = app.state.gossip = CheckpointGossip(node, node.split_views)
+        gossip.start()
         app.state.node = node
         try:
             # The server ends the kill-order streams through this as it starts to stop.
@@ -99,6 +103,7 @@ def create_app(
         finally:
             node.broadcaster.close()
             requester.stop()
+            gossip.stop()
             node.close()
             if own_provider and tracer_provider is not None:
                 tracer_provider.shutdown()  # export the spans still batched
@@ -125,6 +130,7 @@ def create_app(
         killswitch.router,
         tlog.log_router,
         tlog.witness_router,
+        splitview.router,
     ):
         app.include_router(router)
     return app

@@ -17,6 +17,7 @@ from custodes.cli import (
     decisions,
     evals,
     evals_list,
+    federation_evidence,
     keys,
     kill,
     lease,
@@ -40,6 +41,7 @@ app.add_typer(lease.app, name="lease")
 app.add_typer(evals.app, name="eval")
 evals.app.command("list")(evals_list.list_results)
 app.add_typer(decisions.app, name="decisions")
+app.add_typer(federation_evidence.app, name="evidence")  # the lead nests it under federation
 node.register(app)
 
 _state = {"verbose": False}

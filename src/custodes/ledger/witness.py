@@ -96,6 +96,11 @@ class Witness:
         for verifier in logs:
             self._logs.setdefault(verifier.name, []).append(verifier)
         self._clock = clock
+        # Split views (docs/design/0027): ``refuse(origin)`` raises to refuse a log this
+        # node holds evidence against; ``on_cosigned(checkpoint, note)`` hears each note
+        # cosigned, with this witness's cosignature line, to keep it verbatim.
+        self.refuse: Callable[[str], None] = lambda _origin: None
+        self.on_cosigned: Callable[[Checkpoint, bytes], None] = lambda _cp, _note: None
 
     @property
     def name(self) -> str:
@@ -133,6 +138,7 @@ class Witness:
     def add_checkpoint(self, body: bytes) -> str:
         """Verify and record a checkpoint; return the cosignature line(s)."""
         request = parse_add_checkpoint(body)
+        self.refuse(origin_of(request.checkpoint))
         checkpoint, text = self._open(request)
         with write_tx(self._engine) as conn:
             row = conn.execute(
@@ -156,7 +162,9 @@ class Witness:
                     .where(witnessed_logs.c.origin == checkpoint.origin)
                     .values(**values)
                 )
-        return cosign(text, self._signer, int(self._clock())).line()
+        line = cosign(text, self._signer, int(self._clock())).line()
+        self.on_cosigned(checkpoint, request.checkpoint + line.rstrip("\n").encode() + b"\n")
+        return line
 
     @staticmethod
     def _check(
