@@ -120,11 +120,11 @@ def test_resolving_twice_or_an_unknown_alert_is_refused(api: TestClient) -> None
     alert = node.split_views.report(_split())
     assert alert is not None
     admin = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
-    url = f"/api/v1/federation/alerts/{alert.id}/resolve"
+    url = f"/api/v1/admin/federation/alerts/{alert.id}/resolve"
     assert api.post(url, json={"reason": "ok"}, headers=admin).status_code == 200
     for path, body, status, code in [
         (url, {"reason": "again"}, 409, "alert_resolved"),
-        ("/api/v1/federation/alerts/99/resolve", {"reason": "x"}, 404, "unknown_alert"),
+        ("/api/v1/admin/federation/alerts/99/resolve", {"reason": "x"}, 404, "unknown_alert"),
         (url, {"why": "x"}, 422, None),
     ]:
         answer = api.post(path, json=body, headers=admin)

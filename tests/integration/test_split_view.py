@@ -179,13 +179,13 @@ def test_the_evidence_is_logged_once_and_an_admin_can_lift_the_refusal(
 ) -> None:
     gb, fr = alliance["GB"], alliance["FR"]
     alert = _wait_alert(fr, gb.party.origin)
-    url = f"{fr.url}/api/v1/federation/alerts/{alert['id']}/resolve"
+    url = f"{fr.url}/api/v1/admin/federation/alerts/{alert['id']}/resolve"
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     bad = [
         httpx.post(url, json={"reason": "members voted"}, timeout=5),  # no admin token
         httpx.post(url, json={"reason": ""}, headers=admin, timeout=5),
         httpx.post(
-            f"{fr.url}/api/v1/federation/alerts/9999/resolve",
+            f"{fr.url}/api/v1/admin/federation/alerts/9999/resolve",
             json={"reason": "x"},
             headers=admin,
             timeout=5,

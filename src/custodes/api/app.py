@@ -131,6 +131,7 @@ def create_app(
         tlog.log_router,
         tlog.witness_router,
         splitview.router,
+        splitview.admin_router,
     ):
         app.include_router(router)
     return app

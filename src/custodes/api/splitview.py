@@ -3,8 +3,8 @@
 ``GET /api/v1/federation/checkpoints`` is what members gossip: every origin's newest
 seen checkpoint, as the verbatim signed note with its cosignatures. ``GET /alerts``
 lists the proved split views (with their evidence) and the suspicions still open;
-``POST /alerts/{id}/resolve`` (admin token) lifts the witness's refusal of that origin,
-logged with the reason (docs/design/0027).
+``POST /api/v1/admin/federation/alerts/{id}/resolve`` (admin token) lifts the witness's
+refusal of that origin, logged with the reason (docs/design/0027).
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from custodes.api.deps import get_node, require_admin
 from custodes.api.openapi import admin_token, errors
 from custodes.api.validation import parse_model
 
-__all__ = ["router"]
+__all__ = ["admin_router", "router"]
 
 router = APIRouter(prefix="/api/v1/federation", tags=["federation"])
+# Every admin operation lives under /api/v1/admin/ (tests/api/test_openapi.py).
+admin_router = APIRouter(prefix="/api/v1/admin/federation", tags=["federation"])
 
 
 class ResolveIn(BaseModel):
@@ -50,7 +52,7 @@ def alerts(request: Request) -> dict[str, Any]:
     }
 
 
-@router.post(
+@admin_router.post(
     "/alerts/{alert_id}/resolve",
     summary="Lift the refusal a split view put on a log (admin token)",
     responses=errors(400, 401, 403, 404, 409, 413, 422),
