@@ -9,9 +9,9 @@ refusal of that origin, logged with the reason (docs/design/0027).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -25,6 +25,9 @@ __all__ = ["admin_router", "router"]
 router = APIRouter(prefix="/api/v1/federation", tags=["federation"])
 # Every admin operation lives under /api/v1/admin/ (tests/api/test_openapi.py).
 admin_router = APIRouter(prefix="/api/v1/admin/federation", tags=["federation"])
+
+
+_MAX_ALERT_ID = 2**31 - 1  # alert ids are 32-bit integers on both databases
 
 
 class ResolveIn(BaseModel):
@@ -65,7 +68,9 @@ def alerts(request: Request) -> dict[str, Any]:
         }
     ),
 )
-async def resolve(alert_id: int, request: Request) -> dict[str, Any]:
+async def resolve(
+    alert_id: Annotated[int, Path(ge=1, le=_MAX_ALERT_ID)], request: Request
+) -> dict[str, Any]:
     """The members have decided: this witness cosigns the origin again. The resolution
     and its reason are logged; the evidence stays in the log."""
     require_admin(request)
