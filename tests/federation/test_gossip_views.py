@@ -115,10 +115,11 @@ def test_the_witness_refuses_the_origin_until_the_alert_is_resolved(node: Node) 
     node.witness.add_checkpoint(body)  # cosigned again
 
 
-def test_resolving_twice_or_an_unknown_alert_is_refused(api: TestClient) -> None:
+def test_the_alert_shows_in_metrics_until_resolved_and_resolves_once(api: TestClient) -> None:
     node = _node(api)
     alert = node.split_views.report(_split())
     assert alert is not None
+    assert "custodes_split_view_alerts_open 1.0" in api.get("/metrics").text
     admin = {"Authorization": f"Bearer {DEV_ADMIN_TOKEN}"}
     url = f"/api/v1/admin/federation/alerts/{alert.id}/resolve"
     assert api.post(url, json={"reason": "ok"}, headers=admin).status_code == 200
@@ -131,6 +132,7 @@ def test_resolving_twice_or_an_unknown_alert_is_refused(api: TestClient) -> None
         assert answer.status_code == status, answer.text
         if code is not None:
             assert answer.json()["error"]["code"] == code
+    assert "custodes_split_view_alerts_open 0.0" in api.get("/metrics").text
     listed = api.get("/api/v1/federation/alerts").json()["alerts"]
     assert [(a["id"], a["open"]) for a in listed] == [(alert.id, False)]
     assert listed[0]["evidence"]["case"] == "same-size"
