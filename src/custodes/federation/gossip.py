@@ -36,8 +36,8 @@ from custodes.federation.evidence import (
     same_size_evidence,
 )
 from custodes.federation.roster import Party
-from custodes.federation.tlog_client import TlogClient
 from custodes.federation.views import SplitViews
+from custodes.ledger.errors import VerificationError
 from custodes.ledger.merkle import NodeReader, consistency_proof, subtree_root
 from custodes.ledger.note import parse_vkey
 from custodes.ledger.tiles import (
@@ -56,15 +56,16 @@ log = logging.getLogger("custodes.federation.gossip")
 Outcome = Evidence | bool  # evidence; True: consistent; False: nothing proved either way
 
 
-def tile_reader(client: TlogClient, size: int) -> NodeReader:
-    """Tree nodes of the origin's tree at ``size``, read from its tiles (cached per tile)."""
+def tile_reader(get: Callable[[str], bytes], size: int) -> NodeReader:
+    """Tree nodes of the origin's tree at ``size``, read from its tiles (cached per tile);
+    ``get(path)`` fetches ``<log prefix>/<path>`` or raises a ``CustodesError``."""
     tiles: dict[tuple[int, int], list[bytes]] = {}
 
     def read(tile_level: int, start: int, end: int) -> list[bytes]:
         index = start // TILE_WIDTH
         if (tile_level, index) not in tiles:
             width = tile_width(tile_level, index, size)
-            data = client.get(tile_path(tile_level, index, width))
+            data = get(tile_path(tile_level, index, width))
             tiles[(tile_level, index)] = hashes_from_tile(data)
         base = index * TILE_WIDTH
         return tiles[(tile_level, index)][start - base : end - base]
@@ -174,8 +175,7 @@ class CheckpointGossip:
     def _settle(
         self, party: Party, ours: SeenCheckpoint, theirs: SeenCheckpoint, key: str, peer: str
     ) -> None:
-        with TlogClient(party.url, concurrency=2, timeout=5.0) as origin:
-            outcome = self._judge(party.log_vkey, ours, theirs, origin)
+        outcome = self._judge(party.log_vkey, ours, theirs, self._origin(party))
         if outcome is True:
             self._consistent.add(key)
             self.suspicions.pop(key, None)
@@ -185,17 +185,34 @@ class CheckpointGossip:
             self.suspicions.pop(key, None)
             self._alert(outcome, peer)
 
+    def _origin(self, party: Party) -> Callable[[str], bytes]:
+        """Reads the origin's tlog-tiles log (checkpoint, tiles) with this gossip's client."""
+
+        def get(path: str) -> bytes:
+            url = f"{party.url}/log/{path}"
+            try:
+                response = self._client.get(url)
+            except httpx.HTTPError as exc:
+                raise VerificationError(f"cannot fetch {url}: {exc}", code="fetch_failed") from exc
+            if response.status_code != 200:
+                raise VerificationError(
+                    f"{url} answered HTTP {response.status_code}", code="fetch_failed"
+                )
+            return response.content
+
+        return get
+
     def _judge(
-        self, vkey: str, ours: SeenCheckpoint, theirs: SeenCheckpoint, origin: TlogClient
+        self, vkey: str, ours: SeenCheckpoint, theirs: SeenCheckpoint, get: Callable[[str], bytes]
     ) -> Outcome:
         def reader_for(size: int) -> NodeReader:
-            return tile_reader(origin, size)
+            return tile_reader(get, size)
 
         outcome = compare(vkey, ours, theirs, reader_for)
         if outcome is not False:
             return outcome
         try:  # the origin's own tree may connect, or betray, either view
-            current = open_seen(origin.checkpoint(), parse_vkey(vkey))
+            current = open_seen(get("checkpoint"), parse_vkey(vkey))
         except CustodesError:
             return False
         for seen in (ours, theirs):
