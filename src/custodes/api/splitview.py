@@ -69,7 +69,7 @@ def alerts(request: Request) -> dict[str, Any]:
     ),
 )
 async def resolve(
-    alert_id: Annotated[int, Path(ge=1, le=_MAX_ALERT_ID)], request: Request
+    alert_id: Annotated[int, Path(ge=0, le=_MAX_ALERT_ID)], request: Request
 ) -> dict[str, Any]:
     """The members have decided: this witness cosigns the origin again. The resolution
     and its reason are logged; the evidence stays in the log."""
