@@ -141,7 +141,6 @@ class SplitViews:
         self._log = log
         self._signer = entry_signer
         self._clock = clock
-        self.on_alert: Callable[[SplitAlert], None] = lambda _alert: None
 
     # -- what was seen -------------------------------------------------------------
     def observe(self, origin: str, size: int, root: bytes, note: bytes) -> None:
@@ -238,9 +237,7 @@ class SplitViews:
             )
 
         index = self._log.append_own(envelope, project)
-        alert = next(a for a in self.alerts() if a.entry_index == index)
-        self.on_alert(alert)
-        return alert
+        return next(a for a in self.alerts() if a.entry_index == index)
 
     def resolve(self, alert_id: int, reason: str) -> SplitAlert:
         """The admin lifts the refusal an alert put on its origin; logged with the reason."""

@@ -8,7 +8,9 @@ two concurrent requests cannot roll its view back.
 Status codes follow the spec: unknown origin 404, untrusted signature 403, old > new
 400, old != stored size 409 (``text/x.tlog.size`` body), bad proof 422. For a
 same-size checkpoint with a different root (a fork) we answer 422 as the spec's HEAD
-does; v1.0.0's 409 would invite the client to retry with the same size forever.
+does; v1.0.0's 409 would invite the client to retry with the same size forever. A log this
+node holds split-view evidence against is refused first, 403 ``origin_misbehaved``
+(the ``refuse`` hook; docs/design/0027).
 """
 
 from __future__ import annotations
