@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     witnesses: list[WitnessPeer] = Field(default_factory=list)
     witness_quorum: int = Field(default=0, ge=0)
     witness_timeout: float = Field(default=2.0, gt=0)
+    # How often the leader compares checkpoints with every peer (split views, 0027).
+    gossip_interval: float = Field(default=5.0, gt=0)
     # The alliance's genesis roster (a TUF root.json, docs/design/0023), shipped out of
     # band; later versions arrive signed through the API and are kept in the database.
     roster_file: Path | None = None

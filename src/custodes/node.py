@@ -24,6 +24,7 @@ from custodes.federation.forwarding import OrderForwarder
 from custodes.federation.roster import load_genesis
 from custodes.federation.rosterlog import RosterLog
 from custodes.federation.state import Federation
+from custodes.federation.views import SplitViews
 from custodes.federation.wiring import configure_from_roster
 from custodes.killswitch.broadcast import OrderBroadcaster
 from custodes.killswitch.fanout import OrderFanout
@@ -138,6 +139,9 @@ class Node:
         genesis = load_genesis(settings.roster_file) if settings.roster_file else None
         self.roster_log.load(genesis)
         self._wire_forwarding(settings)
+        self.split_views = SplitViews(self.engine, self.log, self.entry_signer)
+        self.witness.refuse = self.split_views.refusal
+        self.witness.on_cosigned = self.split_views.observe_checkpoint
         self._stop = threading.Event()
         self._integrator = threading.Thread(
             target=self._integrate_loop, name="integrator", daemon=True

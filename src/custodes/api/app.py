@@ -27,6 +27,7 @@ from custodes.api import (
     proofs,
     registry,
     roster,
+    splitview,
     tlog,
 )
 from custodes.api.bodies import BodyGate
@@ -37,6 +38,7 @@ from custodes.api.request_ids import RequestIdMiddleware
 from custodes.api.server import END_STREAMS
 from custodes.api.tracing import TracingMiddleware, tracer_provider_for
 from custodes.config import Settings
+from custodes.federation.gossip import CheckpointGossip
 from custodes.federation.lookup_service import open_lookups
 from custodes.federation.rostersync import RosterSync
 from custodes.federation.witnessing import WitnessRequester
@@ -100,6 +102,8 @@ def create_app(
         roster_sync = RosterSync(node.roster_log, interval=settings.roster_poll_interval)
         roster_sync.start()
         node.forwarder.start()  # the outbox relay (leading worker only)
+        gossip = app.state.gossip = CheckpointGossip(node, node.split_views)
+        gossip.start()
         app.state.node = node
         app.state.lookups = lookups = open_lookups(node)
         try:
@@ -110,6 +114,7 @@ def create_app(
             lookups.close()
             roster_sync.stop()
             requester.stop()
+            gossip.stop()
             node.close()
             if own_provider and tracer_provider is not None:
                 tracer_provider.shutdown()  # export the spans still batched
@@ -139,6 +144,8 @@ def create_app(
         tlog.log_router,
         tlog.witness_router,
         alliance.router,
+        splitview.router,
+        splitview.admin_router,
     ):
         app.include_router(router)
     return app

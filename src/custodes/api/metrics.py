@@ -131,7 +131,19 @@ class NodeCollector(Collector):
             "sequencer_queue_depth", "Entries waiting to be sequenced", node.log.sequencer.pending
         )
         yield _gauge("sse_subscribers", "Open kill-order streams", node.broadcaster.subscribers)
+        yield from self._split_view_gauges(node)
         yield from self._log_gauges(node)
+
+    def _split_view_gauges(self, node: Node) -> Iterator[Metric]:
+        try:
+            alerts = node.split_views.alerts()
+        except CustodesError:
+            return
+        yield _gauge(
+            "split_view_alerts_open",
+            "Proved split views not yet resolved (the witness refuses those logs)",
+            sum(1 for a in alerts if a.open),
+        )
 
     def _log_gauges(self, node: Node) -> Iterator[Metric]:
         try:

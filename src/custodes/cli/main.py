@@ -19,6 +19,7 @@ from custodes.cli import (
     evals,
     evals_list,
     federation,
+    federation_evidence,
     keys,
     kill,
     lease,
@@ -44,6 +45,7 @@ evals.app.command("list")(evals_list.list_results)
 app.add_typer(decisions.app, name="decisions")
 app.add_typer(alliance.app, name="alliance")
 app.add_typer(federation.app, name="federation")
+federation.app.add_typer(federation_evidence.app, name="evidence")
 node.register(app)
 
 _state = {"verbose": False}

@@ -8,7 +8,9 @@ two concurrent requests cannot roll its view back.
 Status codes follow the spec: unknown origin 404, untrusted signature 403, old > new
 400, old != stored size 409 (``text/x.tlog.size`` body), bad proof 422. For a
 same-size checkpoint with a different root (a fork) we answer 422 as the spec's HEAD
-does; v1.0.0's 409 would invite the client to retry with the same size forever.
+does; v1.0.0's 409 would invite the client to retry with the same size forever. A log this
+node holds split-view evidence against is refused first, 403 ``origin_misbehaved``
+(the ``refuse`` hook; docs/design/0027).
 """
 
 from __future__ import annotations
@@ -94,6 +96,11 @@ class Witness:
         self._logs: dict[str, list[NoteVerifier]] = {}
         self.set_logs(logs)
         self._clock = clock
+        # Split views (docs/design/0027): ``refuse(origin)`` raises to refuse a log this
+        # node holds evidence against; ``on_cosigned(checkpoint, note)`` hears each note
+        # cosigned, with this witness's cosignature line, to keep it verbatim.
+        self.refuse: Callable[[str], None] = lambda _origin: None
+        self.on_cosigned: Callable[[Checkpoint, bytes], None] = lambda _cp, _note: None
 
     def set_logs(self, logs: Sequence[NoteVerifier]) -> None:
         """Witness exactly ``logs`` from now on (the alliance roster changes them at run
@@ -144,6 +151,7 @@ class Witness:
     def add_checkpoint(self, body: bytes) -> str:
         """Verify and record a checkpoint; return the cosignature line(s)."""
         request = parse_add_checkpoint(body)
+        self.refuse(origin_of(request.checkpoint))
         checkpoint, text = self._open(request)
         with write_tx(self._engine) as conn:
             row = conn.execute(
@@ -167,7 +175,9 @@ class Witness:
                     .where(witnessed_logs.c.origin == checkpoint.origin)
                     .values(**values)
                 )
-        return cosign(text, self._signer, int(self._clock())).line()
+        line = cosign(text, self._signer, int(self._clock())).line()
+        self.on_cosigned(checkpoint, request.checkpoint + line.rstrip("\n").encode() + b"\n")
+        return line
 
     @staticmethod
     def _check(
