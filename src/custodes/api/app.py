@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 from custodes import __version__
 from custodes.api import (
     admin,
+    decisions,
     entries,
     evals,
     health,
@@ -116,6 +117,7 @@ def create_app(
     install_error_handlers(app)
     for router in (
         entries.router,
+        decisions.router,
         health.router,
         proofs.router,
         admin.router,

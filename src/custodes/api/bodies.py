@@ -240,10 +240,17 @@ def _entries_of(body: Any, max_entries: int) -> list[Any]:
     return [body]
 
 
+def _envelope_of(entry: Any) -> Any:
+    """An append item's envelope: the item, or its ``envelope`` when it carries an opening."""
+    if isinstance(entry, dict) and "envelope" in entry:
+        return entry["envelope"]
+    return entry
+
+
 def _check_shapes(body: Any, entries: list[Any]) -> None:
     for position, entry in enumerate(entries):
         try:
-            parse_envelope(entry)
+            parse_envelope(_envelope_of(entry))
         except EnvelopeError as exc:
             if exc.code == "invalid_envelope" and _first_chain_depth(body) > MAX_DEPTH:
                 raise _too_deep() from None
@@ -277,7 +284,8 @@ def _check_form(body: Any, raw: bytes, entries: list[Any]) -> None:
 
 
 def parse_entries(raw: bytes, max_entries: int) -> list[Any]:
-    """The envelopes of an entries body (one, or a batch), checked for shape and form."""
+    """The items of an entries body (one, or a batch), checked for shape and form: each
+    an envelope, or ``{"envelope", "opening"}`` for a committed decision."""
     body = _loads(raw)
     entries = _entries_of(body, max_entries)
     _check_form(body, raw, entries)
