@@ -45,7 +45,11 @@ def get_decision(index: Index, request: Request) -> dict[str, Any]:
     openapi_extra=bearer(),
 )
 def get_clear(index: Index, request: Request) -> dict[str, Any]:
-    return get_node(request).disclosure.clear(caller(request), index)
+    """The clear record and salt behind decision ``index``'s commitment (a plain record as
+    logged). 403 ``not_entitled`` unless the token's principal is the agent's home
+    regulator, its operator, or a host regulator the record names; 410 once erased. The
+    read is logged (an access entry signed by the node)."""
+    return get_node(request).disclosure.clear(require_caller(request), index)
 
 
 @router.post(

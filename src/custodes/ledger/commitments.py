@@ -22,10 +22,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from custodes.errors import BadRequest
@@ -40,6 +42,7 @@ __all__ = [
     "commit_decision",
     "new_salt",
     "open_decision",
+    "open_record",
     "parse_opening",
     "seal_decision",
 ]
@@ -72,9 +75,14 @@ def new_salt() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(MIN_SALT_BYTES)).rstrip(b"=").decode()
 
 
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
 def _check_salt(salt: str) -> None:
+    if not _BASE64URL.match(salt):
+        raise BadRequest("the decision's salt is not base64url (no padding)", code="bad_salt")
     try:
-        raw = base64.b64decode(salt + "=" * (-len(salt) % 4), altchars=b"-_", validate=True)
+        raw = base64.urlsafe_b64decode(salt + "=" * (-len(salt) % 4))
     except (ValueError, binascii.Error) as exc:
         raise BadRequest("the decision's salt is not base64url", code="bad_salt") from exc
     if len(raw) < MIN_SALT_BYTES:
@@ -87,8 +95,15 @@ def _check_salt(salt: str) -> None:
 
 def commit_decision(salt: str, record: dict[str, Any]) -> str:
     """The commitment a version-2 record carries for ``record`` under ``salt``."""
+    return _commitment(salt, canonical_dumps(record))
+
+
+def _commitment(salt: str, record: bytes) -> str:
+    """The commitment over ``record``'s canonical bytes: JCS of ``[tag, salt, record]``
+    spelled out, as a base64url salt and the tag need no escaping."""
     _check_salt(salt)
-    return "sha256:" + hashlib.sha256(canonical_dumps([_TAG, salt, record])).hexdigest()
+    tagged = b'["%s","%s",%s]' % (_TAG.encode(), salt.encode(), record)
+    return "sha256:" + hashlib.sha256(tagged).hexdigest()
 
 
 def seal_decision(record: DecisionRecord) -> tuple[CommittedDecision, DecisionOpening]:
@@ -123,12 +138,11 @@ def parse_opening(obj: Any) -> DecisionOpening:
 
 def open_decision(meta: CommittedDecision, opening: DecisionOpening) -> DecisionRecord:
     """The clear record behind ``meta``, checked; a 400 when it does not open it."""
-    if commit_decision(opening.salt, opening.record) != meta.commitment:
-        raise BadRequest(
-            "the clear record and salt sent do not reproduce the decision's commitment; "
-            "nothing was written",
-            code="commitment_mismatch",
-        )
+    return open_record(meta, opening)[0]
+
+
+def open_record(meta: CommittedDecision, opening: DecisionOpening) -> tuple[DecisionRecord, bytes]:
+    """The clear record behind ``meta``, checked, and its canonical bytes (to keep)."""
     try:
         record = DecisionRecord.model_validate(opening.record)
     except ValidationError as exc:
@@ -139,8 +153,17 @@ def open_decision(meta: CommittedDecision, opening: DecisionOpening) -> Decision
             code="invalid_opening",
             status=422,
         ) from exc
+    # A valid record holds only ASCII keys, strings and the small int ``v``: orjson's
+    # sorted output is its RFC 8785 form (as custodes.ledger.canonical's fast path).
+    clear = orjson.dumps(opening.record, option=orjson.OPT_SORT_KEYS)
+    if _commitment(opening.salt, clear) != meta.commitment:
+        raise BadRequest(
+            "the clear record and salt sent do not reproduce the decision's commitment; "
+            "nothing was written",
+            code="commitment_mismatch",
+        )
     _check_same(meta, record)
-    return record
+    return record, clear
 
 
 def _check_same(meta: CommittedDecision, record: DecisionRecord) -> None:

@@ -20,9 +20,8 @@ from pydantic import BaseModel
 from sqlalchemy import Connection
 
 from custodes.errors import BadRequest, NotFound
-from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.checkpoint import Checkpoint, sign_checkpoint
-from custodes.ledger.commitments import DecisionOpening, open_decision, parse_opening
+from custodes.ledger.commitments import DecisionOpening, open_record, parse_opening
 from custodes.ledger.dsse import Envelope, parse_envelope
 from custodes.ledger.errors import EnvelopeError, IntegrityAlarm, LedgerError
 from custodes.ledger.integrity import (
@@ -159,12 +158,12 @@ class LogService:
                     status=422,
                 )
             try:
-                open_decision(record, opening)
+                _clear, kept = open_record(record, opening)
             except BadRequest as exc:  # as an entry's error: a batch names its position
                 raise EnvelopeError(
                     exc.message, code=exc.code, status=exc.status, detail=exc.detail
                 ) from exc
-            return record.commitment, opening.salt, canonical_dumps(opening.record).decode()
+            return record.commitment, opening.salt, kept.decode()
         if opening is not None:
             raise EnvelopeError(
                 "an opening was sent with an entry that commits to nothing; send only "
