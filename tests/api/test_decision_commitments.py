@@ -19,6 +19,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from custodes.api import create_app
+from custodes.config import Settings
 from custodes.ledger import leaf_hash, open_checkpoint, parse_vkey, verify_inclusion
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.commitments import OpenedEntry, open_decision, parse_opening
@@ -36,7 +38,7 @@ from custodes.node import Node
 from custodes.registry.models import PrincipalRecord
 from custodes.sdk.decisions import sign_committed_decision, sign_decision
 from custodes.store.db import read_tx
-from tests.api.support import AGENT, assert_error, node_of, post_entries
+from tests.api.support import AGENT, assert_error, enrol_agent, node_of, post_entries
 from tests.enrol import OPERATOR_KEY, REGULATOR_KEY
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -352,3 +354,17 @@ def test_erasure_destroys_the_clear_text_and_every_proof_stays_valid(
     before = world.written()
     assert_error(_erasure(world, index, "regulator:zz", REGULATOR_KEY), 410, "erased")
     assert world.written() == before
+
+
+def test_a_node_set_to_take_commitments_only_refuses_plain_records(
+    settings: Settings, agent: EnvelopeSigner
+) -> None:
+    strict = settings.model_copy(update={"accept_plain_decisions": False})
+    with TestClient(create_app(strict)) as client:
+        enrol_agent(client, agent)
+        before = node_of(client).store.sequenced_size()
+        plain = sign_decision(agent, AGENT, "p", "q", decided_at=AT).to_json()
+        assert_error(post_entries(client, plain), 422, "plain_decision_refused")
+        assert node_of(client).store.sequenced_size() == before
+        accepted = post_entries(client, committed(agent, 1).to_json())
+        assert accepted.status_code == 200, accepted.text

@@ -96,34 +96,16 @@ class DecisionDisclosure:
         committed = [i for i in items if i["decision"].get("v") == 2]
         if not committed:
             return []
-        shown: list[int] = []
-        gone: list[Erased] = []
         with read_tx(self._engine) as conn:
             stored = openings_at(conn, [i["index"] for i in committed])
-            for item in committed:
-                opening = stored.get(item["index"])
-                if opening is None:
-                    continue
-                agent = str(item["decision"]["agent"])
-                if opening.erased:
-                    item["erased"] = {"index": opening.erased_index, "by": opening.erased_by}
-                    if may_read_clear(self._relation(conn, reader, agent, {})):
-                        gone.append(_erased(opening))
-                    continue
-                record = orjson.loads(opening.record or "{}")
-                if may_read_clear(self._relation(conn, reader, agent, record)):
-                    item["clear"] = {"salt": opening.salt, "record": record}
-                    shown.append(item["index"])
-        self._log_access(reader, shown)
-        return gone
-
-    @staticmethod
-    def _relation(
-        conn: Connection, reader: Principal | None, agent_id: str, record: dict[str, Any]
-    ) -> DecisionRelation:
-        if reader is not None and not reader.can("read:private"):
-            reader = None  # a token without the scope reads as the public does
-        return _relation(conn, reader, agent_id, _named(record))
+            homes = _Homes(conn)
+            outcomes = [
+                _open_item(homes, _scoped(reader), item, stored[item["index"]])
+                for item in committed
+                if item["index"] in stored
+            ]
+        self._log_access(reader, [index for index in outcomes if isinstance(index, int)])
+        return [gone for gone in outcomes if isinstance(gone, Erased)]
 
     def clear(self, reader: Principal | None, index: int) -> dict[str, Any]:
         """The clear record at ``index`` for an entitled reader: 403 ``not_entitled``
@@ -141,7 +123,7 @@ class DecisionDisclosure:
             if opening.erased:
                 raise _erased(opening)
             record = orjson.loads(opening.record or "{}")
-            relation = self._relation(conn, reader, str(payload["agent"]), record)
+            relation = _Homes(conn).relation(_scoped(reader), str(payload["agent"]), _named(record))
         if not may_read_clear(relation):
             raise AuthError(
                 f"decision {index}'s clear text is served to its home regulator, its "
@@ -213,7 +195,7 @@ class DecisionDisclosure:
             )
         if opening.erased:
             raise _erased(opening)
-        if not may_erase(_relation(conn, principal, meta.agent, ())):
+        if not may_erase(_Homes(conn).relation(principal, meta.agent, ())):
             raise AuthError(
                 f"only the home regulator of {meta.agent} may erase its decisions",
                 code="not_home_regulator",
@@ -221,17 +203,49 @@ class DecisionDisclosure:
             )
 
 
-def _relation(
-    conn: Connection, reader: Principal | None, agent_id: str, named: Iterable[str]
-) -> DecisionRelation:
-    """``reader``'s relation to a decision of ``agent_id``: its home and operator from the
-    registry (an unknown agent's home from its id)."""
-    try:
-        agent = load_agent(conn, agent_id)
-        home, operator = agent.home_jurisdiction, agent.operator
-    except NotFound:
-        home, operator = home_of(agent_id) or "", ""
-    return relation_to_decision(reader, home=home, operator=operator, named=named)
+class _Homes:
+    """Each agent's home and operator from the registry, read once per request (an
+    unknown agent's home from its id)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._found: dict[str, tuple[str, str]] = {}
+
+    def of(self, agent_id: str) -> tuple[str, str]:
+        if agent_id not in self._found:
+            try:
+                agent = load_agent(self._conn, agent_id)
+                self._found[agent_id] = (agent.home_jurisdiction, agent.operator)
+            except NotFound:
+                self._found[agent_id] = (home_of(agent_id) or "", "")
+        return self._found[agent_id]
+
+    def relation(
+        self, reader: Principal | None, agent_id: str, named: Iterable[str]
+    ) -> DecisionRelation:
+        home, operator = self.of(agent_id)
+        return relation_to_decision(reader, home=home, operator=operator, named=named)
+
+
+def _scoped(reader: Principal | None) -> Principal | None:
+    """A token without ``read:private`` reads as the public does."""
+    return reader if reader is not None and reader.can("read:private") else None
+
+
+def _open_item(
+    homes: _Homes, reader: Principal | None, item: dict[str, Any], opening: StoredOpening
+) -> int | Erased | None:
+    """Open ``item`` for ``reader`` where entitled: its index when shown in clear, the
+    410 a single read answers when erased and entitled, None otherwise."""
+    agent = str(item["decision"]["agent"])
+    if opening.erased:
+        item["erased"] = {"index": opening.erased_index, "by": opening.erased_by}
+        return _erased(opening) if may_read_clear(homes.relation(reader, agent, ())) else None
+    record = orjson.loads(opening.record or "{}")
+    if not may_read_clear(homes.relation(reader, agent, _named(record))):
+        return None
+    item["clear"] = {"salt": opening.salt, "record": record}
+    return int(item["index"])
 
 
 def _check_request(erasure: ErasureRecord, principal: Principal, index: int) -> None:
