@@ -368,3 +368,19 @@ def test_a_node_set_to_take_commitments_only_refuses_plain_records(
         assert node_of(client).store.sequenced_size() == before
         accepted = post_entries(client, committed(agent, 1).to_json())
         assert accepted.status_code == 200, accepted.text
+
+
+def test_a_committed_batch_not_in_canonical_form_is_refused(world: World) -> None:
+    before = world.written()
+    body = {"entries": [committed(world.agent, 950).to_json()]}
+    spaced = orjson.dumps(body, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2)
+    assert_error(post_entries(world.client, spaced), 422, "non_canonical_json")
+    commitment, opening = _opening(
+        "c2FsdC1vZi0xMjgtYml0cy1sb25n", _record(v=1.0, idempotency_key="f1")
+    )
+    envelope = _signed_v2(world.agent, commitment, idempotency_key="f1")
+    raw = orjson.dumps(
+        {"entries": [{"envelope": envelope, "opening": opening}]}, option=orjson.OPT_SORT_KEYS
+    )
+    assert_error(post_entries(world.client, raw), 422, "invalid_opening")
+    assert world.written() == before

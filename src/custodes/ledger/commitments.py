@@ -154,7 +154,12 @@ def open_record(meta: CommittedDecision, opening: DecisionOpening) -> tuple[Deci
             status=422,
         ) from exc
     # A valid record holds only ASCII keys, strings and the small int ``v``: orjson's
-    # sorted output is its RFC 8785 form (as custodes.ledger.canonical's fast path).
+    # sorted output is its RFC 8785 form (as custodes.ledger.canonical's fast path). The
+    # model takes ``v: 1.0`` as 1; RFC 8785 writes it "1", so it is refused here.
+    if isinstance(opening.record.get("v"), float):
+        raise BadRequest(
+            "the clear record's v must be the integer 1", code="invalid_opening", status=422
+        )
     clear = orjson.dumps(opening.record, option=orjson.OPT_SORT_KEYS)
     if _commitment(opening.salt, clear) != meta.commitment:
         raise BadRequest(
