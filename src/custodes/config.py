@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # Open connections (kill-order streams included); beyond, new ones are closed at once.
     max_connections: int = Field(default=2048, gt=0)
     verify_threads: int = Field(default=2, gt=0)
+    # Plain (version 1) decision records, clear text in the public log: still accepted
+    # from SDKs that predate commitments; set false to take commitments only.
+    accept_plain_decisions: bool = True
     witnessed_logs: list[str] = Field(default_factory=list)
     witnesses: list[WitnessPeer] = Field(default_factory=list)
     witness_quorum: int = Field(default=0, ge=0)

@@ -50,6 +50,7 @@ from custodes.ledger.store import SqlLogStore
 from custodes.ledger.witness import Witness
 from custodes.metrics import NULL_METRICS, Metrics
 from custodes.registry.audit import AuditReport, LogAuditor
+from custodes.registry.decisions import DecisionDisclosure
 from custodes.registry.principals import TokenStore
 from custodes.registry.queries import ProofCache as RecordProofCache
 from custodes.registry.queries import RegistryQueries
@@ -102,12 +103,16 @@ class Node:
             alarm=self.alarm,
             high_water=HighWaterMark(settings.data_dir / "high-water.json"),
             metrics=metrics,
+            accept_plain_decisions=settings.accept_plain_decisions,
         )
         self.registry = RegistryService(
             self.engine, self.log, self.entry_signer, settings.jurisdiction
         )
         self.log.agent_status = self.registry.status
         self.log.halt_recorded = self.registry.halt_recorded
+        self.disclosure = DecisionDisclosure(
+            self.engine, self.log, self.registry, self.entry_signer
+        )
         self.queries = RegistryQueries(self.engine)
         # Read side (docs/design/0009): indexes over the integrated log, proofs by size.
         self.read_index = ReadIndex(self.engine, [DECISIONS, EVAL_RESULTS])

@@ -10,12 +10,15 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from custodes.ledger.dsse import EnvelopeSigner
+from custodes.sdk.bootstrap import register_principal
 from tests.integration.procs import ADMIN_TOKEN, NodeProcess, init_node, node_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -50,16 +53,29 @@ def run_example(name: str, node: NodeProcess, cwd: Path, *args: str) -> str:
 
 
 def logged_decisions(node: NodeProcess, agent_id: str) -> list[str]:
-    """The actions of ``agent_id``'s decision entries, read back from the log."""
+    """The actions of ``agent_id``'s decision entries, read back from the log as its home
+    regulator reads them: the SDK logs commitments, the clear text stays at the node."""
     actions, index = [], 0
     with httpx.Client(base_url=node.url, timeout=10) as http:
+        pid = f"regulator:reader-{uuid.uuid4().hex[:8]}"
+        token = register_principal(
+            http,
+            ADMIN_TOKEN,
+            pid,
+            role="regulator",
+            jurisdiction="GB",
+            key=EnvelopeSigner.generate(),
+        )
         while (answer := http.get(f"/api/v1/entries/{index}")).status_code == 200:
-            index += 1
             entry = answer.json()["entry"]
             if entry["payloadType"] == "application/vnd.custodes.decision+json":
                 payload = json.loads(base64.b64decode(entry["payload"]))
                 if payload["agent"] == agent_id:
-                    actions.append(payload["action"])
+                    view = http.get(
+                        f"/api/v1/decisions/{index}", headers={"Authorization": f"Bearer {token}"}
+                    ).json()
+                    actions.append(view.get("clear", {"record": payload})["record"]["action"])
+            index += 1
     return actions
 
 

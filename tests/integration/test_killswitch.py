@@ -27,6 +27,7 @@ import contextlib
 import secrets
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -182,10 +183,35 @@ def _halts_in_log(node: Node, agents: list[GuardedAgent]) -> dict[str, list[dict
     for agent in agents:
         assert agent.recorder.flush(timeout=10.0), agent.recorder.last_error
     halts: dict[str, list[dict[str, Any]]] = {a.agent_id: [] for a in agents}
-    for _index, kind, payload in entry_payloads(node.url):
-        if kind == DECISION_TYPE and payload["action"] == "halt" and payload["agent"] in halts:
-            halts[payload["agent"]].append(payload)
+    token = _home_regulator_token(node.url)
+    for index, kind, payload in entry_payloads(node.url):
+        # The SDK logs halts as commitments: the public kind says it is a halt.
+        said = payload.get("kind") or payload.get("action")
+        if kind == DECISION_TYPE and said == "halt" and payload["agent"] in halts:
+            halts[payload["agent"]].append(_opened(node.url, index, payload, token))
     return halts
+
+
+def _home_regulator_token(url: str) -> str:
+    """A token of a GB regulator: it reads the clear text of the node's agents' records."""
+    with httpx.Client(base_url=url, timeout=10.0) as http:
+        pid = f"regulator:reader-{uuid.uuid4().hex[:8]}"
+        key = EnvelopeSigner.generate()
+        return register_principal(
+            http, ADMIN_TOKEN, pid, role="regulator", jurisdiction="GB", key=key
+        )
+
+
+def _opened(url: str, index: int, payload: dict[str, Any], token: str) -> dict[str, Any]:
+    """A committed record's clear text as its home regulator reads it (a plain one as logged)."""
+    if payload.get("v") != 2:
+        return payload
+    answer = httpx.get(
+        f"{url}/api/v1/decisions/{index}/clear", headers={"Authorization": f"Bearer {token}"}
+    )
+    answer.raise_for_status()
+    record: dict[str, Any] = answer.json()["record"]
+    return record
 
 
 # -- 1. propagation -------------------------------------------------------------------

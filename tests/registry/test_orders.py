@@ -18,7 +18,7 @@ from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.registry.models import Selector
 from custodes.registry.queries import NODE
-from custodes.sdk.decisions import sign_decision
+from custodes.sdk.decisions import sign_committed_decision, sign_decision
 from tests.registry.support import (
     HOST,
     OTHER,
@@ -307,3 +307,24 @@ def test_a_selector_order_over_the_api(app_client: TestClient, app_world: World)
     missing = app_client.get("/api/v1/kill-orders/no-such-order/agents")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "unknown_order"
+
+
+def _committed_halt(client: TestClient, key: EnvelopeSigner, agent_id: str, action: str) -> Any:
+    body = canonical_dumps(sign_committed_decision(key, agent_id, action, "stopped").to_json())
+    return client.post(
+        "/api/v1/entries", content=body, headers={"Content-Type": "application/json"}
+    )
+
+
+def test_a_revoked_agents_committed_halt_counts_as_its_one_halt(
+    app_client: TestClient, app_world: World, clients: dict[str, Client]
+) -> None:
+    """The SDK writes halts as commitments: the log's public kind says it is a halt."""
+    agent_id, key = _agent(app_world)
+    clients["home"].order("revoke", agent_id, "licence withdrawn")
+    refused = _committed_halt(app_client, key, agent_id, "buy")
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "agent_revoked"
+    assert _committed_halt(app_client, key, agent_id, "halt").status_code == 200
+    again = _halt(app_client, key, agent_id, "stopped, again in plain")
+    assert again.json()["error"]["code"] == "halt_already_recorded"

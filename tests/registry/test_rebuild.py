@@ -30,6 +30,7 @@ from custodes.registry.models import (
     Skill,
 )
 from custodes.registry.store import PROJECTION_TABLES, agents, kill_orders, private_fields
+from custodes.sdk.decisions import sign_committed_decision
 from custodes.store.db import write_tx
 from tests.registry.support import (
     CONTACT,
@@ -65,7 +66,13 @@ def _decisions(world: World, key: EnvelopeSigner, agent_id: str) -> int:
     within = decision(key, agent_id, 10, idempotency_key="k10")
     twice = log.append([within, within])
     assert twice[0] == twice[1]  # a duplicate inside one batch is stored once
-    return 6
+    committed = [
+        sign_committed_decision(key, agent_id, f"c{n}", "r", idempotency_key=f"c{n}").to_json()
+        for n in range(3)
+    ]
+    first = log.append(committed[:2])
+    assert log.append(committed)[:2] == first  # committed records retry the same way
+    return 6 + 3
 
 
 def _refusals(world: World, agent_id: str) -> None:

@@ -14,7 +14,10 @@ import pytest
 from custodes.client import Client
 from custodes.demo.fakes import FakeClock, FakeNode
 from custodes.errors import BadRequest
+from custodes.ledger.canonical import canonical_dumps
+from custodes.ledger.commitments import OpenedEntry, parse_opening
 from custodes.ledger.dsse import Envelope, EnvelopeSigner, parse_envelope
+from custodes.sdk.decisions import sign_decision
 from custodes.sdk.recorder import DecisionRecorder
 from custodes.sdk.spool import ACKED_FILE, SPOOL_FILE, SpoolError
 from tests.sdk.support import AGENT, eventually, make_node
@@ -195,9 +198,44 @@ def test_a_torn_ack_line_means_a_resend_the_node_deduplicates(
     assert node.received == 6
 
 
-def _spooled(spool: Path) -> list[Envelope]:
-    lines = (spool / SPOOL_FILE).read_bytes().splitlines()
-    return [parse_envelope(orjson.loads(line)["envelope"]) for line in lines]
+def _spooled(spool: Path) -> list[Envelope | OpenedEntry]:
+    lines = [orjson.loads(line) for line in (spool / SPOOL_FILE).read_bytes().splitlines()]
+    return [
+        OpenedEntry(parse_envelope(line["envelope"]), parse_opening(line["opening"]))
+        for line in lines
+    ]
+
+
+def test_decisions_are_spooled_and_sent_as_commitments_with_their_openings(
+    open_recorder: Callable[..., DecisionRecorder], node: FakeNode, spool: Path
+) -> None:
+    node.set_reachable(False)
+    recorder = open_recorder()
+    recorder.record("buy", "a private reason", ["urn:custodes:fr:agent:seller"])
+    (line,) = [orjson.loads(raw) for raw in (spool / SPOOL_FILE).read_bytes().splitlines()]
+    logged = orjson.loads(parse_envelope(line["envelope"]).payload)
+    assert (line["v"], logged["v"], logged["kind"]) == (2, 2, "decision")
+    assert "a private reason" not in str(logged)
+    assert line["opening"]["record"]["rationale"] == "a private reason"
+    node.set_reachable(True)
+    assert recorder.flush(5)
+    assert [d.rationale for d in node.decisions()] == ["a private reason"]
+    assert orjson.loads(node.log[-1].payload)["commitment"] == logged["commitment"]
+
+
+def test_a_spool_written_before_commitments_still_delivers(
+    open_recorder: Callable[..., DecisionRecorder],
+    node: FakeNode,
+    signer: EnvelopeSigner,
+    spool: Path,
+) -> None:
+    spool.mkdir()
+    plain = sign_decision(signer, AGENT, "sell", "an old spool", idempotency_key="old-1")
+    line = {"v": 1, "key": "old-1", "envelope": plain.to_json()}
+    (spool / SPOOL_FILE).write_bytes(canonical_dumps(line) + b"\n")
+    assert open_recorder().flush(5)
+    assert [(d.action, d.idempotency_key) for d in node.decisions()] == [("sell", "old-1")]
+    assert orjson.loads(node.log[-1].payload)["v"] == 1
 
 
 def test_a_revoked_agent_still_delivers_its_halt(

@@ -18,6 +18,7 @@ from custodes import __version__
 from custodes.api import (
     admin,
     alliance,
+    decisions,
     entries,
     evals,
     forwarding,
@@ -132,6 +133,7 @@ def create_app(
     install_error_handlers(app)
     for router in (
         entries.router,
+        decisions.router,
         health.router,
         proofs.router,
         admin.router,

@@ -67,6 +67,7 @@ _MEANING = {
     404: "no such record, entry, tile or proof",
     409: "conflicts with what is already recorded",
     413: "the body, batch or entry is too large",
+    410: "the clear text was erased on a legal request (the proofs stay valid)",
     422: "well-formed, but not valid",
     503: "the database is unavailable, or back-pressure (retry after Retry-After seconds)",
 }

@@ -23,6 +23,7 @@ from custodes.api.proofs import checkpoint_text
 from custodes.errors import BadRequest, NotFound
 from custodes.evals.index import EVAL_RESULTS, ResultFilter, select_results
 from custodes.ledger import readindex
+from custodes.ledger.payloads import DECISION_TYPE
 from custodes.ledger.readindex import (
     DECISIONS,
     Position,
@@ -32,9 +33,10 @@ from custodes.ledger.readindex import (
     select_entries_at,
 )
 from custodes.node import Node
+from custodes.registry.principals import Principal
 from custodes.store.db import read_tx
 
-__all__ = ["Window", "decisions_page", "parse_instant", "results_page"]
+__all__ = ["Window", "decision_item", "decisions_page", "parse_instant", "results_page"]
 
 # Entries a read indexes before answering; past that it answers against the newest
 # checkpoint already indexed while the node's background catch-up goes on.
@@ -158,9 +160,15 @@ def _answer(
 
 
 def decisions_page(
-    node: Node, agent_id: str, window: Window, cursor: str | None, limit: int
+    node: Node,
+    agent_id: str,
+    window: Window,
+    cursor: str | None,
+    limit: int,
+    reader: Principal | None = None,
 ) -> dict[str, Any]:
-    """An agent's decisions in ``window`` by (decided_at, index), ``limit`` at a time."""
+    """An agent's decisions in ``window`` by (decided_at, index), ``limit`` at a time:
+    committed ones in clear where ``reader`` is entitled (one access entry per page)."""
     if node.registry.status(agent_id) is None:
         raise NotFound(f"no agent {agent_id} is registered on this node", code="unknown_agent")
     after = None
@@ -173,10 +181,32 @@ def decisions_page(
     items, last = _page(node, size, query, limit)
     for item in items:
         item["decision"] = item.pop("payload")
+    node.disclosure.disclose(reader, items)
     following = None
     if last is not None:
         following = _cursor("d", size, at=int(last.decided_at), index=int(last.idx))
     return _answer(node, size, items, following)
+
+
+def decision_item(node: Node, index: int, reader: Principal | None) -> dict[str, Any]:
+    """One logged decision as the read side shows it to ``reader``, with its inclusion
+    proof against the newest checkpoint (``proof`` None while it is not yet integrated)."""
+    with read_tx(node.engine) as conn:
+        size, _ = node.store.tree_size(conn)
+        rows = list(conn.execute(select_entries_at([index])))
+        if not rows or rows[0].payload_type != DECISION_TYPE:
+            raise NotFound(f"no decision is logged at index {index}", code="decision_not_found")
+        if index < size:
+            item = _items(node, conn, [index], size)[0]
+        else:
+            entry = orjson.loads(bytes(rows[0].data))
+            payload = orjson.loads(base64.b64decode(entry["payload"]))
+            item = {"index": index, "entry": entry, "payload": payload, "proof": None}
+    item["decision"] = item.pop("payload")
+    for erased in node.disclosure.disclose(reader, [item]):
+        raise erased  # an entitled reader asked for this record: it is gone (410)
+    answer = _answer(node, size, [item], None)
+    return {**answer.pop("items")[0], "tree_size": size, "checkpoint": answer["checkpoint"]}
 
 
 def results_page(node: Node, where: ResultFilter, cursor: str | None, limit: int) -> dict[str, Any]:

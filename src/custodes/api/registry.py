@@ -104,9 +104,11 @@ _INSTANT = "an RFC 3339 instant with its offset, e.g. 2025-01-02T03:04:05Z"
         "`decided_at`, then log index. Only integrated entries; every item's proof is "
         "against `tree_size`, whose signed checkpoint (with cosignatures) is `checkpoint`. "
         "Pass `next_cursor` as `cursor` for the next page: later pages answer against "
-        "the same checkpoint. Public, as the log's entry bundles are."
+        "the same checkpoint. Public, as the log's entry bundles are; committed records "
+        "carry `clear` (salt and record) for an entitled caller, and such a read is logged."
     ),
     responses=errors(400, 404, 422),
+    openapi_extra=_MAYBE_TOKEN,
 )
 def list_decisions(
     request: Request,
@@ -117,7 +119,7 @@ def list_decisions(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     window = Window(parse_instant("from", start), parse_instant("to", end))
-    return decisions_page(get_node(request), agent_id, window, cursor, limit)
+    return decisions_page(get_node(request), agent_id, window, cursor, limit, caller(request))
 
 
 @router.get(

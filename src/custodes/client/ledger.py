@@ -13,10 +13,11 @@ from custodes.client.models import Decision, NodeInfo
 from custodes.errors import BadRequest, ConfigError
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.checkpoint import Checkpoint, open_checkpoint
+from custodes.ledger.commitments import OpenedEntry
 from custodes.ledger.dsse import Envelope
 from custodes.ledger.errors import VerificationError
 from custodes.ledger.note import parse_vkey
-from custodes.ledger.payloads import DECISION_TYPE
+from custodes.ledger.payloads import DECISION_TYPE, ERASURE_TYPE, ErasureRecord
 from custodes.ledger.tiles import TILE_WIDTH, decode_entry_bundle, entries_path
 
 __all__ = ["LedgerApi"]
@@ -54,11 +55,33 @@ class LedgerApi(_Core):
         )
         return answer
 
-    def append(self, envelopes: Sequence[Envelope]) -> list[int]:
-        """Append envelopes in one batch; return their durable indices."""
+    def append(self, envelopes: Sequence[Envelope | OpenedEntry]) -> list[int]:
+        """Append entries in one batch (envelopes, or committed decisions with their
+        openings, as ``sign_committed_decision`` makes); return their durable indices."""
         body = canonical_dumps({"entries": [e.to_json() for e in envelopes]})
         indices: list[int] = self._json("POST", "/api/v1/entries", content=body)["indices"]
         return indices
+
+    def decision(self, index: int) -> dict[str, Any]:
+        """``GET /api/v1/decisions/{index}``: the decision with its proof; ``clear`` (salt
+        and record) where this client's token entitles it, ``erased`` once erased."""
+        answer: dict[str, Any] = self._json("GET", f"/api/v1/decisions/{index}")
+        return answer
+
+    def decision_clear(self, index: int) -> dict[str, Any]:
+        """``GET /api/v1/decisions/{index}/clear``: the clear record (403 unless entitled)."""
+        answer: dict[str, Any] = self._json(
+            "GET", f"/api/v1/decisions/{index}/clear", auth=Auth.PRINCIPAL
+        )
+        return answer
+
+    def erase_decision(self, index: int, commitment: str, legal_basis: str) -> dict[str, Any]:
+        """Erase decision ``index``'s clear text (the home regulator, on a legal request):
+        ``{"index", "erased_index", "by"}``."""
+        erasure = ErasureRecord(
+            index=index, commitment=commitment, legal_basis=legal_basis, actor=self._actor()
+        )
+        return self._submit(f"/api/v1/decisions/{index}/erasure", ERASURE_TYPE, erasure)
 
     def entry(self, index: int) -> dict[str, Any]:
         """``GET /api/v1/entries/{index}``: ``{"index", "entry", "leaf_hash"}``."""
@@ -123,4 +146,5 @@ def _decision(index: int, data: bytes) -> Decision | None:
     if envelope.get("payloadType") != DECISION_TYPE:
         return None
     record = orjson.loads(base64.b64decode(envelope["payload"]))
-    return Decision(index, str(record["agent"]), str(record["action"]))
+    # A committed (version 2) record shows its kind; its action stays at the home node.
+    return Decision(index, str(record["agent"]), str(record.get("action") or record["kind"]))

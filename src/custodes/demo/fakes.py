@@ -33,6 +33,7 @@ import orjson
 from custodes.errors import AuthError, BadRequest, CustodesError, Overloaded
 from custodes.killswitch.broadcast import PushSigner
 from custodes.ledger.canonical import canonical_dumps
+from custodes.ledger.commitments import open_decision, parse_opening
 from custodes.ledger.dsse import (
     Envelope,
     EnvelopeSigner,
@@ -42,7 +43,12 @@ from custodes.ledger.dsse import (
     verify_envelope,
 )
 from custodes.ledger.errors import EnvelopeError
-from custodes.ledger.payloads import DECISION_TYPE, DecisionRecord, validate_payload
+from custodes.ledger.payloads import (
+    DECISION_TYPE,
+    CommittedDecision,
+    DecisionRecord,
+    validate_payload,
+)
 from custodes.sdk.leases import LEASE_REQUEST_TYPE, LEASE_TYPE
 
 __all__ = ["KILL_ORDER_TYPE", "FakeClock", "FakeNode"]
@@ -162,6 +168,7 @@ class FakeNode:
         self.lease_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         # what the node saw
         self.log: list[Envelope] = []
+        self._clear: dict[int, DecisionRecord] = {}  # a committed decision's clear record
         self.received = 0  # decision entries received, duplicates and lost answers included
         self.lease_requests = 0
         self.pushed: list[bytes] = []  # every order event sent, countersigned
@@ -188,10 +195,11 @@ class FakeNode:
             self._agents[key_thumbprint(public_key)] = agent
 
     def decisions(self) -> list[DecisionRecord]:
-        """The decision records in the log, in log order."""
+        """The decision records in the log, in log order (committed ones in clear)."""
         with self._lock:
-            entries = [e for e in self.log if e.payload_type == DECISION_TYPE]
-        return [DecisionRecord.model_validate_json(e.payload) for e in entries]
+            found = [(i, e) for i, e in enumerate(self.log) if e.payload_type == DECISION_TYPE]
+            clear = dict(self._clear)
+        return [clear.get(i) or DecisionRecord.model_validate_json(e.payload) for i, e in found]
 
     def subscribers(self) -> int:
         with self._lock:
@@ -379,8 +387,17 @@ class FakeNode:
             raise
 
     def _decision(self, obj: Any) -> tuple[Envelope, DecisionRecord]:
+        opening = None
+        if isinstance(obj, dict) and "envelope" in obj:  # a committed decision and its opening
+            obj, opening = obj["envelope"], parse_opening(obj.get("opening"))
         envelope, agent = self._agent_envelope(canonical_dumps(obj), DECISION_TYPE)
         record = validate_payload(DECISION_TYPE, envelope.payload)
+        if isinstance(record, CommittedDecision):
+            if opening is None:
+                raise EnvelopeError(
+                    "a committed decision needs its opening", code="opening_missing"
+                )
+            record = open_decision(record, opening)
         if not isinstance(record, DecisionRecord) or record.agent != agent.agent_id:
             raise EnvelopeError("the decision names another agent", code="wrong_agent")
         with self._lock:
@@ -397,6 +414,7 @@ class FakeNode:
         if key is not None and (record.agent, key) in self._dedup:
             return self._dedup[(record.agent, key)]
         index = self._sequence(envelope)
+        self._clear[index] = record
         if key is not None:
             self._dedup[(record.agent, key)] = index
         return index

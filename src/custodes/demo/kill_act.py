@@ -127,5 +127,6 @@ def _halts_in_log(url: str, agent_id: str) -> int:
         entry = response.json()["entry"]
         if entry["payloadType"].endswith("decision+json"):
             payload = base64.b64decode(entry["payload"])
-            count += b'"action":"halt"' in payload and agent_id.encode() in payload
+            said_halt = b'"action":"halt"' in payload or b'"kind":"halt"' in payload  # v1, v2
+            count += said_halt and agent_id.encode() in payload
     return count

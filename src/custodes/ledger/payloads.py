@@ -5,9 +5,11 @@ necessarily canonical: it is signed as bytes by DSSE) and must validate against 
 model for its type. Unknown types are refused: a log that stores what nobody can read
 is not an audit trail.
 
-Room for erasure (DESIGN.md 4.1): a later, separate payload type will carry a salted
-commitment to a decision instead of its clear text; the dispatch below is where it
-plugs in, without changing the envelope or the Merkle leaf format.
+Decision records come in two versions under one payload type (DESIGN.md 4.1): version 1
+holds the clear record; version 2 (``CommittedDecision``) holds only public metadata and
+a salted commitment to the clear record, which travels beside the envelope and stays at
+home (``custodes.ledger.commitments``). Access and erasure entries are issued by the node
+and by a home regulator; clients cannot append them through ``/api/v1/entries``.
 """
 
 from __future__ import annotations
@@ -22,15 +24,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from custodes.ledger.errors import EnvelopeError
 
 __all__ = [
+    "ACCESS_TYPE",
+    "COMMITMENT_PATTERN",
     "DECISION_TYPE",
+    "ERASURE_TYPE",
     "SIGNER_TYPE",
+    "AccessRecord",
+    "CommittedDecision",
     "DecisionRecord",
+    "ErasureRecord",
     "SignerRecord",
+    "decision_kind",
     "validate_payload",
 ]
 
 DECISION_TYPE = "application/vnd.custodes.decision+json"
 SIGNER_TYPE = "application/vnd.custodes.signer+json"
+ACCESS_TYPE = "application/vnd.custodes.access+json"
+ERASURE_TYPE = "application/vnd.custodes.erasure+json"
+COMMITMENT_PATTERN = r"^sha256:[0-9a-f]{64}$"
 
 
 class _Record(BaseModel):
@@ -51,6 +63,49 @@ class DecisionRecord(_Record):
     idempotency_key: str | None = Field(default=None, max_length=128)
 
 
+class CommittedDecision(_Record):
+    """A decision as the public log holds it, version 2: public metadata and a salted
+    commitment to the clear record (a version-1 ``DecisionRecord``), which stays home.
+
+    The idempotency key is public because the log deduplicates retries by (agent, key)
+    in the sequencing transaction, before any clear text is at hand; it is random (a
+    UUID) and says nothing about the decision.
+    """
+
+    v: Literal[2]
+    agent: str = Field(min_length=1, max_length=256)
+    kind: Literal["decision", "halt"]
+    decided_at: datetime
+    idempotency_key: str | None = Field(default=None, max_length=128)
+    commitment: str = Field(pattern=COMMITMENT_PATTERN)
+
+
+def decision_kind(record: DecisionRecord | CommittedDecision) -> str:
+    """``halt`` for a halt record, ``decision`` otherwise, whatever the version."""
+    if isinstance(record, CommittedDecision):
+        return record.kind
+    return "halt" if record.action == "halt" else "decision"
+
+
+class AccessRecord(_Record):
+    """The node's record that a principal was shown clear decision records, version 1."""
+
+    v: Literal[1] = 1
+    reader: str = Field(min_length=1, max_length=256)
+    indices: list[int] = Field(min_length=1, max_length=1000)
+    read_at: datetime
+
+
+class ErasureRecord(_Record):
+    """A home regulator's erasure of a decision's clear text on a legal request, version 1."""
+
+    v: Literal[1] = 1
+    index: int = Field(ge=0)
+    commitment: str = Field(pattern=COMMITMENT_PATTERN)
+    legal_basis: str = Field(min_length=1, max_length=1024)
+    actor: str = Field(min_length=1, max_length=256)
+
+
 class SignerRecord(_Record):
     """The node registering (or retiring) a key allowed to sign entries, version 1."""
 
@@ -61,7 +116,19 @@ class SignerRecord(_Record):
     status: Literal["active", "retired"] = "active"
 
 
-_MODELS: dict[str, type[_Record]] = {DECISION_TYPE: DecisionRecord, SIGNER_TYPE: SignerRecord}
+_MODELS: dict[str, type[_Record]] = {
+    DECISION_TYPE: DecisionRecord,
+    SIGNER_TYPE: SignerRecord,
+    ACCESS_TYPE: AccessRecord,
+    ERASURE_TYPE: ErasureRecord,
+}
+
+
+def _validate_decision(obj: Any) -> _Record:
+    """Version 2 when the record says so; anything else is read as version 1."""
+    if isinstance(obj, dict) and obj.get("v") == 2:
+        return CommittedDecision.model_validate(obj)
+    return DecisionRecord.model_validate(obj)
 
 
 def validate_payload(payload_type: str, payload: bytes) -> _Record:
@@ -74,7 +141,8 @@ def validate_payload(payload_type: str, payload: bytes) -> _Record:
             code="unsupported_payload_type",
             detail={"accepted": sorted(_MODELS)},
         )
-    return _parse(model.model_validate, payload, payload_type)
+    validate = _validate_decision if model is DecisionRecord else model.model_validate
+    return _parse(validate, payload, payload_type)
 
 
 def _parse(validate: Callable[[Any], _Record], payload: bytes, payload_type: str) -> _Record:

@@ -225,9 +225,9 @@ def select_entries_of(payload_type: str, start: int, end: int) -> Select[tuple[i
     )
 
 
-def select_entries_at(indices: Sequence[int]) -> Select[tuple[int, bytes, bytes]]:
-    """The stored entries and leaf hashes at ``indices`` (primary-key look-ups)."""
-    return select(entries.c.idx, entries.c.data, entries.c.leaf_hash).where(
+def select_entries_at(indices: Sequence[int]) -> Select[tuple[int, bytes, bytes, str]]:
+    """The stored entries, leaf hashes and types at ``indices`` (primary-key look-ups)."""
+    return select(entries.c.idx, entries.c.data, entries.c.leaf_hash, entries.c.payload_type).where(
         entries.c.idx.in_(list(indices))
     )
 

@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 
 from custodes.errors import BadRequest, NotFound
 from custodes.ledger.checkpoint import Checkpoint, sign_checkpoint
+from custodes.ledger.commitments import DecisionOpening, open_record, parse_opening
 from custodes.ledger.dsse import Envelope, parse_envelope
 from custodes.ledger.errors import EnvelopeError, IntegrityAlarm, LedgerError
 from custodes.ledger.integrity import (
@@ -32,7 +33,13 @@ from custodes.ledger.integrity import (
 )
 from custodes.ledger.merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash
 from custodes.ledger.note import NoteSigner
-from custodes.ledger.payloads import DECISION_TYPE, DecisionRecord, validate_payload
+from custodes.ledger.payloads import (
+    DECISION_TYPE,
+    CommittedDecision,
+    DecisionRecord,
+    decision_kind,
+    validate_payload,
+)
 from custodes.ledger.sequencer import Sequencer
 from custodes.ledger.signers import SignerDirectory
 from custodes.ledger.store import Projector, SequencedEntry, SqlLogStore, StoredCheckpoint
@@ -58,12 +65,18 @@ class Checked:
     envelope: Envelope
     data: bytes
     record: BaseModel
+    opening: tuple[str, str, str] | None = None  # commitment, salt, clear record (JSON)
 
     def sequenced(self) -> SequencedEntry:
         dedup = None
-        if isinstance(self.record, DecisionRecord) and self.record.idempotency_key:
+        if isinstance(self.record, _DECISIONS) and self.record.idempotency_key:
             dedup = (self.record.agent, self.record.idempotency_key)
-        return SequencedEntry(self.data, leaf_hash(self.data), self.envelope.payload_type, dedup)
+        return SequencedEntry(
+            self.data, leaf_hash(self.data), self.envelope.payload_type, dedup, self.opening
+        )
+
+
+_DECISIONS = (DecisionRecord, CommittedDecision)
 
 
 # Looks up an agent's registry status ("active", "suspended", "revoked"; None if unknown).
@@ -84,8 +97,10 @@ class LogService:
         alarm: AlarmLatch | None = None,
         high_water: HighWaterMark | None = None,
         metrics: Metrics = NULL_METRICS,
+        accept_plain_decisions: bool = True,
     ) -> None:
         self.store = store
+        self.accept_plain_decisions = accept_plain_decisions
         self.origin = log_signer.name
         self.signers = signers
         self._log_signer = log_signer
@@ -108,7 +123,10 @@ class LogService:
 
     # -- appends ------------------------------------------------------------------
     def check_entry(self, obj: Any) -> Checked:
-        """Parse and validate one entry (shape, size, payload); no signature check yet."""
+        """Parse and validate one entry (shape, size, payload, the opening of a committed
+        decision); no signature check yet. ``obj`` is an envelope, or ``{"envelope",
+        "opening"}`` for a version-2 decision."""
+        obj, opening = _split_opening(obj)
         envelope = parse_envelope(obj)
         data = _envelope_bytes(obj)
         if len(data) > MAX_ENTRY_SIZE:
@@ -125,12 +143,47 @@ class LogService:
                 code="unsupported_payload_type",
             )
         record = validate_payload(envelope.payload_type, envelope.payload)
-        return Checked(envelope, data, record)
+        return Checked(envelope, data, record, self._opened(record, opening))
+
+    def _opened(
+        self, record: BaseModel, opening: DecisionOpening | None
+    ) -> tuple[str, str, str] | None:
+        """What to keep beside the log for ``record``: checked against its commitment."""
+        if isinstance(record, CommittedDecision):
+            if opening is None:
+                raise EnvelopeError(
+                    "a committed (version 2) decision needs its opening beside the envelope: "
+                    '{"envelope": ..., "opening": {"salt": ..., "record": ...}}',
+                    code="opening_missing",
+                    status=422,
+                )
+            try:
+                _clear, kept = open_record(record, opening)
+            except BadRequest as exc:  # as an entry's error: a batch names its position
+                raise EnvelopeError(
+                    exc.message, code=exc.code, status=exc.status, detail=exc.detail
+                ) from exc
+            return record.commitment, opening.salt, kept.decode()
+        if opening is not None:
+            raise EnvelopeError(
+                "an opening was sent with an entry that commits to nothing; send only "
+                "version 2 decisions with an opening",
+                code="unexpected_opening",
+                status=400,
+            )
+        if isinstance(record, DecisionRecord) and not self.accept_plain_decisions:
+            raise EnvelopeError(
+                "this node accepts decisions only as commitments (version 2); update the "
+                "SDK, which writes them by default",
+                code="plain_decision_refused",
+                status=422,
+            )
+        return None
 
     def _authorise(self, checked: Checked) -> None:
         verified = self.signers.verify(checked.envelope)
         record = checked.record
-        if isinstance(record, DecisionRecord):
+        if isinstance(record, _DECISIONS):
             names = {n for k in verified if (n := self.signers.name_of(k)) is not None}
             if record.agent not in names:
                 raise EnvelopeError(
@@ -139,7 +192,7 @@ class LogService:
                     code="signer_mismatch",
                     status=403,
                 )
-            self._check_agent(record.agent, record.action)
+            self._check_agent(record.agent, decision_kind(record))
 
     # Where a revoked agent recorded its halt since its revocation (None: not yet); set
     # by the registry beside ``agent_status``.
@@ -354,6 +407,22 @@ class LogService:
                 )
             proof = consistency_proof(first, second, self.store.node_reader(conn))
         return Proof(first=first, second=second, proof=proof)
+
+
+def _split_opening(obj: Any) -> tuple[Any, DecisionOpening | None]:
+    """The envelope of an append item, and the opening beside it if any."""
+    if not (isinstance(obj, dict) and "envelope" in obj):
+        return obj, None
+    if set(obj) != {"envelope", "opening"}:
+        raise EnvelopeError(
+            f"an entry with an opening holds exactly 'envelope' and 'opening', not {sorted(obj)}",
+            code="invalid_envelope",
+            status=422,
+        )
+    try:
+        return obj["envelope"], parse_opening(obj["opening"])
+    except BadRequest as exc:
+        raise EnvelopeError(exc.message, code=exc.code, status=exc.status) from exc
 
 
 def _envelope_bytes(obj: Any) -> bytes:

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from custodes.errors import NotFound
 from custodes.ledger.errors import DuplicateEntry
 from custodes.ledger.merkle import NodeReader
+from custodes.ledger.openings import OPENING_COLUMNS, decision_openings
 from custodes.ledger.payloads import SIGNER_TYPE
 from custodes.ledger.tiles import TILE_WIDTH, perfect_node_from_tiles
 from custodes.store.db import BigId, metadata, read_tx, write_tx
@@ -146,6 +147,8 @@ class SequencedEntry:
     leaf_hash: bytes
     payload_type: str
     dedup: tuple[str, str] | None = None  # (agent, idempotency key)
+    # (commitment, salt, clear record as JSON): kept beside the log, in the same commit.
+    opening: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,7 @@ class _Assigned:
         self.leaves: dict[bytes, int] = {}
         self.keys: dict[tuple[str, str], int] = {}
         self.positions: dict[int, int] = {}  # index of a new row -> its batch position
+        self.openings: list[tuple[int, str, str, str]] = []  # idx, commitment, salt, record
 
     def add(self, entry: SequencedEntry) -> None:
         """Give ``entry`` its index, or refuse it (``DuplicateEntry``)."""
@@ -238,6 +242,8 @@ class _Assigned:
         self.leaves[entry.leaf_hash] = index
         if entry.dedup is not None:
             self.keys[entry.dedup] = index
+        if entry.opening is not None:
+            self.openings.append((index, *entry.opening))
         return index
 
 
@@ -398,6 +404,7 @@ class SqlLogStore:
         now = time.time()
         rows = [(*r, now) for a in accepted for r in a.rows]
         keys = [k for a in accepted for k in a.key_rows()]
+        openings = [o for a in accepted for o in a.openings]
         if rows:
             _insert_many(conn, entries, _ENTRY_COLUMNS, rows)
             conn.execute(
@@ -405,6 +412,8 @@ class SqlLogStore:
             )
         if keys:
             _insert_many(conn, idempotency, _KEY_COLUMNS, keys)
+        if openings:
+            _insert_many(conn, decision_openings, OPENING_COLUMNS, openings)
 
     @staticmethod
     def _known_leaves(conn: Connection, leaves: Sequence[bytes]) -> dict[bytes, int]:

@@ -4,10 +4,12 @@ For every integrated entry, in order: the entry hashes to its stored leaf hash; 
 envelope parses and its signature verifies under the signer history *in force at its
 index* (replayed from the log itself, starting from the node's own entry key, so a
 key slipped into the live ``signers`` table counts for nothing); node-only entries
-(signer and principal registrations) are signed by the node's key; a decision is signed
-by the agent it names; and at every size the node signed a checkpoint for, the root of
-the re-derived tree equals that checkpoint's root (its signature verified with the log
-key).
+(signer and principal registrations, access records) are signed by the node's key; a
+decision is signed by the agent it names, plain or committed (a committed record's clear
+text is not in the log and cannot be derived from it: the audit checks the signature
+over the metadata and commitment, and the leaf hash, not the text); and at every size
+the node signed a checkpoint for, the root of the re-derived tree equals that
+checkpoint's root (its signature verified with the log key).
 
 ``custodes log audit`` runs it in full into a scratch database. The node runs it
 incrementally in the background (``CUSTODES_AUDIT_INTERVAL``), keeping the replayed
@@ -30,7 +32,7 @@ from custodes.ledger.dsse import Envelope, key_thumbprint, verify_envelope
 from custodes.ledger.errors import CorruptEntry, EnvelopeError, LedgerError, NoteError
 from custodes.ledger.merkle import CompactRange, leaf_hash
 from custodes.ledger.note import NoteVerifier
-from custodes.ledger.payloads import DECISION_TYPE, SIGNER_TYPE
+from custodes.ledger.payloads import ACCESS_TYPE, DECISION_TYPE, SIGNER_TYPE
 from custodes.ledger.store import SqlLogStore, StoredCheckpoint, signers
 from custodes.registry.rebuild import apply_entry
 from custodes.registry.service import PRINCIPAL_TYPE
@@ -39,7 +41,7 @@ from custodes.store.db import read_tx, upgrade, write_tx
 __all__ = ["AuditReport", "LogAuditor"]
 
 _CHUNK = 2_000
-_NODE_ONLY = frozenset({SIGNER_TYPE, PRINCIPAL_TYPE})
+_NODE_ONLY = frozenset({SIGNER_TYPE, PRINCIPAL_TYPE, ACCESS_TYPE})
 Progress = Callable[[int, int], None]
 
 

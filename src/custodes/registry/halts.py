@@ -81,4 +81,6 @@ def _is_halt(data: bytes, agent_id: str) -> bool:
         return False  # not ours to judge here: the audit names corrupt entries
     if not isinstance(payload, dict):
         return False
-    return bool(payload.get("agent") == agent_id and payload.get("action") == "halt")
+    # A plain (version 1) record says "halt" as its action, a committed one as its kind.
+    kind = payload.get("kind") if payload.get("v") == 2 else payload.get("action")
+    return bool(payload.get("agent") == agent_id and kind == "halt")

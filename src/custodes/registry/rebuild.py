@@ -18,7 +18,14 @@ from sqlalchemy import Connection, Engine, insert, select
 from custodes.errors import CustodesError
 from custodes.ledger.dsse import Envelope, parse_envelope
 from custodes.ledger.errors import CorruptEntry
-from custodes.ledger.payloads import DECISION_TYPE, SIGNER_TYPE, DecisionRecord, SignerRecord
+from custodes.ledger.payloads import (
+    DECISION_TYPE,
+    SIGNER_TYPE,
+    CommittedDecision,
+    DecisionRecord,
+    SignerRecord,
+    validate_payload,
+)
 from custodes.ledger.signers import apply_signer
 from custodes.ledger.store import SqlLogStore, idempotency
 from custodes.registry.models import KillOrder, PrincipalRecord, RegistryChange
@@ -52,8 +59,10 @@ class RebuildReport:
 
 
 def _decision(conn: Connection, index: int, payload: bytes) -> None:
-    record = DecisionRecord.model_validate_json(payload)
-    if record.idempotency_key is None:
+    # Plain (version 1) and committed (version 2) records both carry the agent and key;
+    # a committed record's clear text is not in the log, and nothing here needs it.
+    record = validate_payload(DECISION_TYPE, payload)
+    if not isinstance(record, DecisionRecord | CommittedDecision) or not record.idempotency_key:
         return
     key = (record.agent, record.idempotency_key)
     seen = conn.execute(

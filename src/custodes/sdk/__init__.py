@@ -3,13 +3,15 @@
 * ``Guard``: wraps each side-effecting action; refuses without a valid lease or under a
   kill order; runs the safe-state hook once per halt and records the halt. Fails closed.
 * ``DecisionRecorder``: signed decisions, spooled to disk first, delivered exactly once.
-* ``sign_decision``: a decision record signed by the agent, for ``Client.append``.
+* ``sign_committed_decision``: a decision signed by the agent as the public log keeps it
+  (metadata and a salted commitment) with its opening, for ``Client.append``;
+  ``sign_decision``: a plain (version 1) record, clear text in the public log.
 * The node's API itself is ``custodes.client.Client``; the guard, the recorder and the
   lease keeper talk to the node through it.
 * Test doubles for users' own tests live in ``custodes.demo.fakes`` (FakeClock, FakeNode).
 """
 
-from custodes.sdk.decisions import sign_decision
+from custodes.sdk.decisions import sign_committed_decision, sign_decision
 from custodes.sdk.guard import Guard, GuardState, Halted, HaltReason, KillOrder, KillOrderError
 from custodes.sdk.issuers import IssuerKeys, UnverifiedOrder, registry_lookup
 from custodes.sdk.leases import (
@@ -41,6 +43,7 @@ __all__ = [
     "lease_request",
     "registry_lookup",
     "request_lease",
+    "sign_committed_decision",
     "sign_decision",
     "verify_lease",
 ]

@@ -1,7 +1,9 @@
 """The decision recorder: spool first, deliver in batches, never lose, never resend.
 
 ``record`` signs a decision with a fresh idempotency key and fsyncs it to the spool
-before returning, so a decision the caller has been told about survives a crash. A
+before returning (by default as a commitment, version 2: the public log gets metadata and
+a salted commitment, the home node the clear record and salt sent beside it), so a
+decision the caller has been told about survives a crash. A
 background thread sends pending decisions in order, ``batch_size`` at a time (or
 whatever has gathered after ``flush_interval``), and marks each batch delivered only
 once the node has answered with its indices. On any failure — the node unreachable, a
@@ -29,8 +31,10 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from custodes.errors import BadRequest, CustodesError
+from custodes.ledger.commitments import DecisionOpening, OpenedEntry
 from custodes.ledger.dsse import Envelope, EnvelopeSigner, sign_envelope
 from custodes.ledger.payloads import DECISION_TYPE, DecisionRecord
+from custodes.sdk.decisions import sign_record
 from custodes.sdk.spool import DecisionSpool, SpooledDecision, SpoolError
 
 __all__ = ["DecisionRecorder", "EntryAppender"]
@@ -45,7 +49,7 @@ class EntryAppender(Protocol):
     """What the recorder sends through: ``custodes.client.Client`` or anything with its
     ``append``."""
 
-    def append(self, envelopes: Sequence[Envelope]) -> list[int]: ...
+    def append(self, envelopes: Sequence[Envelope | OpenedEntry]) -> list[int]: ...
 
 
 def _sign(
@@ -58,7 +62,8 @@ def _sign(
     counterparties: Sequence[str],
     jurisdiction: str | None,
     inputs_digest: str | None,
-) -> Envelope:
+    committed: bool,
+) -> tuple[Envelope, DecisionOpening | None]:
     # sign_decision has no inputs_digest yet, so the record is built here the same way.
     try:
         record = DecisionRecord(
@@ -77,8 +82,11 @@ def _sign(
         raise BadRequest(
             f"the decision is invalid at {where}: {first['msg']}", code="invalid_decision"
         ) from exc
+    if committed:
+        sealed = sign_record(signer, record)
+        return sealed.envelope, sealed.opening
     payload = record.model_dump_json(exclude_none=True).encode()
-    return sign_envelope(DECISION_TYPE, payload, [signer])
+    return sign_envelope(DECISION_TYPE, payload, [signer]), None
 
 
 class DecisionRecorder:
@@ -96,8 +104,10 @@ class DecisionRecorder:
         retry_initial: float = 0.1,
         retry_max: float = 5.0,
         compact_after: int = 1000,
+        committed: bool = True,
     ) -> None:
         self.agent_id = agent_id
+        self._committed = committed  # False: plain version-1 records, for old nodes
         self._client, self._signer = client, signer
         self._spool = DecisionSpool(spool_dir, compact_after=compact_after)
         self._batch_size, self._flush_interval = max(1, batch_size), flush_interval
@@ -126,7 +136,7 @@ class DecisionRecorder:
         if self._closed:
             raise SpoolError("the recorder is closed", code="spool_closed")
         key = uuid.uuid4().hex
-        envelope = _sign(
+        envelope, opening = _sign(
             self._signer,
             self.agent_id,
             key,
@@ -135,8 +145,9 @@ class DecisionRecorder:
             counterparties=counterparties,
             jurisdiction=jurisdiction,
             inputs_digest=inputs_digest,
+            committed=self._committed,
         )
-        self._spool.append(key, envelope)
+        self._spool.append(key, envelope, opening)
         if len(self._spool) >= self._batch_size:
             self._wake.set()
         return key
@@ -205,7 +216,7 @@ class DecisionRecorder:
     def _send(self, batch: list[SpooledDecision]) -> float | None:
         """Deliver one batch; None when acknowledged, else how long to wait."""
         try:
-            indices = self._client.append([d.envelope for d in batch])
+            indices = self._client.append([d.item() for d in batch])
             if len(indices) != len(batch):
                 raise CustodesError(f"the node answered {len(indices)} indices for {len(batch)}")
             self._spool.ack([d.key for d in batch], indices)

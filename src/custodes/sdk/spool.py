@@ -3,7 +3,10 @@
 One directory, owned by one recorder at a time (an exclusive ``flock`` on ``lock``)::
 
     decisions.jsonl  one line per recorded decision, appended and fsync'd before
-                     ``record`` returns: {"v": 1, "key": ..., "envelope": {...}}
+                     ``record`` returns: {"v": 2, "key": ..., "envelope": {...},
+                     "opening": {...}} for a committed decision (the opening is the
+                     clear text the node keeps at home), {"v": 1, "key", "envelope"} for
+                     a plain one (spools written before commitments hold these)
     acked.jsonl      one line per batch the node acknowledged, fsync'd before the
                      batch leaves memory: {"v": 1, "keys": [...], "indices": [...]}
 
@@ -34,8 +37,9 @@ from typing import IO, Any
 
 import orjson
 
-from custodes.errors import CustodesError
+from custodes.errors import BadRequest, CustodesError
 from custodes.ledger.canonical import canonical_dumps
+from custodes.ledger.commitments import DecisionOpening, OpenedEntry, parse_opening
 from custodes.ledger.dsse import Envelope, parse_envelope
 from custodes.ledger.errors import EnvelopeError
 
@@ -60,6 +64,22 @@ class SpoolError(CustodesError):
 class SpooledDecision:
     key: str
     envelope: Envelope
+    opening: DecisionOpening | None = None
+
+    def item(self) -> Envelope | OpenedEntry:
+        """What to append: the envelope, with its opening when it commits to one."""
+        return self.envelope if self.opening is None else OpenedEntry(self.envelope, self.opening)
+
+    def to_json(self) -> dict[str, Any]:
+        """The spool line's fields (version 2 when the decision has an opening)."""
+        if self.opening is None:
+            return {"v": 1, "key": self.key, "envelope": self.envelope.to_json()}
+        return {
+            "v": 2,
+            "key": self.key,
+            "envelope": self.envelope.to_json(),
+            "opening": self.opening.model_dump(),
+        }
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -95,9 +115,19 @@ def _read_acked(path: Path) -> set[str]:
 
 
 def _decision(obj: Any) -> SpooledDecision:
-    if not isinstance(obj, dict) or obj.get("v") != 1 or not isinstance(obj.get("key"), str):
-        raise EnvelopeError("not a version-1 spool record")
-    return SpooledDecision(obj["key"], parse_envelope(obj.get("envelope")))
+    if (
+        not isinstance(obj, dict)
+        or obj.get("v") not in (1, 2)
+        or not isinstance(obj.get("key"), str)
+    ):
+        raise EnvelopeError("not a version-1 or version-2 spool record")
+    envelope = parse_envelope(obj.get("envelope"))
+    if obj["v"] == 1:
+        return SpooledDecision(obj["key"], envelope)
+    try:
+        return SpooledDecision(obj["key"], envelope, parse_opening(obj.get("opening")))
+    except BadRequest as exc:
+        raise EnvelopeError(exc.message) from exc
 
 
 def _read_spool(path: Path) -> list[SpooledDecision]:
@@ -111,8 +141,7 @@ def _read_spool(path: Path) -> list[SpooledDecision]:
 
 
 def _record_line(decision: SpooledDecision) -> bytes:
-    record = {"v": 1, "key": decision.key, "envelope": decision.envelope.to_json()}
-    return canonical_dumps(record) + b"\n"
+    return canonical_dumps(decision.to_json()) + b"\n"
 
 
 def _lock(directory: Path) -> IO[bytes]:
@@ -157,9 +186,10 @@ class DecisionSpool:
         with self._mutex:
             return list(islice(self._pending.values(), limit))
 
-    def append(self, key: str, envelope: Envelope) -> None:
-        """Write a decision and fsync it; only then is it pending."""
-        decision = SpooledDecision(key, envelope)
+    def append(self, key: str, envelope: Envelope, opening: DecisionOpening | None = None) -> None:
+        """Write a decision (and the opening of its commitment) and fsync it; only then
+        is it pending."""
+        decision = SpooledDecision(key, envelope, opening)
         with self._mutex:
             self._guarded(lambda: self._write(self._open_spool(), _record_line(decision)))
             self._pending[key] = decision
@@ -181,17 +211,7 @@ class DecisionSpool:
         It goes to ``rejected.jsonl`` (fsync'd) before it is acknowledged as handled, so a
         crash in between resends it rather than losing it.
         """
-        line = (
-            canonical_dumps(
-                {
-                    "v": 1,
-                    "key": decision.key,
-                    "reason": reason,
-                    "envelope": decision.envelope.to_json(),
-                }
-            )
-            + b"\n"
-        )
+        line = canonical_dumps({**decision.to_json(), "reason": reason}) + b"\n"
         with self._mutex, (self.directory / REJECTED_FILE).open("ab") as handle:
             self._guarded(lambda: self._write(handle, line))
         self.ack([decision.key], [-1])
