@@ -30,6 +30,12 @@ from rich.table import Table
 from custodes.client import Client
 from custodes.demo.evals_act import run_evals_act
 from custodes.demo.explore import NodeView, guide, register_explorer, wait_for_stop
+from custodes.demo.federation_act import (
+    FederationScenario,
+    ForkScenario,
+    fork_act,
+    play_federation,
+)
 from custodes.demo.kill_act import KillScenario, run_kill_scenario
 from custodes.federation.party import node_party, roster_signer
 from custodes.federation.roster import (
@@ -114,6 +120,7 @@ class Member:
             "CUSTODES_CHECKPOINT_INTERVAL": "0.5",
             "CUSTODES_ADMIN_TOKEN": ADMIN,  # loopback only; init generates none then
             "CUSTODES_ROSTER_FILE": str(self.data_dir.parent / ROSTER_FILE),
+            "CUSTODES_GOSSIP_INTERVAL": "1",
             **extra,
         }
 
@@ -298,7 +305,10 @@ def _play(members: list[Member], workdir: Path, *, evals: bool = True) -> int:
             bar.advance(task)
         bar.update(task, description="kill switch: suspending a GB finance agent")
         scenario = _kill_act(members[0])
+        bar.update(task, description="one alliance: orders, look-ups and erasure across borders")
+        federation = _federation_act(members, roster)
     _print_kill_act(scenario)
+    _print_steps("One alliance (FR suspends a GB agent in France; DE proves it)", federation)
     evals_ok = _evals_act(members[0], workdir) if evals else True
     with Progress(console=console, transient=True) as bar:
         bar.add_task("members witnessing each other's checkpoints", total=None)
@@ -310,8 +320,46 @@ def _play(members: list[Member], workdir: Path, *, evals: bool = True) -> int:
     console.print(_table(members, results))
     for code, (_ok, line) in results.items():
         console.print(f"  {code}: {line}", highlight=False, soft_wrap=True)
-    ok = scenario.ok and evals_ok and all(ok for ok, _ in results.values())
+    with Progress(console=console, transient=True) as bar:
+        bar.add_task("a node forks its log: the members' gossip", total=None)
+        fork = _fork_act(members, roster, workdir)
+    _print_steps("Split view (CA's log key shows FR and DE two histories)", fork)
+    console.print(f"  offline check of the evidence: {fork.offline_check}", highlight=False)
+    ok = (
+        scenario.ok
+        and federation.ok
+        and fork.ok
+        and evals_ok
+        and all(ok for ok, _ in results.values())
+    )
     return 0 if ok else 1
+
+
+def _federation_act(members: list[Member], roster: SignedRoster) -> FederationScenario:
+    by_code = {m.code: m for m in members}
+    gb = by_code["GB"]
+    return play_federation(
+        urls={m.code: m.url for m in members},
+        authorities={m.code: m.authorities for m in members if m.authorities is not None},
+        roster=roster,
+        agent=next(iter(gb.agents.items())),
+    )
+
+
+def _fork_act(members: list[Member], roster: SignedRoster, workdir: Path) -> ForkScenario:
+    by_code = {m.code: m for m in members}
+    accused = roster.body.party("CA")
+    assert accused is not None
+    witnesses = {code: by_code[code].url for code in ("FR", "DE")}
+    return fork_act(accused, by_code["CA"].data_dir, witnesses, workdir)
+
+
+def _print_steps(title: str, scenario: FederationScenario | ForkScenario) -> None:
+    console.rule(title)
+    for step in scenario.steps:
+        console.print(f"  {step}", highlight=False)
+    verdict = "[green]OK[/green]" if scenario.ok else "[red]FAILED[/red]"
+    console.print(f"  {title.split(' (', maxsplit=1)[0].lower()}: {verdict}")
 
 
 def _evals_act(member: Member, workdir: Path) -> bool:
