@@ -91,7 +91,11 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--entries", type=int, default=4_000, help="entries per burst")
     parser.add_argument("--rounds", type=int, default=6, help="plain/committed pairs")
     parser.add_argument("--agents", type=int, default=4)
-    return parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 1,000 (make bench)")
+    args = parser.parse_args()
+    if args.quick:
+        args.entries, args.rounds = 1_000, 2
+    return args
 
 
 def main() -> None:

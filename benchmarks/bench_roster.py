@@ -87,7 +87,10 @@ def _apply_latency(root: Path, chain: list[dict]) -> list[float]:  # type: ignor
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--versions", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="20 versions (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.versions = 20
     logging.getLogger("custodes").setLevel(logging.ERROR)  # peers of the roster are not up
     print_conditions("bench_roster")
     with tempfile.TemporaryDirectory(prefix="bench-roster-") as scratch:

@@ -35,6 +35,12 @@ SCRIPTS = (
     "bench_drift_level.py",
     "bench_adaptive.py",
     "bench_agentdojo.py",
+    # issue 9: the alliance as one system
+    "bench_roster.py",
+    "bench_commitments.py",
+    "bench_lookups.py",
+    "bench_cross_border_orders.py",
+    "bench_split_view.py",
 )
 TIMEOUT_S = {"quick": 600, "full": 3600}
 
