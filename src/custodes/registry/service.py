@@ -191,6 +191,8 @@ class RegistryService:
         checked against the state the orders before it in the group left.
         """
         _need(principal, "orders:write")
+        if principal.role == "regulator":  # before its key: a suspended party's is retired
+            require_order_right(principal.jurisdiction, self.party_status(principal.jurisdiction))
         return self.issue_verified_order(self.signed_by(obj, ORDER_TYPE, principal), principal)
 
     def issue_verified_order(
