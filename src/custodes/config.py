@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # The alliance's genesis roster (a TUF root.json, docs/design/0023), shipped out of
     # band; later versions arrive signed through the API and are kept in the database.
     roster_file: Path | None = None
+    # Whether to ask every other active party of the roster to cosign this node's
+    # checkpoints (besides CUSTODES_WITNESSES); off, only those configured are asked.
+    ask_roster_witnesses: bool = True
     # Cross-border look-ups (docs/design/0025): seconds between reads of each peer's
     # checkpoint; the age past which a look-up asks the home node (or says it is stale);
     # how long to wait on a peer.

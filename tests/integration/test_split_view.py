@@ -39,7 +39,8 @@ MISBEHAVIOUR_TYPE = "application/vnd.custodes.misbehaviour+json"
 @pytest.fixture(scope="module")
 def alliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alliance]:
     root = tmp_path_factory.mktemp("split")
-    quiet = {"witnesses": "[]"}  # the test alone submits GB's and DE's checkpoints
+    # The test alone submits GB's and DE's checkpoints: those nodes ask no witness.
+    quiet = {"witnesses": "[]", "ask_roster_witnesses": "false"}
     with running_alliance(
         root,
         parties=MEMBERS,

@@ -43,8 +43,12 @@ class WitnessRequester:
 
     def peers(self) -> list[tuple[str, NoteVerifier]]:
         """Whom to ask now: CUSTODES_WITNESSES, then every other active party's witness
-        on the roster in force (read each round: a new roster applies without restart)."""
+        on the roster in force (read each round: a new roster applies without restart),
+        unless CUSTODES_ASK_ROSTER_WITNESSES is off (a node whose checkpoints reach the
+        witnesses by other means, or none: it then serves them uncosigned)."""
         peers = list(self._static)
+        if not self._node.settings.ask_roster_witnesses:
+            return peers
         seen = {(v.name, v.key_id) for _, v in peers}
         for party in self._node.federation.peers():
             verifier = parse_vkey(party.witness_vkey)
