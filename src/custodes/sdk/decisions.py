@@ -31,14 +31,8 @@ def sign_decision(
     idempotency_key: str | None = None,
 ) -> Envelope:
     """A DSSE envelope holding a plain version-1 decision record, signed by the agent."""
-    record = DecisionRecord(
-        agent=agent,
-        action=action,
-        rationale=rationale,
-        counterparties=list(counterparties),
-        jurisdiction=jurisdiction,
-        decided_at=decided_at or datetime.now(UTC),
-        idempotency_key=idempotency_key,
+    record = _record(
+        agent, action, rationale, counterparties, jurisdiction, decided_at, idempotency_key
     )
     payload = record.model_dump_json(exclude_none=True).encode()
     return sign_envelope(DECISION_TYPE, payload, [signer])
@@ -57,7 +51,22 @@ def sign_committed_decision(
 ) -> OpenedEntry:
     """A version-2 decision (metadata and commitment) signed by the agent, with the
     opening (salt and clear record) to send beside it."""
-    record = DecisionRecord(
+    record = _record(
+        agent, action, rationale, counterparties, jurisdiction, decided_at, idempotency_key
+    )
+    return sign_record(signer, record)
+
+
+def _record(  # noqa: PLR0917 - the fields of a decision, as both signers take them
+    agent: str,
+    action: str,
+    rationale: str,
+    counterparties: Sequence[str],
+    jurisdiction: str | None,
+    decided_at: datetime | None,
+    idempotency_key: str | None,
+) -> DecisionRecord:
+    return DecisionRecord(
         agent=agent,
         action=action,
         rationale=rationale,
@@ -66,7 +75,6 @@ def sign_committed_decision(
         decided_at=decided_at or datetime.now(UTC),
         idempotency_key=idempotency_key,
     )
-    return sign_record(signer, record)
 
 
 def sign_record(signer: EnvelopeSigner, record: DecisionRecord) -> OpenedEntry:
