@@ -16,6 +16,7 @@ import time
 from sqlalchemy import Engine
 
 from custodes.admin_token import AdminToken
+from custodes.audits.store import AUDIT_TABLES  # noqa: F401 - registers the audit replays
 from custodes.config import Settings, check_identity, pin_identity
 from custodes.errors import CustodesError
 from custodes.evals.index import EVAL_RESULTS

@@ -244,15 +244,19 @@ def register_agent(
     slug: str | None = None,
     *,
     by: Actor | None = None,
+    card: dict[str, Any] | None = None,
     **fields: Any,
 ) -> str:
-    """Have acme (or ``by``) register an agent holding ``key``; its id."""
+    """Have acme (or ``by``) register an agent holding ``key`` (with an unsigned
+    AgentCard when ``card`` is given); its id."""
     actor = by or world.acme
     record = agent_record(
         slug or fresh_slug(), operator=fields.pop("operator", "operator:acme"), **fields
     )
     submit(
-        world.node, actor, AgentRegister(actor=actor.id, at=now(), agent=record, keys=(b64(key),))
+        world.node,
+        actor,
+        AgentRegister(actor=actor.id, at=now(), agent=record, keys=(b64(key),), agent_card=card),
     )
     return record.id
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import Connection, delete, select, update
 
+from custodes.audits.store import AUDIT_TABLES
 from custodes.errors import CustodesError
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.ledger.store import idempotency, signers
@@ -98,6 +101,10 @@ def history(world: World) -> History:
     )
     revoked = register_agent(world, keys[1], sector="energy")
     other = register_agent(world, keys[2], by=world.home, risk_tier="critical")
+    card = orjson.loads(
+        (Path(__file__).parent / "fixtures" / "georoute-agent-card.json").read_bytes()
+    )
+    register_agent(world, EnvelopeSigner.generate(), card=card)  # its card's digest is kept
     change = AgentChanges(version="2.0", contact=CONTACT)  # the contact stays off the log
     submit(
         node,
@@ -149,7 +156,8 @@ def test_a_mixed_history_rebuilds_to_equal_tables(history: History) -> None:
     report = rebuild(node.store, lambda done, total: progress.append((done, total)))
     assert report.entries == node.store.sequenced_size()
     assert progress[-1] == (report.entries, report.entries)
-    assert set(report.tables) == {*PROJECTION_TABLES, "roster_versions"}  # the roster's too
+    # the roster's and the audit projections too
+    assert set(report.tables) == {*PROJECTION_TABLES, "roster_versions", *AUDIT_TABLES}
     unequal = {t: counts for t, counts in report.tables.items() if not counts[2]}
     assert unequal == {}
     assert report.equal

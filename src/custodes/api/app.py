@@ -41,6 +41,7 @@ from custodes.api.tracing import TracingMiddleware, tracer_provider_for
 from custodes.config import Settings
 from custodes.federation.gossip import CheckpointGossip
 from custodes.federation.lookup_service import open_lookups
+from custodes.federation.recognitions import AllianceRecognitions
 from custodes.federation.rostersync import RosterSync
 from custodes.federation.witnessing import WitnessRequester
 from custodes.node import Node
@@ -107,6 +108,10 @@ def create_app(
         gossip.start()
         app.state.node = node
         app.state.lookups = lookups = open_lookups(node)
+        # Recognitions here and in every peer mirror (docs/design/0028): gates, trade.
+        app.state.recognitions = AllianceRecognitions(
+            node.engine, node.federation, lookups.mirrors.get
+        )
         try:
             # The server ends the kill-order streams through this as it starts to stop.
             yield {END_STREAMS: node.broadcaster.close}

@@ -41,6 +41,9 @@ from sqlalchemy import (
     update,
 )
 
+from custodes.audits.models import AUDIT_TYPES
+from custodes.audits.store import AUDIT_TABLES  # noqa: F401 - registers the audit replays
+from custodes.evals.results import DRIFT_ALERT_TYPE, RESULT_TYPE
 from custodes.federation.roster import Party
 from custodes.ledger.checkpoint import Checkpoint, open_checkpoint
 from custodes.ledger.cosignature import cosignatures_in
@@ -57,7 +60,19 @@ from custodes.store.db import BigId, open_engine, read_tx, upgrade, write_tx
 __all__ = ["MirrorDiverged", "MirrorState", "PeerMirror"]
 
 FetchMany = Callable[[Sequence[str]], list[bytes]]
-_KEPT = frozenset({REGISTRY_TYPE, PRINCIPAL_TYPE, ORDER_TYPE, SIGNER_TYPE})
+# Raw entries kept (a reader re-hashes them to the leaf): the registry's, and what a
+# recognition rests on or records (evaluation results, drift alerts, the audit entries).
+_KEPT = frozenset(
+    {
+        REGISTRY_TYPE,
+        PRINCIPAL_TYPE,
+        ORDER_TYPE,
+        SIGNER_TYPE,
+        RESULT_TYPE,
+        DRIFT_ALERT_TYPE,
+        *AUDIT_TYPES,
+    }
+)
 _BATCH = 64  # bundles per fetch round
 
 _meta = MetaData()

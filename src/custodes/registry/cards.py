@@ -6,12 +6,22 @@ verified, and a replay fills the record the same way.
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 import orjson
 
+from custodes.ledger.canonical import canonical_dumps
 from custodes.registry.agentcard import parse_agent_card, registry_fields, verify_card_signatures
 from custodes.registry.models import AgentRecord, AgentRegister, Interface, Skill
 
-__all__ = ["check_card", "filled_from_card"]
+__all__ = ["card_digest", "check_card", "filled_from_card"]
+
+
+def card_digest(card: dict[str, Any]) -> str:
+    """``sha256:`` of the RFC 8785 canonical JSON of an AgentCard as registered: what an
+    audit attestation's ``agentcard:`` subject names (custodes.audits)."""
+    return "sha256:" + hashlib.sha256(canonical_dumps(card)).hexdigest()
 
 
 def check_card(change: AgentRegister) -> list[str]:

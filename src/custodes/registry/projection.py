@@ -17,7 +17,7 @@ from custodes.errors import BadRequest, NotFound
 from custodes.ledger.dsse import key_thumbprint
 from custodes.ledger.ed25519 import check_public_key
 from custodes.ledger.store import signers
-from custodes.registry.cards import filled_from_card
+from custodes.registry.cards import card_digest, filled_from_card
 from custodes.registry.models import (
     AgentRecord,
     AgentRegister,
@@ -42,6 +42,7 @@ from custodes.registry.selectors import (
     selector_json,
 )
 from custodes.registry.store import (
+    agent_cards,
     agent_jurisdictions,
     agent_skills,
     agents,
@@ -187,6 +188,12 @@ def _agent_register(conn: Connection, index: int, change: AgentRegister) -> None
             code="unknown_operator",
         )
     _write_agent(conn, record, index, new=True)
+    if change.agent_card is not None:
+        conn.execute(
+            insert(agent_cards).values(
+                agent_id=record.id, digest=card_digest(change.agent_card), entry_index=index
+            )
+        )
     for key in change.keys:
         _add_key(conn, record.id, key, index)
 

@@ -40,6 +40,7 @@ __all__ = [
     "apply_entry",
     "rebuild",
     "register_entry_type",
+    "register_envelope_type",
     "replay",
 ]
 
@@ -85,6 +86,7 @@ _APPLY: dict[str, Callable[[Connection, int, bytes], None]] = {
     ORDER_TYPE: lambda c, i, p: _order(c, i, KillOrder.model_validate_json(p)),
     DECISION_TYPE: _decision,
 }
+_APPLY_ENVELOPE: dict[str, Callable[[Connection, int, Envelope], None]] = {}
 _EXTRA_TABLES: list[str] = []
 
 
@@ -97,6 +99,15 @@ def register_entry_type(
     roster, custodes.federation.rosterlog, registers itself when imported).
     """
     _APPLY[payload_type] = apply
+    _EXTRA_TABLES.extend(t for t in tables if t not in _EXTRA_TABLES)
+
+
+def register_envelope_type(
+    payload_type: str, apply: Callable[[Connection, int, Envelope], None], tables: tuple[str, ...]
+) -> None:
+    """As ``register_entry_type``, for projections that keep the whole envelope (its
+    signatures count: a countersigned attestation, custodes.audits.store)."""
+    _APPLY_ENVELOPE[payload_type] = apply
     _EXTRA_TABLES.extend(t for t in tables if t not in _EXTRA_TABLES)
 
 
@@ -117,6 +128,9 @@ def apply_entry(conn: Connection, index: int, data: bytes, check: EntryCheck | N
         apply = _APPLY.get(envelope.payload_type)
         if apply is not None:
             apply(conn, index, envelope.payload)
+        whole = _APPLY_ENVELOPE.get(envelope.payload_type)
+        if whole is not None:
+            whole(conn, index, envelope)
     except CustodesError as exc:
         raise CorruptEntry(index, exc.message) from exc
     except (orjson.JSONDecodeError, ValidationError, ValueError) as exc:

@@ -14,6 +14,7 @@ from custodes.store.db import metadata
 
 __all__ = [
     "PROJECTION_TABLES",
+    "agent_cards",
     "agent_jurisdictions",
     "agent_skills",
     "agents",
@@ -152,6 +153,16 @@ private_fields = Table(
     Column("fields", Text, nullable=False),
 )
 
+# The digest of the AgentCard an agent registered with (``custodes.registry.cards``):
+# what an audit attestation's subject must match (custodes.audits).
+agent_cards = Table(
+    "agent_cards",
+    metadata,
+    Column("agent_id", String(128), primary_key=True),
+    Column("digest", String(71), nullable=False),
+    Column("entry_index", BigInteger, nullable=False),
+)
+
 PROJECTION_TABLES = (
     "signers",
     "principals",
@@ -165,4 +176,5 @@ PROJECTION_TABLES = (
     "kill_order_agents",
     "record_versions",
     "idempotency",
+    "agent_cards",
 )
