@@ -27,12 +27,14 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import Connection
 
 from custodes.api.bodies import read_json
 from custodes.api.deps import get_node, require_caller
 from custodes.api.openapi import bearer, errors, signed_body
 from custodes.api.proofs import proof_json
 from custodes.api.readside import parse_instant, results_page
+from custodes.audits.store import project_alert
 from custodes.errors import AuthError, BadRequest, NotFound
 from custodes.evals.index import AlreadyPublished, ResultFilter, record_published
 from custodes.evals.rails import check_publishable
@@ -90,11 +92,19 @@ def _append(node: Node, obj: Any, payload_type: str, principal: Principal) -> di
             status=413,
         )
     record = _parse(payload_type, envelope.payload, principal)
+    alert = project_alert(envelope)  # a drift alert on an agent (custodes.audits.store)
     if not isinstance(record, EvalResult):
-        return {"index": node.log.append_own(envelope)}
+        return {"index": node.log.append_own(envelope, alert)}
     check_publishable(record)
+    published = record_published(record)
+
+    def project(conn: Connection, index: int) -> None:
+        published(conn, index)
+        if alert is not None:
+            alert(conn, index)
+
     try:
-        return {"index": node.log.append_own(envelope, record_published(record))}
+        return {"index": node.log.append_own(envelope, project)}
     except AlreadyPublished as exc:
         if not exc.same:
             raise

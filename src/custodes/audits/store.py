@@ -53,9 +53,11 @@ from custodes.audits.models import (
     RecognitionDecision,
     attestation_id,
 )
+from custodes.evals.results import DRIFT_ALERT_TYPE, RESULT_TYPE, DriftAlert, EvalResult
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import Envelope, key_thumbprint
 from custodes.ledger.merkle import leaf_hash
+from custodes.ledger.store import Projector
 from custodes.registry.projection import load_agent
 from custodes.registry.rebuild import register_entry_type, register_envelope_type
 from custodes.registry.store import agent_cards, models
@@ -65,7 +67,9 @@ __all__ = [
     "AUDIT_TABLES",
     "InForce",
     "accreditations",
+    "agent_alerts",
     "agent_digests",
+    "alerts_since",
     "apply_accreditation",
     "apply_attestation_status",
     "apply_killswitch_test",
@@ -77,6 +81,7 @@ __all__ = [
     "audit_schemes",
     "killswitch_tests",
     "parse_statement",
+    "project_alert",
     "recognition_in_force",
     "recognitions",
     "recognitions_of",
@@ -156,12 +161,26 @@ killswitch_tests = Table(
     Column("entry_index", BigInteger, nullable=False),
 )
 
+# Drift alerts on live agents, from either a DriftAlert entry (passive drift) or an
+# EvalResult whose drift summary alerts: what withdraws the recognitions of an agent.
+agent_alerts = Table(
+    "agent_alerts",
+    metadata,
+    Column("entry_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("agent_id", String(128), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),  # drift_alert | eval_drift
+    Column("detected_at", Float, nullable=False),
+    Column("issuer", String(256), nullable=True),
+    Column("leaf_hash", String(64), nullable=False),
+)
+
 AUDIT_TABLES = (
     "accreditations",
     "audit_schemes",
     "attestations",
     "recognitions",
     "killswitch_tests",
+    "agent_alerts",
 )
 
 
@@ -344,6 +363,60 @@ def apply_killswitch_test(conn: Connection, index: int, record: KillswitchTest) 
     )
 
 
+def project_alert(envelope: Envelope) -> Projector | None:
+    """The projector that records ``envelope`` as a drift alert on an agent, if it is one
+    (a DriftAlert with ``alert``, or an EvalResult naming an agent whose drift alerts)."""
+    alert = _alert_of(envelope)
+    if alert is None:
+        return None
+    leaf = leaf_hash(envelope.to_bytes()).hex()
+
+    def project(conn: Connection, index: int) -> None:
+        conn.execute(insert(agent_alerts).values(entry_index=index, leaf_hash=leaf, **alert))
+
+    return project
+
+
+def _alert_of(envelope: Envelope) -> dict[str, Any] | None:
+    if envelope.payload_type == DRIFT_ALERT_TYPE:
+        drift = DriftAlert.model_validate_json(envelope.payload)
+        if not drift.alert:
+            return None
+        return {
+            "agent_id": drift.agent_id,
+            "kind": "drift_alert",
+            "detected_at": _ts(drift.detected_at),
+            "issuer": drift.issuer,
+        }
+    if envelope.payload_type == RESULT_TYPE:
+        result = EvalResult.model_validate_json(envelope.payload)
+        if result.agent_id is None or result.drift is None or not result.drift.alert:
+            return None
+        return {
+            "agent_id": result.agent_id,
+            "kind": "eval_drift",
+            "detected_at": _ts(result.finished_at),
+            "issuer": result.issuer,
+        }
+    return None
+
+
+def _alert_entry(conn: Connection, index: int, envelope: Envelope) -> None:
+    project = project_alert(envelope)
+    if project is not None:
+        project(conn, index)
+
+
+def alerts_since(conn: Connection, agent_id: str, since: float) -> list[dict[str, Any]]:
+    """Drift alerts on ``agent_id`` detected at or after ``since`` (POSIX seconds)."""
+    rows = conn.execute(
+        select(agent_alerts)
+        .where(agent_alerts.c.agent_id == agent_id, agent_alerts.c.detected_at >= since)
+        .order_by(agent_alerts.c.entry_index)
+    ).all()
+    return [dict(r._mapping) for r in rows]
+
+
 def _recognition_entry(conn: Connection, index: int, envelope: Envelope) -> None:
     record = RecognitionDecision.model_validate_json(envelope.payload)
     apply_recognition(conn, index, record, leaf_hash(envelope.to_bytes()))
@@ -362,6 +435,8 @@ register_entry_type(
     (),
 )
 register_envelope_type(RECOGNITION_TYPE, _recognition_entry, ("recognitions",))
+register_envelope_type(DRIFT_ALERT_TYPE, _alert_entry, ("agent_alerts",))
+register_envelope_type(RESULT_TYPE, _alert_entry, ("agent_alerts",))
 register_entry_type(
     KILLSWITCH_TEST_TYPE,
     lambda c, i, p: apply_killswitch_test(c, i, KillswitchTest.model_validate_json(p)),

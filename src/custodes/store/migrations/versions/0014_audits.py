@@ -1,7 +1,7 @@
 """Audits and mutual recognition (issue 10): accreditations, the common scheme's
-versions, audit attestations, recognition decisions, kill-switch conformance tests, and
-each agent's registered AgentCard digest. All projections of log entries; see
-custodes.audits.store and docs/design/0028.
+versions, audit attestations, recognition decisions, kill-switch conformance tests,
+drift alerts on live agents, and each agent's registered AgentCard digest. All
+projections of log entries; see custodes.audits.store and docs/design/0028.
 
 Revision ID: 0014
 Revises: 0013
@@ -84,6 +84,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_killswitch_tests_agent_id", "killswitch_tests", ["agent_id"])
     op.create_table(
+        "agent_alerts",
+        sa.Column("entry_index", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("agent_id", sa.String(128), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("detected_at", sa.Float, nullable=False),
+        sa.Column("issuer", sa.String(256), nullable=True),
+        sa.Column("leaf_hash", sa.String(64), nullable=False),
+    )
+    op.create_index("ix_agent_alerts_agent_id", "agent_alerts", ["agent_id"])
+    op.create_table(
         "agent_cards",
         sa.Column("agent_id", sa.String(128), primary_key=True),
         sa.Column("digest", sa.String(71), nullable=False),
@@ -93,6 +103,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("agent_cards")
+    op.drop_index("ix_agent_alerts_agent_id", table_name="agent_alerts")
+    op.drop_table("agent_alerts")
     op.drop_index("ix_killswitch_tests_agent_id", table_name="killswitch_tests")
     op.drop_table("killswitch_tests")
     op.drop_index("ix_recognitions_agent_id", table_name="recognitions")
