@@ -118,8 +118,10 @@ def _printed_command(demo: DemoProcess, words: str) -> list[str]:
 
 
 def test_serve_leaves_the_alliance_running_until_ctrl_c(demo: DemoProcess, tmp_path: Path) -> None:
-    # The federation acts: an order across the border, a look-up, an erasure, a fork caught.
+    # The federation acts: an order across the border, a look-up, an erasure, an audit
+    # recognised by every member and a trade, a fork caught.
     demo.read_until("one alliance: OK", _READY_S)
+    demo.read_until("mutual recognition: OK", _READY_S)
     demo.read_until("split view: OK", _READY_S)
     demo.read_until(READY, _READY_S)
     demo.read_until("Agents at GB", 10)

@@ -37,6 +37,11 @@ from custodes.demo.federation_act import (
     play_federation,
 )
 from custodes.demo.kill_act import KillScenario, run_kill_scenario
+from custodes.demo.recognition_act import (
+    RecognitionParty,
+    RecognitionScenario,
+    play_recognition,
+)
 from custodes.federation.party import node_party, roster_signer
 from custodes.federation.roster import (
     Party,
@@ -121,6 +126,8 @@ class Member:
             "CUSTODES_ADMIN_TOKEN": ADMIN,  # loopback only; init generates none then
             "CUSTODES_ROSTER_FILE": str(self.data_dir.parent / ROSTER_FILE),
             "CUSTODES_GOSSIP_INTERVAL": "1",
+            # members recognise what the common scheme accepts, countersigned (0028)
+            "CUSTODES_AUTO_RECOGNISE": "1",
             **extra,
         }
 
@@ -311,6 +318,10 @@ def _play(members: list[Member], workdir: Path, *, evals: bool = True) -> int:
     _print_steps("One alliance (FR suspends a GB agent in France; DE proves it)", federation)
     evals_ok = _evals_act(members[0], workdir) if evals else True
     with Progress(console=console, transient=True) as bar:
+        bar.add_task("mutual recognition: audits, recognitions, trade, drift", total=None)
+        recognition = _recognition_act(members, roster, workdir)
+    _print_steps("Mutual recognition (audited once, recognised everywhere; trade)", recognition)
+    with Progress(console=console, transient=True) as bar:
         bar.add_task("members witnessing each other's checkpoints", total=None)
         _wait_witnessed(members, time.monotonic() + 60)
     results = {
@@ -329,6 +340,7 @@ def _play(members: list[Member], workdir: Path, *, evals: bool = True) -> int:
         scenario.ok
         and federation.ok
         and fork.ok
+        and recognition.ok
         and evals_ok
         and all(ok for ok, _ in results.values())
     )
@@ -346,6 +358,21 @@ def _federation_act(members: list[Member], roster: SignedRoster) -> FederationSc
     )
 
 
+def _recognition_act(
+    members: list[Member], roster: SignedRoster, workdir: Path
+) -> RecognitionScenario:
+    parties = {
+        m.code: RecognitionParty(
+            m.code, m.url, m.origin, m.data_dir, m.authorities, m.regulator_key
+        )
+        for m in members
+        if m.authorities is not None
+    }
+    work = workdir / "recognition"
+    work.mkdir(exist_ok=True)
+    return play_recognition(parties, roster, work, console)
+
+
 def _fork_act(members: list[Member], roster: SignedRoster, workdir: Path) -> ForkScenario:
     by_code = {m.code: m for m in members}
     accused = roster.body.party("CA")
@@ -354,7 +381,9 @@ def _fork_act(members: list[Member], roster: SignedRoster, workdir: Path) -> For
     return fork_act(accused, by_code["CA"].data_dir, witnesses, workdir)
 
 
-def _print_steps(title: str, scenario: FederationScenario | ForkScenario) -> None:
+def _print_steps(
+    title: str, scenario: FederationScenario | ForkScenario | RecognitionScenario
+) -> None:
     console.rule(title)
     for step in scenario.steps:
         console.print(f"  {step}", highlight=False)
