@@ -50,9 +50,9 @@ from custodes.audits.scheme import (
 )
 from custodes.errors import CustodesError
 from custodes.evals.results import RESULT_TYPE, EvalResult
-from custodes.federation.finality import is_final
+from custodes.federation.finality import FinalityResult, is_final
 from custodes.federation.roster import Party, SignedRoster
-from custodes.ledger.checkpoint import parse_checkpoint
+from custodes.ledger.checkpoint import Checkpoint, parse_checkpoint
 from custodes.ledger.dsse import Envelope, parse_envelope
 from custodes.ledger.ed25519 import verify_strict
 from custodes.ledger.merkle import leaf_hash, verify_inclusion
@@ -372,7 +372,25 @@ def _located(case: RecognitionCase, ref: LogRef, proof: EvidenceProof | None) ->
     return None
 
 
-def _inclusion(case: RecognitionCase, ref: LogRef, proof: EvidenceProof | None) -> str | None:
+_Finality = dict[tuple[bytes, str], "tuple[FinalityResult, Checkpoint] | str"]
+
+
+def _finality(
+    cache: _Finality, note: bytes, party: Party, roster: SignedRoster
+) -> tuple[FinalityResult, Checkpoint] | str:
+    """``is_final`` of one checkpoint, once per check (evidence entries share checkpoints)."""
+    key = (note, party.code)
+    if key not in cache:
+        try:
+            cache[key] = (is_final(note, party, roster), parse_checkpoint(parse_note(note).text))
+        except CustodesError as exc:
+            cache[key] = exc.message
+    return cache[key]
+
+
+def _inclusion(
+    case: RecognitionCase, ref: LogRef, proof: EvidenceProof | None, cache: _Finality
+) -> str | None:
     """Why the entry at ``ref`` is not proven under a final checkpoint (None: it is)."""
     missing = _located(case, ref, proof)
     party = _origin_party(case.roster, ref.origin)
@@ -381,14 +399,12 @@ def _inclusion(case: RecognitionCase, ref: LogRef, proof: EvidenceProof | None) 
     if proof.entry is None or proof.checkpoint is None:
         return missing
     where = f"{ref.origin} #{ref.index}"
-    try:
-        final = is_final(proof.checkpoint, party, case.roster)
-        checkpoint = parse_checkpoint(parse_note(proof.checkpoint).text)
-    except CustodesError as exc:
+    opened = _finality(cache, proof.checkpoint, party, case.roster)
+    if isinstance(opened, str):
         return (
-            f"evidence {where}: the checkpoint is not signed by {party.code}'s log key "
-            f"({exc.message})"
+            f"evidence {where}: the checkpoint is not signed by {party.code}'s log key ({opened})"
         )
+    final, checkpoint = opened
     try:
         verify_inclusion(
             leaf_hash(proof.entry), ref.index, checkpoint.size, proof.proof, checkpoint.root_hash
@@ -447,10 +463,11 @@ def _entry(
 def _evidence(case: RecognitionCase, opened: OpenedAttestation) -> tuple[_Parsed, list[Failure]]:
     parsed = _Parsed()
     failures: list[Failure] = []
+    cache: _Finality = {}
     for item in opened.predicate.evidence:
         ref = item.entry
         proof = case.evidence.get((ref.origin, ref.index))
-        why = _inclusion(case, ref, proof)
+        why = _inclusion(case, ref, proof, cache)
         if why is not None:
             failures.append(_fail("evidence_inclusion", why))
         if proof is None or proof.entry is None or leaf_hash(proof.entry).hex() != ref.leaf_hash:
