@@ -26,7 +26,7 @@ from rich.markup import escape
 
 from custodes.audits.attestation import OpenedAttestation, countersigning_parties
 from custodes.audits.models import VSA_PREDICATE, Accreditation, Failure
-from custodes.audits.recognition import check_offline
+from custodes.audits.offline import check_offline
 from custodes.audits.scheme import SchemeError, parse_scheme, sign_scheme, verify_scheme
 from custodes.audits.vsa import verify_vsa
 from custodes.cli.output import OUTPUT, Output, emit_json, emit_record
