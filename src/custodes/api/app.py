@@ -41,6 +41,7 @@ from custodes.api.tracing import TracingMiddleware, tracer_provider_for
 from custodes.config import Settings
 from custodes.federation.gossip import CheckpointGossip
 from custodes.federation.lookup_service import open_lookups
+from custodes.federation.gates import DeploymentGate
 from custodes.federation.recognitions import AllianceRecognitions
 from custodes.federation.rostersync import RosterSync
 from custodes.federation.witnessing import WitnessRequester
@@ -112,6 +113,8 @@ def create_app(
         app.state.recognitions = AllianceRecognitions(
             node.engine, node.federation, lookups.mirrors.get
         )
+        # The deployment gate: critical agents are leased only where recognised.
+        node.leases.gate = DeploymentGate(app.state.recognitions, ttl=settings.gate_cache_ttl)
         try:
             # The server ends the kill-order streams through this as it starts to stop.
             yield {END_STREAMS: node.broadcaster.close}
