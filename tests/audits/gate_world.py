@@ -17,14 +17,13 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
 
-from custodes.audits.models import LogRef, RecognitionDecision, SchemeRef
+from custodes.audits.models import RECOGNITION_TYPE, LogRef, RecognitionDecision, SchemeRef
 from custodes.audits.store import apply_recognition
 from custodes.federation.gates import DeploymentGate
 from custodes.federation.recognitions import AllianceRecognitions
 from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
 from custodes.ledger.merkle import leaf_hash
 from custodes.node import Node
-from custodes.audits.models import RECOGNITION_TYPE
 from custodes.registry.models import AgentUpdate, ModelRecord, ModelRegister
 from custodes.store.db import metadata, write_tx
 from tests.registry.support import World, build_world, fresh_slug, now, register_agent, submit

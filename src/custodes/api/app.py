@@ -39,9 +39,9 @@ from custodes.api.request_ids import RequestIdMiddleware
 from custodes.api.server import END_STREAMS
 from custodes.api.tracing import TracingMiddleware, tracer_provider_for
 from custodes.config import Settings
+from custodes.federation.gates import DeploymentGate
 from custodes.federation.gossip import CheckpointGossip
 from custodes.federation.lookup_service import open_lookups
-from custodes.federation.gates import DeploymentGate
 from custodes.federation.recognitions import AllianceRecognitions
 from custodes.federation.rostersync import RosterSync
 from custodes.federation.witnessing import WitnessRequester
