@@ -17,14 +17,20 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
 
-from custodes.audits.models import RECOGNITION_TYPE, LogRef, RecognitionDecision, SchemeRef
+from custodes.audits.models import (
+    RECOGNITION_TYPE,
+    Failure,
+    LogRef,
+    RecognitionDecision,
+    SchemeRef,
+)
 from custodes.audits.store import apply_recognition
 from custodes.federation.gates import DeploymentGate
 from custodes.federation.recognitions import AllianceRecognitions
 from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
 from custodes.ledger.merkle import leaf_hash
 from custodes.node import Node
-from custodes.registry.models import AgentUpdate, ModelRecord, ModelRegister
+from custodes.registry.models import AgentChanges, AgentUpdate, ModelRecord, ModelRegister
 from custodes.store.db import metadata, write_tx
 from tests.registry.support import World, build_world, fresh_slug, now, register_agent, submit
 
@@ -95,8 +101,6 @@ class GateWorld:
     def change_model(self, agent_id: str) -> str:
         """Move the agent to a new model; the new digest."""
         model_id, digest = self.model("2")
-        from custodes.registry.models import AgentChanges
-
         change = AgentUpdate(
             actor=self.world.acme.id,
             at=now(),
@@ -118,8 +122,6 @@ class GateWorld:
         reasons: tuple[str, ...] = (),
     ) -> str:
         """Log (here) or mirror (a peer) ``code``'s decision on an attestation; its id."""
-        from custodes.audits.models import Failure
-
         aid = attestation or "sha256:" + hashlib.sha256(str(next(_aids)).encode()).hexdigest()
         record = RecognitionDecision(
             op=op,  # type: ignore[arg-type]
@@ -163,9 +165,7 @@ def gate_world(
         engine = create_engine(f"sqlite:///{tmp_path / f'mirror-{code}.db'}")
         metadata.create_all(engine)
         databases[code] = PeerDatabase(engine)
-    recognitions = AllianceRecognitions(
-        node.engine, node.federation, lambda code: databases.get(code)
-    )  # type: ignore[arg-type,return-value]
+    recognitions = AllianceRecognitions(node.engine, node.federation, databases.get)  # type: ignore[arg-type,return-value]
     gate = DeploymentGate(recognitions, ttl=ttl)
     node.leases.gate = gate
     return GateWorld(world, recognitions, gate, databases)

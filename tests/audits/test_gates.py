@@ -105,7 +105,8 @@ def test_each_refused_jurisdiction_names_its_gate_and_the_remedy() -> None:
     assert "a drift alert on the agent" in failures["FR"].reason
     assert failures["DE"].condition == "model_changed"
     for code, failure in failures.items():
-        assert MODEL in failure.satisfy and CARD in failure.satisfy
+        assert MODEL in failure.satisfy
+        assert CARD in failure.satisfy
         assert f"recognised by {code}" in failure.satisfy
         assert result.gated[code] == failure.sentence
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +102,6 @@ def test_a_withdrawal_shuts_that_gate_and_says_why(gated: GateWorld) -> None:
 
 
 def test_an_expired_recognition_opens_no_gate(gated: GateWorld) -> None:
-    from datetime import timedelta
-
     key = EnvelopeSigner.generate()
     agent_id, digest = gated.agent(key, operating=("FR",))
     gated.decide(agent_id, "ZZ", model=digest)

@@ -131,6 +131,7 @@ class DecisionRecorder:
         counterparties: Sequence[str] = (),
         jurisdiction: str | None = None,
         inputs_digest: str | None = None,
+        *,
         idempotency_key: str | None = None,
     ) -> str:
         """Sign a decision, fsync it to the spool, and return its idempotency key (a
