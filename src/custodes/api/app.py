@@ -18,6 +18,7 @@ from custodes import __version__
 from custodes.api import (
     admin,
     alliance,
+    conformance,
     decisions,
     entries,
     evals,
@@ -114,7 +115,9 @@ def create_app(
             node.engine, node.federation, lookups.mirrors.get
         )
         # The deployment gate: critical agents are leased only where recognised.
-        node.leases.gate = DeploymentGate(app.state.recognitions, ttl=settings.gate_cache_ttl)
+        if settings.deployment_gate:
+            gate = DeploymentGate(app.state.recognitions, ttl=settings.gate_cache_ttl)
+            node.leases.gate = gate
         try:
             # The server ends the kill-order streams through this as it starts to stop.
             yield {END_STREAMS: node.broadcaster.close}
@@ -149,6 +152,7 @@ def create_app(
         registry.router,
         evals.router,
         killswitch.router,
+        conformance.router,
         roster.router,
         forwarding.router,
         tlog.log_router,

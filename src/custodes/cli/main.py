@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from custodes.cli import (
     alliance,
+    audit_killswitch,
     decisions,
     evals,
     evals_list,
@@ -47,6 +48,10 @@ app.add_typer(alliance.app, name="alliance")
 app.add_typer(federation.app, name="federation")
 federation.app.add_typer(federation_evidence.app, name="evidence")
 node.register(app)
+# A temporary ``audit`` group (the lead merges it with cli/audit.py of wt-core).
+audit_app = typer.Typer(no_args_is_help=True, help="Audits, recognition, conformance tests.")
+app.add_typer(audit_app, name="audit")
+audit_killswitch.register(audit_app)
 
 _state = {"verbose": False}
 err = Console(stderr=True)

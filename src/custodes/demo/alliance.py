@@ -121,6 +121,8 @@ class Member:
             "CUSTODES_ADMIN_TOKEN": ADMIN,  # loopback only; init generates none then
             "CUSTODES_ROSTER_FILE": str(self.data_dir.parent / ROSTER_FILE),
             "CUSTODES_GOSSIP_INTERVAL": "1",
+            # Until the demo audits its agents, its finance agents are leased as before.
+            "CUSTODES_DEPLOYMENT_GATE": "false",
             **extra,
         }
 

@@ -1,0 +1,159 @@
+"""The kill-switch conformance test end to end: a real node process, a real SDK guard.
+
+1. A connected guard halts on the node's TEST order through its usual halt path (safe
+   state once, a halt record naming the test), the node logs a passed KillswitchTest
+   naming that halt entry, and the guard resumes: the registry status, the orders and
+   the leases are untouched.
+2. An agent whose guard is not connected fails: halt_observed false, logged all the same.
+3. Refusals (no token, an operator, an unknown agent, a bad body) write nothing.
+
+Waits are for what the test observes (a refusal, a resumed guard), each bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from custodes.client import Client
+from custodes.errors import CustodesError
+from custodes.ledger.dsse import EnvelopeSigner
+from custodes.ledger.payloads import DECISION_TYPE
+from custodes.sdk.bootstrap import Authorities, bootstrap, enrol_agent
+from tests.integration.nodes import (
+    GuardedAgent,
+    entry_payloads,
+    gb_node,
+    node_public_key,
+    sequenced_size,
+)
+from tests.integration.procs import ADMIN_TOKEN, NodeProcess, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+WAIT_S = 20.0
+_PATH = "/api/v1/audits/killswitch-tests"
+
+
+@contextlib.contextmanager
+def gb(tmp_path: Path) -> Iterator[tuple[NodeProcess, Authorities]]:
+    process = gb_node(tmp_path / "node", tmp_path / "serve.log")
+    process.start()
+    http = httpx.Client(base_url=process.url, timeout=10.0)
+    try:
+        yield process, bootstrap(process.url, ADMIN_TOKEN, "GB", client=http)
+    finally:
+        http.close()
+        process.kill()
+
+
+def _test_in_thread(client: Client, agent_id: str, answers: list[Any]) -> threading.Thread:
+    def run() -> None:
+        try:
+            answers.append(client.killswitch_test(agent_id, deadline_ms=10_000))
+        except CustodesError as exc:  # shown by the assertion on ``answers``
+            answers.append(exc)
+
+    thread = threading.Thread(target=run, name="killswitch-test", daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_connected_guard_passes_and_nothing_else_changes(tmp_path: Path) -> None:
+    with gb(tmp_path) as (process, authorities):
+        signer = EnvelopeSigner.generate()
+        agent_id = enrol_agent(authorities, signer, "tested", operating=["FR"])
+        agent = GuardedAgent.start(
+            process.url, node_public_key(process.url), agent_id, signer, tmp_path / "spool"
+        )
+        try:
+            assert agent.guard.wait_for_lease(WAIT_S)
+            wait_until("the guard's stream", lambda: agent.guard.stream_connected, WAIT_S)
+            wait_until("the guard to operate", lambda: agent.allowed("GB"), WAIT_S)
+            answers: list[Any] = []
+            thread = _test_in_thread(authorities.regulator, agent_id, answers)
+            halted = wait_until(
+                "the test to halt the guard",
+                lambda: (h := agent.guard.halted()) is not None and h,
+                WAIT_S,
+            )
+            assert halted.reason == "conformance_test"
+            thread.join(WAIT_S + 10)
+            assert len(answers) == 1, answers
+            answer = answers[0]
+            assert isinstance(answer, dict), answer
+            record = answer["record"]
+            assert record["passed"] is True
+            assert record["halt_observed"] is True
+            assert record["halt_recorded"] is True
+            assert record["time_to_halt_ms"] >= 0
+            assert record["deadline_ms"] == 10_000
+            halt_index = record["halt_entry"]["index"]
+            payloads = {i: (kind, p) for i, kind, p in entry_payloads(process.url)}
+            kind, halt = payloads[halt_index]
+            assert kind == DECISION_TYPE
+            assert (halt.get("kind") or halt.get("action")) == "halt"
+            assert halt["idempotency_key"] == f"killswitch-test:{record['test_id']}"
+            assert payloads[answer["index"]][1]["test_id"] == record["test_id"]
+            wait_until("the guard to resume", lambda: agent.allowed("GB"), WAIT_S)
+            assert agent.allowed("FR")
+            assert len(agent.safe_states) == 1
+            with httpx.Client(base_url=process.url, timeout=10.0) as http:
+                assert http.get("/api/v1/kill-orders", params={"agent_id": agent_id}).json() == []
+                listed = http.get(_PATH, params={"agent_id": agent_id}).json()
+            assert [r["index"] for r in listed] == [answer["index"]]
+            assert authorities.regulator.agent(agent_id)["status"] == "active"
+        finally:
+            agent.close()
+
+
+def test_an_agent_whose_guard_is_offline_fails_and_the_failure_is_logged(
+    tmp_path: Path,
+) -> None:
+    with gb(tmp_path) as (process, authorities):
+        agent_id = enrol_agent(authorities, EnvelopeSigner.generate(), "offline")
+        with Client(process.url, admin_token=ADMIN_TOKEN) as admin:
+            answer = admin.killswitch_test(agent_id, deadline_ms=300, admin=True)
+        record = answer["record"]
+        assert record["passed"] is False
+        assert record["halt_observed"] is False
+        assert record["halt_entry"] is None
+        assert "no halt record arrived within 300 ms" in record["reason"]
+        with httpx.Client(base_url=process.url, timeout=10.0) as http:
+            listed = http.get(_PATH, params={"agent_id": agent_id}).json()
+        assert listed[0]["record"]["test_id"] == record["test_id"]
+
+
+def test_refusals_write_nothing(tmp_path: Path) -> None:
+    with gb(tmp_path) as (process, authorities):
+        agent_id = enrol_agent(authorities, EnvelopeSigner.generate(), "refused")
+        size = sequenced_size(process.url)
+        token = authorities.regulator._token  # noqa: SLF001 - the regulator's bearer token
+        operator = authorities.operator._token  # noqa: SLF001
+        cases = [
+            ({}, {"agent_id": agent_id}, 401),
+            ({"Authorization": f"Bearer {operator}"}, {"agent_id": agent_id}, 403),
+            (
+                {"Authorization": f"Bearer {token}"},
+                {"agent_id": "urn:custodes:gb:agent:nobody"},
+                404,
+            ),
+            ({"Authorization": f"Bearer {token}"}, {"agent_id": agent_id, "deadline_ms": 0}, 422),
+            ({"Authorization": f"Bearer {token}"}, {"agent": agent_id}, 422),
+        ]
+        with httpx.Client(base_url=process.url, timeout=10.0) as http:
+            for headers, body, status in cases:
+                response = http.post(_PATH, json=body, headers=headers)
+                assert response.status_code == status, (body, response.text)
+                assert set(response.json()["error"]) >= {"code", "message"}, response.text
+            assert (
+                http.get(_PATH, params={"agent_id": "urn:custodes:gb:agent:nobody"}).status_code
+                == 404
+            )
+        assert sequenced_size(process.url) == size
