@@ -134,8 +134,8 @@ def test_refusals_write_nothing(tmp_path: Path) -> None:
     with gb(tmp_path) as (process, authorities):
         agent_id = enrol_agent(authorities, EnvelopeSigner.generate(), "refused")
         size = sequenced_size(process.url)
-        token = authorities.regulator._token  # noqa: SLF001 - the regulator's bearer token
-        operator = authorities.operator._token  # noqa: SLF001
+        token = authorities.regulator._token
+        operator = authorities.operator._token
         cases = [
             ({}, {"agent_id": agent_id}, 401),
             ({"Authorization": f"Bearer {operator}"}, {"agent_id": agent_id}, 403),

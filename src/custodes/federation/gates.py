@@ -9,9 +9,10 @@ nothing (fail closed). ``custodes.audits.gates.evaluate_gate`` decides.
 
 Cost: one indexed query for the digests and one per jurisdiction, each on a local
 database (measured in benchmarks/bench_gates.py). A result is kept for ``ttl`` seconds
-per (agent, digests, jurisdictions) and never past the earliest recognition it rests on;
-``forget`` drops an agent's (called when a recognition or registry entry concerning it
-is applied here).
+(default 1 s) per (agent, model id, jurisdictions), and never past the earliest
+recognition it rests on: an agent moved to another model misses the cache at once; a
+recognition withdrawn, or a model record corrected in place, is seen within ``ttl``.
+``forget`` drops an agent's answers at once (for a caller that learns of a change).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from custodes.store.db import read_tx
 
 __all__ = ["DeploymentGate"]
 
-_Key = tuple[str, str | None, str | None, frozenset[str]]
+_Key = tuple[str, str | None, frozenset[str]]
 
 
 class DeploymentGate:
@@ -48,12 +49,12 @@ class DeploymentGate:
 
     def __call__(self, agent: AgentRecord, places: set[str]) -> GateResult:
         now = self._clock()
-        digests = self._digests(agent.id)
-        key = (agent.id, *digests, frozenset(places))
+        key = (agent.id, agent.model, frozenset(places))  # a new model: a new key
         with self._lock:
             hit = self._cache.get(key)
         if hit is not None and now < hit[0]:
             return hit[1]
+        digests = self._digests(agent.id)
         result = evaluate_gate(
             agent,
             places,
