@@ -313,6 +313,9 @@ class Guard:
             return
         with self._lock:
             ended = self._state.end_test(test_id)
+            still = self._state.halted(now) if ended and self._in_episode else None
+        if still is not None:  # a real order came during the test: its own halt record
+            self._record_halt(still, None)
         if ended:
             self._observe(now, cause=f"conformance test {test_id} ended")
 
