@@ -13,6 +13,7 @@ Waits are for what the test observes (a refusal, a resumed guard), each bounded.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ from custodes.errors import CustodesError
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.ledger.payloads import DECISION_TYPE
 from custodes.sdk.bootstrap import Authorities, bootstrap, enrol_agent
+from tests.cli.test_cli import assert_one_line_error, custodes
 from tests.integration.nodes import (
     GuardedAgent,
     entry_payloads,
@@ -157,3 +159,21 @@ def test_refusals_write_nothing(tmp_path: Path) -> None:
                 == 404
             )
         assert sequenced_size(process.url) == size
+
+
+def test_the_cli_runs_a_test_and_says_what_went_wrong_in_one_line(tmp_path: Path) -> None:
+    with gb(tmp_path) as (process, authorities):
+        agent_id = enrol_agent(authorities, EnvelopeSigner.generate(), "cli")
+        node = ["--node", process.url]
+        admin = {"CUSTODES_ADMIN_TOKEN": ADMIN_TOKEN}
+        args = ["audit", "killswitch-test", agent_id, "--deadline-ms", "200", *node]
+        done = custodes(*args, "--admin", "-o", "json", cwd=tmp_path, env=admin)
+        assert done.returncode == 1, done.stderr  # the test ran, and failed: offline
+        summary = json.loads(done.stdout)
+        assert summary["passed"] is False
+        assert summary["halt observed"] is False
+        assert "no halt record arrived within 200 ms" in summary["reason"]
+        assert_one_line_error(custodes(*args, cwd=tmp_path), "pass --token")
+        token = authorities.regulator._token
+        unknown = ["audit", "killswitch-test", "urn:custodes:gb:agent:nobody", *node]
+        assert_one_line_error(custodes(*unknown, "--token", str(token), cwd=tmp_path), "no agent")
