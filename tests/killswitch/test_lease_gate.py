@@ -13,8 +13,12 @@ from typing import Any
 
 import orjson
 import pytest
+from fastapi.testclient import TestClient
 
+from custodes.api import create_app
+from custodes.config import Settings
 from custodes.errors import AuthError
+from custodes.federation.gates import DeploymentGate
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.node import Node
 from custodes.sdk.leases import lease_request
@@ -108,3 +112,11 @@ def test_an_expired_recognition_opens_no_gate(gated: GateWorld) -> None:
     gated.decide(agent_id, "FR", model=digest, valid_for=timedelta(seconds=-1))
     lease = _lease(gated.node, key, agent_id)
     assert "has expired" in lease["gated"]["FR"]
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_the_node_wires_the_gate_as_its_setting_says(settings: Settings, on: bool) -> None:
+    with TestClient(create_app(settings.model_copy(update={"deployment_gate": on}))) as client:
+        gate = client.app.state.node.leases.gate  # type: ignore[attr-defined]
+        assert isinstance(gate, DeploymentGate) is on
+        assert (gate is None) is not on
