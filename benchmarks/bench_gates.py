@@ -11,8 +11,9 @@ run so the machine's load falls on each alike:
   every lease),
 - the gate with its default 1 s cache,
 
-and the gate call alone (uncached, and cached: what a lease pays on a hit). Each lease request is signed before its timer
-starts; the lease itself (verify, nonce claim, sign) is what "no gate" measures.
+and the gate call alone (uncached, and cached: what a lease pays on a hit). Each lease
+request is signed before its timer starts; the lease itself (verify, nonce claim, sign)
+is what "no gate" measures.
 
     .venv/bin/python benchmarks/bench_gates.py [--quick]
 """
