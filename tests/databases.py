@@ -29,4 +29,5 @@ def node_settings(base: Path, url: str) -> Settings:
         origin="test.custodes.example/log",
         checkpoint_interval=0.2,
         integrate_delay=0.0,
+        deployment_gate=False,  # on in the gate's own tests (tests/audits/gate_world.py)
     )

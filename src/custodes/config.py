@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     forward_timeout: float = Field(default=5.0, gt=0)
     lease_ttl_critical: int = Field(default=60, gt=0, le=60)
     lease_ttl_default: int = Field(default=300, gt=0)
+    # The deployment gate (docs/design/0028): a critical-sector agent is leased only where
+    # its current model's audit is recognised and in force. Off: leases as before issue 10.
+    deployment_gate: bool = True
+    # How long the deployment gate keeps its answer for an agent (seconds; 0: never).
+    gate_cache_ttl: float = Field(default=1.0, ge=0)
+    # How long a kill-switch conformance test waits for the agent's halt record (ms).
+    killswitch_test_deadline_ms: int = Field(default=5000, gt=0, le=60000)
     # Seconds between background audits of new entries (signatures, leaf hashes,
     # checkpoints; see custodes.registry.audit); 0 turns the background audit off.
     audit_interval: float = Field(default=600.0, ge=0)

@@ -16,6 +16,7 @@ import time
 from sqlalchemy import Engine
 
 from custodes.admin_token import AdminToken
+from custodes.audits.conformance import ConformanceTests
 from custodes.audits.store import AUDIT_TABLES  # noqa: F401 - registers the audit replays
 from custodes.config import Settings, check_identity, pin_identity
 from custodes.errors import CustodesError
@@ -137,6 +138,14 @@ class Node:
             metrics=metrics,
         )
         self.federation = Federation(settings.jurisdiction)
+        self.conformance = ConformanceTests(  # kill-switch conformance tests (0028)
+            self.engine,
+            self.log,
+            self.broadcaster,
+            self.entry_signer,
+            origin=settings.origin,
+            actor=f"node:{settings.origin}",
+        )
         self.witness = Witness(
             self.engine, self.cosigner, [parse_vkey(v) for v in settings.witnessed_logs]
         )

@@ -107,6 +107,8 @@ def node_env(
         CUSTODES_WITNESSES=json.dumps([{"url": p.url, "vkey": p.vkey} for p in witnesses]),
         CUSTODES_WITNESS_QUORUM=str(quorum),
         CUSTODES_ADMIN_TOKEN=ADMIN_TOKEN,  # loopback test nodes; init generates none then
+        # Critical agents here are not audited; the gate's tests turn it on.
+        CUSTODES_DEPLOYMENT_GATE="false",
     )
     if database_url is not None:
         env["CUSTODES_DATABASE_URL"] = database_url

@@ -157,6 +157,7 @@ def configured_client(
     """A node whose lease lifetimes come from CUSTODES_* environment variables."""
     monkeypatch.setenv("CUSTODES_LEASE_TTL_CRITICAL", "20")
     monkeypatch.setenv("CUSTODES_LEASE_TTL_DEFAULT", "120")
+    monkeypatch.setenv("CUSTODES_DEPLOYMENT_GATE", "false")  # its finance agent is unaudited
     settings = Settings(
         data_dir=tmp_path / "node", database_url=db_url, origin="test.custodes.example/log"
     )

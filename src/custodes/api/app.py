@@ -18,6 +18,7 @@ from custodes import __version__
 from custodes.api import (
     admin,
     alliance,
+    conformance,
     decisions,
     entries,
     evals,
@@ -39,6 +40,7 @@ from custodes.api.request_ids import RequestIdMiddleware
 from custodes.api.server import END_STREAMS
 from custodes.api.tracing import TracingMiddleware, tracer_provider_for
 from custodes.config import Settings
+from custodes.federation.gates import DeploymentGate
 from custodes.federation.gossip import CheckpointGossip
 from custodes.federation.lookup_service import open_lookups
 from custodes.federation.recognitions import AllianceRecognitions
@@ -112,6 +114,10 @@ def create_app(
         app.state.recognitions = AllianceRecognitions(
             node.engine, node.federation, lookups.mirrors.get
         )
+        # The deployment gate: critical agents are leased only where recognised.
+        if settings.deployment_gate:
+            gate = DeploymentGate(app.state.recognitions, ttl=settings.gate_cache_ttl)
+            node.leases.gate = gate
         try:
             # The server ends the kill-order streams through this as it starts to stop.
             yield {END_STREAMS: node.broadcaster.close}
@@ -146,6 +152,7 @@ def create_app(
         registry.router,
         evals.router,
         killswitch.router,
+        conformance.router,
         roster.router,
         forwarding.router,
         tlog.log_router,

@@ -16,6 +16,7 @@ from rich.markup import escape
 from custodes.cli import (
     alliance,
     audit,
+    audit_killswitch,
     decisions,
     evals,
     evals_list,
@@ -49,6 +50,7 @@ app.add_typer(federation.app, name="federation")
 federation.app.add_typer(federation_evidence.app, name="evidence")
 app.add_typer(audit.app, name="audit")
 node.register(app)
+audit_killswitch.register(audit.app)
 
 _state = {"verbose": False}
 err = Console(stderr=True)

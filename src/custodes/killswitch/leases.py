@@ -5,6 +5,12 @@ lease signed by its entry key, naming the key it was issued to and the territori
 covers. A suspended or revoked agent gets none; a territorial suspension removes that
 territory. Leases are not logged (an agent renews every ~30 s); the orders that stop
 them are.
+
+The deployment gate (``gate``, set at wiring time: custodes.federation.gates) shuts
+the jurisdictions where a critical-sector agent's current model and card have no
+recognised audit in force: the lease covers the others and names the shut ones with
+their reasons (``gated``); with none left the request is refused, 403
+``deployment_gate``, listing every failure. Other agents are leased as before.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ from sqlalchemy import BigInteger, Column, Engine, String, Table, delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from custodes.audits.gates import GateResult
 from custodes.errors import AuthError, BadRequest, CustodesError, StoreError
 from custodes.ledger.dsse import EnvelopeSigner, parse_envelope, sign_envelope
 from custodes.ledger.signers import SignerDirectory
 from custodes.metrics import NULL_METRICS, Metrics
-from custodes.registry.models import AGENT_ID
+from custodes.registry.models import AGENT_ID, AgentRecord
 from custodes.registry.projection import load_agent
 from custodes.registry.queries import status_at
 from custodes.store.db import metadata, read_tx, write_tx
@@ -59,6 +66,9 @@ class LeasePayload(BaseModel):
     nbf: int
     exp: int
     issuer: str
+    # The jurisdictions the deployment gate shut, each with the sentence saying which
+    # gate failed and what would satisfy it (absent for an agent no gate concerns).
+    gated: dict[str, str] | None = None
 
 
 lease_nonces = Table(
@@ -196,6 +206,8 @@ class LeaseIssuer:
         self._max_skew = max_skew
         self._clock = clock
         self._nonces = _Nonces(engine, max_skew)
+        # The deployment gate for critical agents (None: no gate, every agent as before).
+        self.gate: Callable[[AgentRecord, set[str]], GateResult] | None = None
 
     def _request(self, obj: Any) -> tuple[LeaseRequest, str]:
         envelope = parse_envelope(obj)
@@ -264,6 +276,9 @@ class LeaseIssuer:
                 code="agent_halted",
                 status=403,
             )
+        gated = self._gated(agent, places)
+        if gated is not None:
+            places = set(gated.allowed)
         ttl = self._ttl_critical if agent.critical else self._ttl_default
         lease = LeasePayload(
             lease_id=secrets.token_hex(8),
@@ -274,6 +289,23 @@ class LeaseIssuer:
             nbf=now,
             exp=now + ttl,
             issuer=self._issuer,
+            gated=gated.gated if gated is not None and gated.failures else None,
         )
-        envelope = sign_envelope(LEASE_TYPE, lease.model_dump_json().encode(), [self._node])
+        payload = lease.model_dump_json(exclude_none=True).encode()
+        envelope = sign_envelope(LEASE_TYPE, payload, [self._node])
         return envelope.to_json()
+
+    def _gated(self, agent: AgentRecord, places: set[str]) -> GateResult | None:
+        """The gate's answer for a critical agent (None when no gate applies); refuses
+        the lease, 403 ``deployment_gate``, when it shuts every jurisdiction."""
+        if self.gate is None or not agent.critical:
+            return None
+        result = self.gate(agent, places)
+        if not result.allowed:
+            raise AuthError(
+                f"{agent.id} may not be deployed anywhere it operates: {result.message()}",
+                code="deployment_gate",
+                status=403,
+                detail={"failures": [f.to_json() for f in result.failures]},
+            )
+        return result

@@ -65,9 +65,21 @@ from custodes.sdk.state import (
     order_halt,
 )
 
-__all__ = ["Guard", "GuardState", "HaltReason", "Halted", "KillOrder", "KillOrderError"]
+__all__ = [
+    "TEST_KEY_PREFIX",
+    "Guard",
+    "GuardState",
+    "HaltReason",
+    "Halted",
+    "KillOrder",
+    "KillOrderError",
+]
 
 log = logging.getLogger("custodes.sdk.guard")
+
+# A conformance test's halt record carries this idempotency key prefix and the test id.
+TEST_KEY_PREFIX = "killswitch-test:"
+_MAX_TEST_HOLD_MS = 60_000.0  # a test halts the agent this long at most
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -252,9 +264,13 @@ class Guard:
             return
         orders = halt.detail.get("orders") or []
         cause = f" (orders {', '.join(orders)})" if orders else ""
+        test_id = halt.detail.get("test_id")  # a conformance test's halt names the test
         try:
             self._recorder.record(
-                "halt", f"{halt.reason}: {halt.message}{cause}", jurisdiction=territory
+                "halt",
+                f"{halt.reason}: {halt.message}{cause}",
+                jurisdiction=territory,
+                idempotency_key=None if test_id is None else f"{TEST_KEY_PREFIX}{test_id}",
             )
         except CustodesError:
             log.exception("could not record the halt")
@@ -276,6 +292,32 @@ class Guard:
             self._renew_now.set()
             self._wake.set()
         self._observe(self._clock(), cause=f"order {applied.lifts} lifted")
+
+    def _apply_test(self, order: Mapping[str, Any]) -> None:
+        """A kill-switch conformance test pushed by the home node (docs/design/0028):
+        ``start`` halts the agent through the usual halt path (safe state, a halt record
+        whose idempotency key names the test) until ``end`` or the hold runs out; it is
+        never a kill order and moves nothing else (orders, horizon, lease)."""
+        test_id, phase = order.get("test_id"), order.get("phase")
+        if not isinstance(test_id, str) or not test_id or phase not in ("start", "end"):
+            log.warning("ignoring an unreadable conformance test push")
+            return
+        now = self._clock()
+        if phase == "start":
+            hold = min(max(float(order.get("hold_ms") or 0), 0.0), _MAX_TEST_HOLD_MS) / 1000
+            log.warning("guard of %s: kill-switch conformance test %s", self.agent_id, test_id)
+            with self._lock:
+                self._state.start_test(test_id, now + hold)
+            self._wake.set()  # the lease keeper watches the hold's end
+            self._observe(now)
+            return
+        with self._lock:
+            ended = self._state.end_test(test_id)
+            still = self._state.halted(now) if ended and self._in_episode else None
+        if still is not None:  # a real order came during the test: its own halt record
+            self._record_halt(still, None)
+        if ended:
+            self._observe(now, cause=f"conformance test {test_id} ended")
 
     def _territorial_halt(self, territory: str) -> Halted:
         orders = [o for o in self._state.active_orders() if o.territory == territory]
@@ -300,7 +342,7 @@ class Guard:
         except LeaseRefused as exc:
             log.warning("the node refused a lease (%s); dropping the lease held", exc.code)
             with self._lock:
-                self._state.drop_lease()
+                self._state.drop_lease(exc)
         except CustodesError as exc:
             log.warning("lease renewal failed (%s); retrying, the lease runs out meanwhile", exc)
         except Exception:  # a bug must not end renewals silently; the lease still runs out
@@ -361,6 +403,9 @@ class Guard:
             if pushed is None:
                 continue
             seq = pushed.seq
+            if pushed.order.get("op") == "test":  # the node's own test: no issuer but it
+                self._apply_test(pushed.order)
+                continue
             if not self._issued_by_known_key(event[1], pushed):
                 continue
             try:

@@ -13,7 +13,8 @@ out, so the guard never re-checks them::
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -72,6 +73,9 @@ class Lease:
     exp: float
     issuer: str
     nonce: str = ""  # the request it answers
+    # Jurisdictions the deployment gate shut, each with the node's sentence: which gate
+    # failed and what would satisfy it (empty for an agent no gate concerns).
+    gated: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def lifetime(self) -> float:
@@ -129,6 +133,15 @@ def _jurisdictions(payload: dict[str, Any]) -> frozenset[str]:
     return frozenset(value)
 
 
+def _gated(payload: dict[str, Any]) -> dict[str, str]:
+    value = payload.get("gated") or {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise LeaseError("lease field 'gated' must map jurisdictions to reasons")
+    return dict(value)
+
+
 def _parse_payload(raw: bytes) -> Lease:
     try:
         payload = orjson.loads(raw)
@@ -145,6 +158,7 @@ def _parse_payload(raw: bytes) -> Lease:
         exp=_number(payload, "exp"),
         issuer=_string(payload, "issuer"),
         nonce=str(payload.get("nonce", "")),
+        gated=_gated(payload),
     )
     if lease.exp <= lease.nbf:
         raise LeaseError("the lease expires before it becomes valid", detail=_times(lease))

@@ -131,11 +131,14 @@ class DecisionRecorder:
         counterparties: Sequence[str] = (),
         jurisdiction: str | None = None,
         inputs_digest: str | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> str:
-        """Sign a decision, fsync it to the spool, and return its idempotency key."""
+        """Sign a decision, fsync it to the spool, and return its idempotency key (a
+        fresh one unless ``idempotency_key`` names it)."""
         if self._closed:
             raise SpoolError("the recorder is closed", code="spool_closed")
-        key = uuid.uuid4().hex
+        key = idempotency_key or uuid.uuid4().hex
         envelope, opening = _sign(
             self._signer,
             self.agent_id,

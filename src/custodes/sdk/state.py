@@ -25,7 +25,13 @@ __all__ = [
 ]
 
 HaltReason = Literal[
-    "no_lease", "lease_expired", "lease_not_yet_valid", "territory_not_leased", "kill_order"
+    "no_lease",
+    "lease_expired",
+    "lease_not_yet_valid",
+    "territory_not_leased",
+    "kill_order",
+    "deployment_gate",
+    "conformance_test",
 ]
 _MESSAGES: dict[str, str] = {
     "no_lease": "the agent holds no lease from its home node",
@@ -33,6 +39,9 @@ _MESSAGES: dict[str, str] = {
     "lease_not_yet_valid": "the agent's lease is not valid yet (check the clocks)",
     "territory_not_leased": "the agent's lease does not cover this territory",
     "kill_order": "a kill order halts the agent",
+    "deployment_gate": "the deployment gate is shut",
+    "conformance_test": "a kill-switch conformance test by the home node halts the agent "
+    "(a test, not a kill order; it resumes when the test ends)",
 }
 _ORDER_OPS = ("suspend", "revoke", "reinstate")
 _SCOPES = ("global", "territorial")
@@ -55,9 +64,12 @@ class Halted(CustodesError):
         territory: str | None = None,
         detail: dict[str, Any] | None = None,
         order: KillOrder | None = None,
+        explanation: str | None = None,
     ) -> None:
         where = f" in {territory}" if territory else ""
         cause = f" ({order.op} by {order.issuer}: {order.reason})" if order else ""
+        if explanation:
+            cause += f": {explanation}"
         super().__init__(
             f"action refused{where}: {_MESSAGES[reason]}{cause}",
             detail={"reason": reason, "territory": territory, **(detail or {})},
@@ -132,6 +144,8 @@ class GuardState:
         self._active: dict[str, KillOrder] = {}
         self._lifted: set[str] = set()
         self._horizon = -1
+        self._refused: CustodesError | None = None  # the node's last lease refusal
+        self._test: tuple[str, float] | None = None  # a conformance test: id, until
 
     @property
     def lease(self) -> Lease | None:
@@ -158,11 +172,40 @@ class GuardState:
         # The previous lease still counts until it expires: a node clock a little ahead
         # of ours must not make a renewal leave a gap before the new lease's nbf.
         self._previous, self._lease = self._lease, lease
+        self._refused = None
         if horizon is not None:
             self._settle(lease, horizon)
 
-    def drop_lease(self) -> None:
+    def drop_lease(self, refusal: CustodesError | None = None) -> None:
+        """Hold no lease; ``refusal`` is the node's, when it refused one (kept to say
+        why, e.g. the deployment gate that failed and what would satisfy it)."""
         self._lease = self._previous = None
+        self._refused = refusal
+
+    # -- kill-switch conformance tests (docs/design/0028) -------------------------------
+
+    def start_test(self, test_id: str, until: float) -> None:
+        """The home node's conformance test ``test_id`` halts the agent until it ends
+        or until ``until`` (this agent's clock), whichever comes first."""
+        self._test = (test_id, until)
+
+    def end_test(self, test_id: str) -> bool:
+        """End test ``test_id``; False when no such test is running."""
+        if self._test is None or self._test[0] != test_id:
+            return False
+        self._test = None
+        return True
+
+    def _test_halt(self, now: float) -> Halted | None:
+        if self._test is None or now >= self._test[1]:
+            return None
+        return Halted("conformance_test", detail={"test_id": self._test[0]})
+
+    def _no_lease(self) -> Halted:
+        refused = self._refused
+        if refused is not None and refused.code == "deployment_gate":
+            return Halted("deployment_gate", explanation=refused.message, detail=refused.detail)
+        return Halted("no_lease")
 
     def _settle(self, lease: Lease, horizon: int) -> None:
         for order in list(self._active.values()):
@@ -172,6 +215,8 @@ class GuardState:
     def next_change(self, now: float) -> float:
         """The next nbf or exp after ``now`` (inf if none): when the answer may change."""
         times = [t for x in (self._lease, self._previous) if x for t in (x.nbf, x.exp)]
+        if self._test is not None:
+            times.append(self._test[1])
         return min((t for t in times if t > now), default=float("inf"))
 
     def _lease_at(self, now: float) -> Lease | None:
@@ -210,13 +255,18 @@ class GuardState:
         """Why an action in ``territory`` is refused at ``now``, or None when allowed."""
         lease = self._lease_at(now)
         if lease is None:
-            return self._global_halt() or Halted("no_lease")
-        found = self._global_halt() or self._lease_problem(lease, now)
+            return self._global_halt() or self._no_lease()
+        found = self._global_halt() or self._lease_problem(lease, now) or self._test_halt(now)
         if found is not None:
             return found
         local = [o for o in self.active_orders() if o.territory == territory]
         if local:
             return order_halt(local, territory)
+        if territory in lease.gated:
+            gate = lease.gated[territory]
+            return Halted(
+                "deployment_gate", territory=territory, explanation=gate, detail={"gate": gate}
+            )
         if territory not in lease.jurisdictions:
             return Halted("territory_not_leased", territory=territory)
         return None
@@ -225,8 +275,8 @@ class GuardState:
         """Why the agent may act nowhere at ``now``, or None when it may act somewhere."""
         lease = self._lease_at(now)
         if lease is None:
-            return self._global_halt() or Halted("no_lease")
-        found = self._global_halt() or self._lease_problem(lease, now)
+            return self._global_halt() or self._no_lease()
+        found = self._global_halt() or self._lease_problem(lease, now) or self._test_halt(now)
         if found is not None:
             return found
         if not lease.jurisdictions:
