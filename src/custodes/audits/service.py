@@ -63,8 +63,8 @@ from custodes.audits.store import (
     audit_schemes,
     recognitions,
 )
-from custodes.audits.vsa import build_vsa
-from custodes.errors import AuthError, BadRequest, NotFound
+from custodes.audits.vsa import build_vsa, verifier_id
+from custodes.errors import AuthError, BadRequest, CustodesError, NotFound
 from custodes.federation.roster import SignedRoster
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import Envelope, EnvelopeSigner, Signature, sign_envelope
@@ -87,6 +87,9 @@ __all__ = [
 # evidence's checkpoints become final, members countersign it) or concern the
 # recogniser, not the attestation (a partner's node logs what members recognise).
 AT_LOGGING = frozenset({"evidence_inclusion", "countersignatures", "partner"})
+
+
+_SIGNATURE_CODES = frozenset({"bad_signature", "signer_mismatch", "unknown_signer"})
 
 
 def failures_json(failures: Iterable[Failure]) -> list[dict[str, str]]:
@@ -305,10 +308,10 @@ class AuditService:
 
     # -- accreditations -------------------------------------------------------------
     def submit_accreditation(self, obj: Any, principal: Principal) -> dict[str, Any]:
-        envelope = self._registry.signed_by(obj, ACCREDITATION_TYPE, principal)
+        self._regulator_here(principal)
+        envelope = self._signed(obj, ACCREDITATION_TYPE, principal)
         record: Accreditation = _parse(Accreditation, envelope.payload, "accreditation")
         _actor(record.actor, principal)
-        self._regulator_here(principal)
         if record.jurisdiction != self.jurisdiction:
             raise _refuse(
                 "jurisdiction",
@@ -336,7 +339,7 @@ class AuditService:
                 code="wrong_role",
                 status=403,
             )
-        envelope = self._registry.signed_by(obj, STATEMENT_TYPE, principal)
+        envelope = self._signed(obj, STATEMENT_TYPE, principal)
         opened = open_attestation(envelope)
         predicate = opened.predicate
         if predicate.auditor.id != principal.id:
@@ -371,6 +374,21 @@ class AuditService:
                 )
         index = self._log.append_own(envelope, lambda c, i: apply_statement(c, i, envelope))
         return {"index": index, "id": opened.id}
+
+    def _signed(self, obj: Any, payload_type: str, principal: Principal) -> Envelope:
+        """The envelope, signed by ``principal``'s registered key; a signature that does
+        not verify (a payload changed after signing) is refused as a failed condition."""
+        try:
+            return self._registry.signed_by(obj, payload_type, principal)
+        except CustodesError as exc:
+            if exc.code not in _SIGNATURE_CODES:
+                raise
+            raise AuditRefused(
+                "the envelope's signature does not verify:",
+                [Failure(condition="signature", reason=exc.message)],
+                code="attestation_refused" if payload_type == STATEMENT_TYPE else exc.code,
+                status=exc.status,
+            ) from None
 
     def _registry_key(self, principal: Principal) -> bytes:
         key = self._log.signers.public_key(principal.keyid)
@@ -433,7 +451,7 @@ class AuditService:
 
     def withdraw_attestation(self, aid: str, obj: Any, principal: Principal) -> dict[str, Any]:
         """Log the auditor's (or its accrediting regulator's) withdrawal of an attestation."""
-        envelope = self._registry.signed_by(obj, ATTESTATION_STATUS_TYPE, principal)
+        envelope = self._signed(obj, ATTESTATION_STATUS_TYPE, principal)
         record: AttestationStatus = _parse(
             AttestationStatus, envelope.payload, "attestation status"
         )
@@ -510,10 +528,10 @@ class AuditService:
 
     def submit_decision(self, obj: Any, principal: Principal) -> dict[str, Any]:
         """Log a regulator's recognise, refuse or withdraw (with a VSA for a recognition)."""
-        envelope = self._registry.signed_by(obj, RECOGNITION_TYPE, principal)
+        self._regulator_here(principal)
+        envelope = self._signed(obj, RECOGNITION_TYPE, principal)
         record: RecognitionDecision = _parse(RecognitionDecision, envelope.payload, "decision")
         _actor(record.actor, principal)
-        self._regulator_here(principal)
         scheme = self.scheme()
         self._party_has_say(scheme)
         if record.jurisdiction != self.jurisdiction:
@@ -594,7 +612,7 @@ class AuditService:
     ) -> tuple[Envelope, int]:
         statement = build_vsa(
             decision=record,
-            verifier_id=self.verifier_id,
+            verifier_id=verifier_id(self.jurisdiction),
             attestation_digest=found.id,
             attestation_entry=found.entry,
             scheme=scheme,
@@ -602,10 +620,6 @@ class AuditService:
         )
         vsa = sign_envelope(STATEMENT_TYPE, canonical_dumps(statement), [self._signer])
         return vsa, self._log.append_own(vsa, lambda c, i: apply_statement(c, i, vsa))
-
-    @property
-    def verifier_id(self) -> str:
-        return f"https://{self.origin}"
 
     # -- the node's own decisions (audit_watch) -------------------------------------
     def auto_recognise(self, found: FoundAttestation) -> dict[str, Any] | None:
