@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from custodes.client.alliance import AllianceApi
+from custodes.client.audits import AuditsApi
 from custodes.client.evals import EvalsApi
 from custodes.client.federation import FederationApi
 from custodes.client.forwarding import ForwardingApi
@@ -15,7 +16,9 @@ from custodes.ledger.dsse import EnvelopeSigner
 __all__ = ["Client"]
 
 
-class Client(EvalsApi, RegistryApi, KillSwitchApi, AllianceApi, FederationApi, ForwardingApi):
+class Client(
+    EvalsApi, RegistryApi, KillSwitchApi, AllianceApi, FederationApi, ForwardingApi, AuditsApi
+):
     """One node's API: ledger, proofs, registry, kill switch, leases, evals.
 
     ``principal``, ``token`` and ``key`` act for a principal (changes are signed with

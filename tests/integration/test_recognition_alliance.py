@@ -1,0 +1,247 @@
+"""Mutual recognition across a real alliance: GB, FR and DE members, AU a partner.
+
+A GB-accredited auditor audits a GB critical finance agent: its core evaluation result
+is published on GB's log, its attestation logged there. GB's regulator countersigns and
+recognises it (with a VSA that verifies offline); FR and DE, set to recognise
+automatically, recognise it from their mirrors of GB's log alone; AU's regulator may not
+decide (403, failure ``partner``). Then a drift alert on the agent, published on GB,
+withdraws the recognition on every member.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from custodes.audits.attestation import build_statement, sign_attestation
+from custodes.audits.models import (
+    ACCREDITATION_TYPE,
+    AuditorRef,
+    EvidenceItem,
+    LogRef,
+    RecognitionDecision,
+    attestation_id,
+)
+from custodes.audits.scheme import example_scheme, sign_scheme, summarise_result, verify_scheme
+from custodes.audits.vsa import verify_vsa
+from custodes.client import Client
+from custodes.errors import CustodesError
+from custodes.evals.results import RESULT_TYPE, DriftAlert
+from custodes.ledger.dsse import EnvelopeSigner, parse_envelope
+from custodes.ledger.merkle import leaf_hash
+from custodes.registry.models import AgentRecord, ModelRecord
+from custodes.sdk.bootstrap import register_principal
+from tests.audits.node_world import (
+    AUDITOR,
+    AUDITOR_KEY,
+    CARD,
+    CODE_DIGEST,
+    MODEL_DIGEST,
+    accreditation,
+    card_digest,
+    eval_result,
+    signed,
+)
+from tests.integration.alliance import Alliance, running_alliance
+from tests.integration.procs import ADMIN_TOKEN, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+
+PARTIES = {"GB": "member", "FR": "member", "DE": "member", "AU": "partner"}
+AUTO = {"auto_recognise": "true"}
+AGENT = "urn:custodes:gb:agent:trader"
+
+
+def _scheme(alliance: Alliance) -> dict[str, Any]:
+    """The common scheme, signed by every member's roster key. The kill-switch
+    conformance test is the gate's (another suite logs it); here the evidence is the
+    core evaluation result alone."""
+    body = example_scheme()
+    body = body.model_copy(
+        update={
+            "requirements": tuple(
+                r.model_copy(update={"killswitch_test": False}) for r in body.requirements
+            )
+        }
+    )
+    document: dict[str, Any] | None = None
+    for vote in alliance.votes.values():
+        document = sign_scheme(body, vote, document)
+    assert document is not None
+    return document
+
+
+def _register_agent(operator: Client) -> AgentRecord:
+    model = ModelRecord(
+        id="model:trader",
+        provider="Acme",
+        name="trader",
+        version="1",
+        digest=MODEL_DIGEST,
+        training_compute_flop=1e24,
+    )
+    operator.register_model(model)
+    record = AgentRecord(
+        id=AGENT,
+        name="trader",
+        version="1.0",
+        operator=str(operator.principal),
+        home_jurisdiction="GB",
+        operating_jurisdictions=("FR", "DE"),
+        sector="finance",
+        risk_tier="critical",
+        autonomy_level=3,
+        intended_purpose="automated trading within a mandate",
+        model=model.id,
+    )
+    operator.register_agent(record, [EnvelopeSigner.generate().public_key], agent_card=CARD)
+    return record
+
+
+def _standing(node: Client, aid: str) -> str | None:
+    for decision in node.recognitions(AGENT)["decisions"]:
+        if decision["attestation"] == aid:
+            return str(decision["status"])
+    return None
+
+
+def _decision(check: dict[str, Any], statement: dict[str, Any], aid: str) -> RecognitionDecision:
+    return RecognitionDecision.model_validate(
+        {
+            "op": "recognise",
+            "attestation": aid,
+            "attestation_entry": check["attestation_entry"],
+            "agent_id": AGENT,
+            "sector": "finance",
+            "jurisdiction": "GB",
+            "model_digest": MODEL_DIGEST,
+            "card_digest": card_digest(),
+            "scheme": check["scheme"],
+            "valid_until": statement["predicate"]["expires"],
+            "actor": "regulator:gb",
+            "at": datetime.now(UTC),
+        }
+    )
+
+
+def _drift_alert() -> DriftAlert:
+    return DriftAlert(
+        agent_id=AGENT,
+        baseline_window=(0, 100),
+        current_window=(100, 200),
+        baseline_n=100,
+        current_n=100,
+        categories=("approve", "decline"),
+        baseline_distribution=(0.5, 0.5),
+        current_distribution=(0.1, 0.9),
+        d=0.4,
+        d_raw=0.4,
+        p=0.001,
+        level=0.05,
+        permutations=1000,
+        alert=True,
+        detected_at=datetime.now(UTC),
+    )
+
+
+def test_recognised_at_home_automatically_elsewhere_and_withdrawn_everywhere_on_drift(
+    tmp_path: Path,
+) -> None:
+    with running_alliance(tmp_path, parties=PARTIES, per_node={"FR": AUTO, "DE": AUTO}) as alliance:
+        gb = alliance["GB"].bootstrap()
+        regulator, operator = gb.regulator, gb.operator
+        agent = _register_agent(operator)
+        token = register_principal(
+            regulator, ADMIN_TOKEN, AUDITOR, role="auditor", jurisdiction="GB", key=AUDITOR_KEY
+        )
+        auditor = regulator.acting_as(AUDITOR, token, AUDITOR_KEY)
+        document = _scheme(alliance)
+        regulator.apply_scheme(document)
+        record = accreditation()  # the client signs the same bytes (Ed25519 is deterministic)
+        grant = signed(record, ACCREDITATION_TYPE, alliance["GB"].regulator_key)
+        granted = regulator.accredit(record)
+        origin = alliance["GB"].party.origin
+        grant_ref = LogRef(
+            origin=origin, index=granted["index"], leaf_hash=leaf_hash(grant.to_bytes()).hex()
+        )
+        result = eval_result(AGENT)
+        published = auditor.publish(result)
+        entry = auditor.eval_result(published)["entry"]
+        result_ref = LogRef(
+            origin=origin,
+            index=published,
+            leaf_hash=leaf_hash(parse_envelope(entry).to_bytes()).hex(),
+        )
+        assert parse_envelope(entry).payload_type == RESULT_TYPE
+        scheme = verify_scheme(document, alliance.roster, now=datetime.now(UTC))
+        statement = build_statement(
+            agent=agent,
+            model_digest=MODEL_DIGEST,
+            card_digest=card_digest(),
+            code_digest=CODE_DIGEST,
+            scheme=scheme,
+            auditor=AuditorRef(
+                id=AUDITOR,
+                jurisdiction="GB",
+                accreditation=record.id,
+                accreditation_entry=grant_ref,
+            ),
+            evidence=[
+                EvidenceItem(kind="eval_result", entry=result_ref, summary=summarise_result(result))
+            ],
+            issued=datetime.now(UTC) - timedelta(minutes=1),
+        )
+        envelope = sign_attestation(statement, AUDITOR_KEY)
+        aid = attestation_id(envelope.payload)
+        assert auditor.attest(envelope)["id"] == aid
+
+        # GB's regulator countersigns and recognises once the evidence is final.
+        regulator.countersign(aid)
+        check = wait_until(
+            "the attestation recognisable at GB",
+            lambda: (c := regulator.check_recognition(aid))["recognisable"] and c,
+            timeout=60,
+        )
+        answer = regulator.decide(_decision(check, statement, aid))
+        vsa = verify_vsa(parse_envelope(answer["vsa"]), alliance.roster, "GB")
+        assert vsa["predicate"]["verificationResult"] == "PASSED"
+
+        # FR and DE recognise it automatically, from their mirrors of GB's log.
+        members = {code: Client(alliance[code].url, timeout=10.0) for code in ("GB", "FR", "DE")}
+        try:
+            for code in ("FR", "DE"):
+                wait_until(
+                    f"{code} recognising the attestation automatically",
+                    lambda code=code: _standing(members[code], aid) == "recognised",
+                    timeout=120,
+                )
+            decided = members["FR"].recognitions(AGENT)["decisions"]
+            assert [d["decision"]["automatic"] for d in decided] == [True]
+
+            # AU is a partner: the scheme gives it no say.
+            au = alliance["AU"].bootstrap()
+            au_decision = _decision(check, statement, aid).model_copy(
+                update={"jurisdiction": "AU", "actor": "regulator:au"}
+            )
+            with pytest.raises(CustodesError) as refused:
+                au.regulator.decide(au_decision)
+            assert refused.value.status == 403
+            assert [f["condition"] for f in refused.value.detail["failures"]] == ["partner"]
+            assert au.regulator.recognitions(AGENT)["decisions"] == []
+
+            # A drift alert on the agent, on GB's log, withdraws it on every member.
+            regulator.publish(_drift_alert())
+            for code, member in members.items():
+                wait_until(
+                    f"{code} withdrawing its recognition after the drift alert",
+                    lambda member=member: _standing(member, aid) == "withdrawn",
+                    timeout=120,
+                )
+            latest = members["DE"].recognitions(AGENT)["decisions"][0]["decision"]
+            assert [r["condition"] for r in latest["reasons"]] == ["drift"]
+        finally:
+            for member in members.values():
+                member.close()
