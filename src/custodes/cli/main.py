@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from custodes.cli import (
     alliance,
+    audit,
     decisions,
     evals,
     evals_list,
@@ -46,6 +47,7 @@ app.add_typer(decisions.app, name="decisions")
 app.add_typer(alliance.app, name="alliance")
 app.add_typer(federation.app, name="federation")
 federation.app.add_typer(federation_evidence.app, name="evidence")
+app.add_typer(audit.app, name="audit")
 node.register(app)
 
 _state = {"verbose": False}
