@@ -210,6 +210,10 @@ class AuditService:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
 
+    @property
+    def in_alliance(self) -> bool:
+        return self._roster() is not None
+
     def roster(self) -> SignedRoster:
         roster = self._roster()
         if roster is None:

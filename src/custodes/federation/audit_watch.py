@@ -73,7 +73,7 @@ class AuditWatch:
 
     def round(self) -> None:
         """One pass of the three steps (each step's failures do not stop the others)."""
-        if self.service.cases is None or self.service._roster() is None:
+        if self.service.cases is None or not self.service.in_alliance:
             return
         self.adopt_scheme()
         if self.auto_recognise:
