@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from custodes.audits.attestation import build_statement, sign_attestation
@@ -22,7 +23,6 @@ from custodes.audits.models import (
     AuditorRef,
     EvidenceItem,
     LogRef,
-    RecognitionDecision,
     attestation_id,
 )
 from custodes.audits.scheme import example_scheme, sign_scheme, summarise_result, verify_scheme
@@ -31,6 +31,7 @@ from custodes.client import Client
 from custodes.errors import CustodesError
 from custodes.evals.results import RESULT_TYPE, DriftAlert
 from custodes.ledger.dsse import EnvelopeSigner, parse_envelope
+from custodes.ledger.keys import entry_key_string, write_secret
 from custodes.ledger.merkle import leaf_hash
 from custodes.registry.models import AgentRecord, ModelRecord
 from custodes.sdk.bootstrap import register_principal
@@ -46,7 +47,7 @@ from tests.audits.node_world import (
     signed,
 )
 from tests.integration.alliance import Alliance, running_alliance
-from tests.integration.procs import ADMIN_TOKEN, wait_until
+from tests.integration.procs import ADMIN_TOKEN, run_cli, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
@@ -108,23 +109,30 @@ def _standing(node: Client, aid: str) -> str | None:
     return None
 
 
-def _decision(check: dict[str, Any], statement: dict[str, Any], aid: str) -> RecognitionDecision:
-    return RecognitionDecision.model_validate(
-        {
-            "op": "recognise",
-            "attestation": aid,
-            "attestation_entry": check["attestation_entry"],
-            "agent_id": AGENT,
-            "sector": "finance",
-            "jurisdiction": "GB",
-            "model_digest": MODEL_DIGEST,
-            "card_digest": card_digest(),
-            "scheme": check["scheme"],
-            "valid_until": statement["predicate"]["expires"],
-            "actor": "regulator:gb",
-            "at": datetime.now(UTC),
-        }
-    )
+def _flags(alliance: Alliance, code: str, tmp: Path) -> list[str]:
+    """--node, --as, --token, --key for ``code``'s regulator (its key in a file)."""
+    node = alliance[code]
+    key_file = tmp / f"regulator-{code.lower()}.key"
+    write_secret(key_file, entry_key_string(node.regulator_id, node.regulator_key))
+    admin = node.admin()
+    try:
+        token = str(admin.issue_token(node.regulator_id)["token"])
+    finally:
+        admin.close()
+    return ["--node", node.url, "--as", node.regulator_id, "--token", token, "--key", str(key_file)]
+
+
+def _cli(*args: str) -> str:
+    done = run_cli(["audit", *args])
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _has_scheme(client: Client) -> bool:
+    try:
+        return bool(client.scheme()["version"])
+    except CustodesError:
+        return False
 
 
 def _drift_alert() -> DriftAlert:
@@ -198,15 +206,17 @@ def test_recognised_at_home_automatically_elsewhere_and_withdrawn_everywhere_on_
         aid = attestation_id(envelope.payload)
         assert auditor.attest(envelope)["id"] == aid
 
-        # GB's regulator countersigns and recognises once the evidence is final.
-        regulator.countersign(aid)
-        check = wait_until(
+        # GB's regulator countersigns and recognises (the CLI) once the evidence is final.
+        gb_flags = _flags(alliance, "GB", tmp_path)
+        _cli("countersign", aid, *gb_flags)
+        wait_until(
             "the attestation recognisable at GB",
-            lambda: (c := regulator.check_recognition(aid))["recognisable"] and c,
+            lambda: regulator.check_recognition(aid)["recognisable"],
             timeout=60,
         )
-        answer = regulator.decide(_decision(check, statement, aid))
-        vsa = verify_vsa(parse_envelope(answer["vsa"]), alliance.roster, "GB")
+        recognised = orjson.loads(_cli("recognise", aid, *gb_flags, "--output", "json"))
+        vsa_entry = regulator.entry(recognised["vsa_index"])["entry"]
+        vsa = verify_vsa(parse_envelope(vsa_entry), alliance.roster, "GB")
         assert vsa["predicate"]["verificationResult"] == "PASSED"
 
         # FR and DE recognise it automatically, from their mirrors of GB's log.
@@ -221,15 +231,18 @@ def test_recognised_at_home_automatically_elsewhere_and_withdrawn_everywhere_on_
             decided = members["FR"].recognitions(AGENT)["decisions"]
             assert [d["decision"]["automatic"] for d in decided] == [True]
 
-            # AU is a partner: the scheme gives it no say.
+            # AU is a partner: the scheme gives it no say (one line, nothing decided).
             au = alliance["AU"].bootstrap()
-            au_decision = _decision(check, statement, aid).model_copy(
-                update={"jurisdiction": "AU", "actor": "regulator:au"}
+            wait_until(
+                "AU knowing the attestation and the scheme",
+                lambda: au.regulator.attestations(AGENT) and _has_scheme(au.regulator),
+                timeout=60,
             )
-            with pytest.raises(CustodesError) as refused:
-                au.regulator.decide(au_decision)
-            assert refused.value.status == 403
-            assert [f["condition"] for f in refused.value.detail["failures"]] == ["partner"]
+            done = run_cli(["audit", "recognise", aid, *_flags(alliance, "AU", tmp_path)])
+            assert done.returncode == 1, done.stdout
+            lines = [line for line in done.stderr.splitlines() if line.strip()]
+            assert len(lines) == 1, done.stderr
+            assert "partner" in lines[0]
             assert au.regulator.recognitions(AGENT)["decisions"] == []
 
             # A drift alert on the agent, on GB's log, withdraws it on every member.
