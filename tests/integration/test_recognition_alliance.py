@@ -128,6 +128,14 @@ def _cli(*args: str) -> str:
     return done.stdout
 
 
+def _automatic_failures(url: str, aid: str) -> list[str]:
+    """What ``custodes audit check --automatic`` lists (it exits 1 when any)."""
+    done = run_cli(["audit", "check", aid, "--automatic", "--node", url, "--output", "json"])
+    failures = orjson.loads(done.stdout)["failures"]
+    assert done.returncode == (1 if failures else 0), done.stderr
+    return [f["condition"] for f in failures]
+
+
 def _has_scheme(client: Client) -> bool:
     try:
         return bool(client.scheme()["version"])
@@ -205,6 +213,42 @@ def test_recognised_at_home_automatically_elsewhere_and_withdrawn_everywhere_on_
         envelope = sign_attestation(statement, AUDITOR_KEY)
         aid = attestation_id(envelope.payload)
         assert auditor.attest(envelope)["id"] == aid
+
+        # The auditor's CLI builds another from the published result alone; without a
+        # member's countersignature it is not recognisable automatically.
+        card_file = tmp_path / "card.json"
+        card_file.write_bytes(orjson.dumps(CARD))
+        auditor_key = tmp_path / "auditor.key"
+        write_secret(auditor_key, entry_key_string(AUDITOR, AUDITOR_KEY))
+        by_cli = orjson.loads(
+            _cli(
+                "attest",
+                AGENT,
+                "--accreditation",
+                record.id,
+                "--result",
+                str(published),
+                "--code-digest",
+                "sha256:" + "c7" * 32,
+                "--card",
+                str(card_file),
+                "--node",
+                alliance["GB"].url,
+                "--as",
+                AUDITOR,
+                "--token",
+                token,
+                "--key",
+                str(auditor_key),
+                "--output",
+                "json",
+            )
+        )
+        wait_until(  # once its evidence is final, only the countersignature is missing
+            "the CLI's attestation short of a countersignature alone",
+            lambda: _automatic_failures(alliance["GB"].url, by_cli["id"]) == ["countersignatures"],
+            timeout=60,
+        )
 
         # GB's regulator countersigns and recognises (the CLI) once the evidence is final.
         gb_flags = _flags(alliance, "GB", tmp_path)
