@@ -20,6 +20,7 @@ from custodes.federation.party import ROSTER_KEY_FILE
 from custodes.ledger.keys import load_or_create_entry_signer
 from tests.audits.test_vsa import _decision
 from tests.audits.world import AuditWorld
+from tests.cli.test_cli import assert_one_line_error, custodes
 
 runner = CliRunner()
 
@@ -71,7 +72,7 @@ def test_verify_with_the_auditor_key_and_jsonl(
     key = world.grant.auditor_key or ""
     done = _run("verify", str(lines), "--auditor-key", key)
     assert done.exit_code == 0, done.output
-    assert done.stdout.count("attestation: OK") == 2
+    assert done.stdout.count("verified: OK") == 2
 
 
 def test_each_failed_check_is_one_line(
@@ -93,11 +94,13 @@ def test_each_failed_check_is_one_line(
     ]
 
 
-def test_a_file_that_is_not_an_envelope_is_refused(tmp_path: Path) -> None:
+def test_a_file_that_is_not_an_envelope_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "x.json"
     path.write_text("{}")
     with pytest.raises(CustodesError, match="DSSE envelope"):
         runner.invoke(app, ["audit", "verify", str(path)], catch_exceptions=False)
+    done = custodes("audit", "verify", str(path), cwd=tmp_path)  # the installed entry point
+    assert_one_line_error(done, "DSSE envelope")
 
 
 def test_verify_a_vsa_with_the_roster_and_party(
@@ -116,7 +119,8 @@ def test_verify_a_vsa_with_the_roster_and_party(
     path = _write(tmp_path / "vsa.json", sign_vsa(vsa, node).to_json())
     done = _run("verify", str(path), "--roster", str(files["roster"]), "--party", "FR")
     assert done.exit_code == 0, done.output
-    assert "verification summary by FR: OK" in done.stdout
+    assert "verified: OK" in done.stdout
+    assert "CUSTODES_FINANCE_RECOGNISED_FR" in done.stdout
     done = _run("verify", str(path), "--roster", str(files["roster"]), "--party", "DE")
     assert done.exit_code == 1
     assert _error_lines(done.output)[0].startswith("error: signature:")

@@ -26,40 +26,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from custodes.audits.attestation import (
     OpenedAttestation,
     countersigning_parties,
     open_attestation,
     signed_by,
 )
-from custodes.audits.models import (
-    KILLSWITCH_TEST_TYPE,
-    Accreditation,
-    EvidenceItem,
-    Failure,
-    KillswitchTest,
-    LogRef,
-)
-from custodes.audits.scheme import (
-    SignedScheme,
-    evaluate_evidence,
-    summarise_result,
-    summarise_test,
-)
+from custodes.audits.evidence import EvidenceProof, ProvenEvidence, prove_evidence
+from custodes.audits.models import Accreditation, Failure
+from custodes.audits.scheme import SignedScheme, evaluate_evidence
 from custodes.errors import CustodesError
-from custodes.evals.results import RESULT_TYPE, EvalResult
-from custodes.federation.finality import is_final
-from custodes.federation.roster import Party, SignedRoster
-from custodes.ledger.checkpoint import parse_checkpoint
-from custodes.ledger.dsse import Envelope, parse_envelope
+from custodes.federation.roster import SignedRoster
+from custodes.ledger.dsse import Envelope
 from custodes.ledger.ed25519 import verify_strict
-from custodes.ledger.merkle import leaf_hash, verify_inclusion
-from custodes.ledger.note import parse_note
 from custodes.registry.models import AgentRecord
 
-__all__ = ["CONDITIONS", "EvidenceProof", "RecognitionCase", "check_offline", "check_recognition"]
+__all__ = ["CONDITIONS", "EvidenceProof", "RecognitionCase", "check_recognition"]
 
 CONDITIONS = (
     "partner",
@@ -79,16 +61,6 @@ CONDITIONS = (
     "subject",
     "countersignatures",
 )
-
-
-@dataclass(frozen=True)
-class EvidenceProof:
-    """One evidence entry as its origin log holds it, with the proof of its inclusion."""
-
-    ref: LogRef
-    entry: bytes | None  # the entry as logged (None: not found)
-    proof: Sequence[bytes]  # RFC 6962 inclusion proof hashes
-    checkpoint: bytes | None  # the origin log's signed checkpoint note, with cosignatures
 
 
 @dataclass(frozen=True)
@@ -134,7 +106,7 @@ def check_recognition(case: RecognitionCase) -> list[Failure]:
     failures += _accreditation(case, opened)
     failures += _scope(case, opened)
     failures += _scheme(case, opened)
-    parsed, evidence_failures = _evidence(case, opened)
+    parsed, evidence_failures = prove_evidence(opened.predicate, case.evidence, case.roster)
     failures += evidence_failures
     failures += _thresholds(case, opened, parsed)
     failures += _drift(case)
@@ -345,127 +317,9 @@ def _scheme(case: RecognitionCase, opened: OpenedAttestation) -> list[Failure]:
     return failures
 
 
-# -- evidence --------------------------------------------------------------------------------
-@dataclass
-class _Parsed:
-    results: list[EvalResult] = field(default_factory=list)
-    tests: list[KillswitchTest] = field(default_factory=list)
-
-
-def _origin_party(roster: SignedRoster, origin: str) -> Party | None:
-    return next((p for p in roster.body.parties if p.origin == origin), None)
-
-
-def _located(case: RecognitionCase, ref: LogRef, proof: EvidenceProof | None) -> str | None:
-    """Why the entry at ``ref`` cannot even be proven (None: entry, hash and log are there)."""
-    where = f"{ref.origin} #{ref.index}"
-    if proof is None or proof.entry is None:
-        return f"evidence {where} was not found in that log"
-    if leaf_hash(proof.entry).hex() != ref.leaf_hash:
-        return (
-            f"evidence {where}: the logged entry's leaf hash is not the one the attestation states"
-        )
-    if proof.checkpoint is None:
-        return f"evidence {where}: no checkpoint of its log is available to prove it"
-    if _origin_party(case.roster, ref.origin) is None:
-        return f"evidence {where}: {ref.origin} is the log of no party on the roster"
-    return None
-
-
-def _inclusion(case: RecognitionCase, ref: LogRef, proof: EvidenceProof | None) -> str | None:
-    """Why the entry at ``ref`` is not proven under a final checkpoint (None: it is)."""
-    missing = _located(case, ref, proof)
-    party = _origin_party(case.roster, ref.origin)
-    if missing is not None or party is None or proof is None:
-        return missing
-    if proof.entry is None or proof.checkpoint is None:
-        return missing
-    where = f"{ref.origin} #{ref.index}"
-    try:
-        final = is_final(proof.checkpoint, party, case.roster)
-        checkpoint = parse_checkpoint(parse_note(proof.checkpoint).text)
-    except CustodesError as exc:
-        return (
-            f"evidence {where}: the checkpoint is not signed by {party.code}'s log key "
-            f"({exc.message})"
-        )
-    try:
-        verify_inclusion(
-            leaf_hash(proof.entry), ref.index, checkpoint.size, proof.proof, checkpoint.root_hash
-        )
-    except CustodesError as exc:
-        return (
-            f"evidence {where}: the inclusion proof does not verify against the checkpoint "
-            f"of size {checkpoint.size} ({exc.message})"
-        )
-    if not final.final:
-        cosigned = ", ".join(final.cosigners) or "no member"
-        return (
-            f"evidence {where}: its checkpoint of size {final.size} is cosigned by {cosigned}; "
-            f"{final.needed} members must cosign it to make it final"
-        )
-    return None
-
-
-def _entry(
-    item: EvidenceItem, data: bytes, agent_id: str
-) -> tuple[EvalResult | KillswitchTest | None, str | None]:
-    where = f"evidence {item.entry.origin} #{item.entry.index}"
-    try:
-        envelope = parse_envelope(orjson.loads(data))
-    except (orjson.JSONDecodeError, CustodesError):
-        return None, f"{where} is not a DSSE envelope"
-    expected = RESULT_TYPE if item.kind == "eval_result" else KILLSWITCH_TEST_TYPE
-    if envelope.payload_type != expected:
-        return (
-            None,
-            f"{where} is a {envelope.payload_type} entry, not the {item.kind} the attestation says",
-        )
-    try:
-        if item.kind == "eval_result":
-            result = EvalResult.model_validate_json(envelope.payload)
-            parsed: EvalResult | KillswitchTest = result
-            summary = summarise_result(result)
-            tested = result.agent_id
-        else:
-            test = KillswitchTest.model_validate_json(envelope.payload)
-            parsed, summary, tested = test, summarise_test(test), test.agent_id
-    except ValueError:
-        return None, f"{where} is not a valid {item.kind} record"
-    if tested != agent_id:
-        return None, f"{where} tests {tested or 'no agent'}, not {agent_id}"
-    if summary != item.summary:
-        stated, actual = item.summary.model_dump(), summary.model_dump()
-        differ = sorted(k for k in actual if actual[k] != stated[k])
-        return None, (
-            f"{where}: the attestation states {', '.join(f'{k}={stated[k]}' for k in differ)}; "
-            f"the entry says {', '.join(f'{k}={actual[k]}' for k in differ)}"
-        )
-    return parsed, None
-
-
-def _evidence(case: RecognitionCase, opened: OpenedAttestation) -> tuple[_Parsed, list[Failure]]:
-    parsed = _Parsed()
-    failures: list[Failure] = []
-    for item in opened.predicate.evidence:
-        ref = item.entry
-        proof = case.evidence.get((ref.origin, ref.index))
-        why = _inclusion(case, ref, proof)
-        if why is not None:
-            failures.append(_fail("evidence_inclusion", why))
-        if proof is None or proof.entry is None or leaf_hash(proof.entry).hex() != ref.leaf_hash:
-            continue  # nothing that the attestation names to read
-        record, problem = _entry(item, proof.entry, opened.predicate.agent.id)
-        if problem is not None:
-            failures.append(_fail("evidence", problem))
-        elif isinstance(record, EvalResult):
-            parsed.results.append(record)
-        elif isinstance(record, KillswitchTest):
-            parsed.tests.append(record)
-    return parsed, failures
-
-
-def _thresholds(case: RecognitionCase, opened: OpenedAttestation, parsed: _Parsed) -> list[Failure]:
+def _thresholds(
+    case: RecognitionCase, opened: OpenedAttestation, parsed: ProvenEvidence
+) -> list[Failure]:
     agent = opened.predicate.agent
     requirement = case.scheme.body.requirement(agent.sector, agent.risk_tier)
     if requirement is None:
@@ -539,82 +393,3 @@ def _countersignatures(case: RecognitionCase) -> list[Failure]:
             f"countersigned by {by}; automatic recognition needs {needed} member countersignatures",
         )
     ]
-
-
-# -- offline verification (custodes audit verify) ------------------------------------------
-def check_offline(
-    envelope: Envelope,
-    *,
-    auditor_key: bytes | None,
-    accreditation: Accreditation | None,
-    roster: SignedRoster | None,
-    now: datetime,
-) -> tuple[OpenedAttestation | None, list[Failure]]:
-    """What anyone can check with the attestation, the auditor's key or grant and a roster:
-    shape, the auditor's signature, the validity window, the grant's auditor, validity,
-    scope and conflicts, and (with a roster) that a member granted it.
-
-    Evidence inclusion, thresholds and subjects need the logs: ``check_recognition``.
-    """
-    try:
-        opened = open_attestation(envelope)
-    except CustodesError as exc:
-        return None, [_fail("attestation", exc.message)]
-    key = auditor_key
-    if key is None and accreditation is not None and accreditation.auditor_key is not None:
-        key = base64.b64decode(accreditation.auditor_key)
-    failures: list[Failure] = []
-    if key is None:
-        failures.append(
-            _fail("signature", "no auditor key: give the accreditation grant or the auditor key")
-        )
-    elif not signed_by(envelope, key):
-        failures.append(_fail("signature", "no signature verifies under the auditor's key"))
-    predicate = opened.predicate
-    if predicate.expires <= now:
-        failures.append(_fail("expired", f"the attestation expired at {predicate.expires}"))
-    if accreditation is not None:
-        failures += _offline_accreditation(opened, accreditation, roster, now)
-    return opened, failures
-
-
-def _offline_accreditation(
-    opened: OpenedAttestation, grant: Accreditation, roster: SignedRoster | None, now: datetime
-) -> list[Failure]:
-    named = opened.predicate.auditor
-    failures: list[Failure] = []
-    if (grant.id, grant.auditor) != (named.accreditation, named.id):
-        failures.append(
-            _fail(
-                "accreditation",
-                f"the grant is {grant.id} for {grant.auditor}; the attestation names "
-                f"{named.accreditation} for {named.id}",
-            )
-        )
-    if grant.valid_until is not None and grant.valid_until <= now:
-        failures.append(
-            _fail("accreditation", f"accreditation {grant.id} lapsed at {grant.valid_until}")
-        )
-    if roster is not None:
-        party = roster.party(grant.jurisdiction)
-        if party is None or party.status != "member":
-            failures.append(
-                _fail(
-                    "accreditation",
-                    f"{grant.jurisdiction}, which granted {grant.id}, is not a member of roster "
-                    f"version {roster.version}",
-                )
-            )
-    agent = opened.predicate.agent
-    if grant.scope is not None and agent.sector not in grant.scope.sectors:
-        failures.append(
-            _fail("scope", f"accreditation {grant.id} does not cover sector {agent.sector}")
-        )
-    if agent.operator in grant.affiliations:
-        failures.append(
-            _fail(
-                "conflict_of_interest",
-                f"auditor {grant.auditor} is affiliated with the agent's operator {agent.operator}",
-            )
-        )
-    return failures

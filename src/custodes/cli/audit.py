@@ -26,10 +26,10 @@ from rich.markup import escape
 
 from custodes.audits.attestation import OpenedAttestation, countersigning_parties
 from custodes.audits.models import VSA_PREDICATE, Accreditation, Failure
-from custodes.audits.recognition import check_offline
+from custodes.audits.offline import check_offline
 from custodes.audits.scheme import SchemeError, parse_scheme, sign_scheme, verify_scheme
 from custodes.audits.vsa import verify_vsa
-from custodes.cli.output import OUTPUT, Output, emit_record
+from custodes.cli.output import OUTPUT, Output, emit_json, emit_record
 from custodes.errors import BadRequest, ConfigError
 from custodes.federation.roster import SignedRoster, parse_roster
 from custodes.ledger.dsse import Envelope, parse_envelope
@@ -140,31 +140,27 @@ def _attestation_record(
     return record
 
 
-def _verify_vsa(
-    envelope: Envelope, roster: SignedRoster | None, party: str | None, output: Output
-) -> None:
+def _vsa_record(
+    envelope: Envelope, roster: SignedRoster | None, party: str | None
+) -> tuple[dict[str, Any] | None, list[Failure]]:
     if roster is None or party is None:
         raise ConfigError("a verification summary is verified with --roster and --party")
     try:
         statement = verify_vsa(envelope, roster, party)
     except BadRequest as exc:
-        _fail_lines([Failure(condition=str(exc.detail.get("step", "vsa")), reason=exc.message)])
+        step = str(exc.detail.get("step", "vsa"))
+        return None, [Failure(condition=step, reason=exc.message)]
     predicate = statement["predicate"]
-    emit_record(
-        {
-            "verifier": predicate["verifier"]["id"],
-            "resource": predicate["resourceUri"],
-            "result": predicate["verificationResult"],
-            "levels": predicate["verifiedLevels"],
-            "policy": predicate["policy"]["uri"],
-            "time verified": predicate.get("timeVerified"),
-            "subjects": [
-                f"{s['name']} sha256:{s['digest']['sha256']}" for s in statement["subject"]
-            ],
-        },
-        output,
-        title=f"verification summary by {party}: OK",
-    )
+    return {
+        "verification summary by": party,
+        "verifier": predicate["verifier"]["id"],
+        "resource": predicate["resourceUri"],
+        "result": predicate["verificationResult"],
+        "levels": predicate["verifiedLevels"],
+        "policy": predicate["policy"]["uri"],
+        "time verified": predicate.get("timeVerified"),
+        "subjects": [f"{s['name']} sha256:{s['digest']['sha256']}" for s in statement["subject"]],
+    }, []
 
 
 @app.command("verify")
@@ -185,21 +181,26 @@ def verify(
     grant = _grant(accreditation)
     key = _key(auditor_key)
     now = datetime.now(UTC)
+    records: list[dict[str, Any]] = []
     failures: list[Failure] = []
     for envelope in _envelopes(file):
         if _predicate_type(envelope) == VSA_PREDICATE:
-            _verify_vsa(envelope, trusted, party, output)
-            continue
-        opened, found = check_offline(
-            envelope, auditor_key=key, accreditation=grant, roster=trusted, now=now
-        )
-        failures += found
-        if opened is not None and not found:
-            emit_record(
-                _attestation_record(opened, envelope, trusted), output, title="attestation: OK"
+            record, found = _vsa_record(envelope, trusted, party)
+        else:
+            opened, found = check_offline(
+                envelope, auditor_key=key, accreditation=grant, roster=trusted, now=now
             )
+            record = None if opened is None else _attestation_record(opened, envelope, trusted)
+        failures += found
+        if record is not None and not found:
+            records.append(record)
     if failures:
         _fail_lines(failures)
+    if output is Output.json:
+        emit_json(records[0] if len(records) == 1 else records)
+        return
+    for record in records:
+        emit_record(record, output, title="verified: OK")
 
 
 # -- the scheme -------------------------------------------------------------------------------
