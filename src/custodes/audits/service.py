@@ -89,6 +89,7 @@ __all__ = [
 AT_LOGGING = frozenset({"evidence_inclusion", "countersignatures", "partner"})
 
 
+_SCHEME_TTL = 1.0  # seconds a worker keeps the scheme in force before reading it again
 _SIGNATURE_CODES = frozenset({"bad_signature", "signer_mismatch", "unknown_signer"})
 
 
@@ -205,6 +206,7 @@ class AuditService:
         self._lock = threading.Lock()  # one decision at a time on this node
         # The latest failures of the automatic check, by attestation (not logged).
         self.pending: dict[str, list[Failure]] = {}
+        self._scheme: tuple[SignedScheme | None, float] | None = None
 
     # -- shared ---------------------------------------------------------------------
     def now(self) -> datetime:
@@ -261,7 +263,17 @@ class AuditService:
 
     # -- the scheme -----------------------------------------------------------------
     def scheme(self) -> SignedScheme | None:
-        """The newest scheme version logged here (verified before it was logged)."""
+        """The newest scheme version logged here (verified before it was logged), read
+        at most once a second (another worker may log a newer one)."""
+        now = time.monotonic()
+        cached = self._scheme
+        if cached is not None and now - cached[1] < _SCHEME_TTL:
+            return cached[0]
+        scheme = self._read_scheme()
+        self._scheme = (scheme, now)
+        return scheme
+
+    def _read_scheme(self) -> SignedScheme | None:
         with read_tx(self._engine) as conn:
             row = conn.execute(
                 select(audit_schemes.c.document)
@@ -308,6 +320,7 @@ class AuditService:
         payload = verified.to_bytes()
         envelope = sign_envelope(SCHEME_TYPE, payload, [self._signer])
         index = self._log.append_own(envelope, lambda c, i: apply_scheme(c, i, payload))
+        self._scheme = None  # read the version just logged
         return {"index": index, "version": verified.version, "digest": verified.digest()}
 
     # -- accreditations -------------------------------------------------------------

@@ -145,10 +145,7 @@ class AuditCases:
             envelope=envelope,
             accreditation=None if granted is None else granted[0],
             accreditation_status=None if granted is None else granted[1],
-            evidence={
-                (item.entry.origin, item.entry.index): self._evidence(item.entry)
-                for item in predicate.evidence
-            },
+            evidence=self._evidence_of([item.entry for item in predicate.evidence]),
             agent=agent,
             model_digest=model_digest,
             card_digest=card_digest,
@@ -195,10 +192,21 @@ class AuditCases:
             None,
         )
 
-    def _evidence(self, ref: LogRef) -> EvidenceProof:
-        code = self._party_of_origin(ref.origin)
-        if code == self.here:
-            return self._own_evidence(ref)
+    def _evidence_of(self, refs: list[LogRef]) -> dict[tuple[str, int], EvidenceProof]:
+        """Each ref's entry, proof and checkpoint; one checkpoint per log for the case."""
+        notes: dict[str, bytes | None] = {}
+        found: dict[tuple[str, int], EvidenceProof] = {}
+        for ref in refs:
+            code = self._party_of_origin(ref.origin)
+            if code == self.here:
+                if code not in notes:
+                    notes[code] = self._final_checkpoint()
+                found[(ref.origin, ref.index)] = self._own_evidence(ref, notes[code])
+            else:
+                found[(ref.origin, ref.index)] = self._mirrored_evidence(ref, code)
+        return found
+
+    def _mirrored_evidence(self, ref: LogRef, code: str | None) -> EvidenceProof:
         mirror = None if code is None else self._mirror_of(code)
         if mirror is None:
             return EvidenceProof(ref, None, (), None)
@@ -209,21 +217,17 @@ class AuditCases:
             ref, mirror.entry(ref.index), mirror.inclusion(ref.index, state.size), state.note
         )
 
-    def _own_evidence(self, ref: LogRef) -> EvidenceProof:
+    def _own_evidence(self, ref: LogRef, note: bytes | None) -> EvidenceProof:
         node = self._node
-        if ref.index >= node.store.sequenced_size():
-            return EvidenceProof(ref, None, (), None)
+        size = None if note is None else node.checkpoint_size(note)
         with read_tx(node.engine) as conn:
             data = node.store.entry_data(conn, ref.index, ref.index + 1)
-        entry = data[0] if data else None
-        note = self._final_checkpoint()
-        if note is None:
-            return EvidenceProof(ref, entry, (), None)
-        size = node.checkpoint_size(note)
-        if ref.index >= size:
-            return EvidenceProof(ref, entry, (), note)
-        proof = node.log.inclusion(index=ref.index, size=size)["proof"]
-        return EvidenceProof(ref, entry, list(proof), note)
+            proof = (
+                node.proofs.inclusion(conn, [ref.index], size)[0]
+                if data and size is not None and ref.index < size
+                else []
+            )
+        return EvidenceProof(ref, data[0] if data else None, list(proof), note)
 
     def _final_checkpoint(self) -> bytes | None:
         """Our newest checkpoint cosigned by as many witnesses as the members' quorum
