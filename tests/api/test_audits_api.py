@@ -258,3 +258,36 @@ def test_a_suspended_accreditation_refuses_new_attestations(world: NodeWorld) ->
     )
     assert answer.status_code in (201, 409), answer.text
     assert "accreditation" in attest_refused(world, world.attest(auditor=ref))
+
+
+def test_a_refusal_lists_its_reasons_and_a_regulator_withdraws_a_recognition(
+    world: NodeWorld,
+) -> None:
+    envelope = world.attest(code_digest="sha256:" + "c3" * 32)
+    aid = attestation_id(envelope.payload)
+    assert world.post("/attestations", AUDITOR, envelope).status_code == 201
+    recognised = world.post("/recognitions", "regulator:gb", world.decision(envelope, aid))
+    assert recognised.status_code == 201, recognised.text
+    reasons = [{"condition": "policy", "reason": "a second look is due"}]
+    before = world.logged()
+    refusal = world.post(
+        "/recognitions",
+        "regulator:gb",
+        world.decision(envelope, aid, op="refuse", reasons=reasons, valid_until=None),
+    )
+    assert_error(refusal, 409, "already_recognised")  # a recognition is withdrawn, not refused
+    assert world.logged() == before
+    withdrawal = world.decision(envelope, aid, op="withdraw", reasons=reasons, valid_until=None)
+    answer = world.post("/recognitions", "regulator:gb", withdrawal)
+    assert answer.status_code == 201, answer.text
+    again = world.post("/recognitions", "regulator:gb", withdrawal)
+    assert_error(again, 409, "not_recognised")
+    refused = world.post(
+        "/recognitions",
+        "regulator:gb",
+        world.decision(envelope, aid, op="refuse", reasons=reasons, valid_until=None),
+    )
+    assert refused.status_code == 201, refused.text
+    rows = world.http.get("/api/v1/audits/recognitions", params={"agent_id": world.agent_id})
+    mine = [d for d in rows.json()["decisions"] if d["attestation"] == aid]
+    assert [(d["status"], d["automatic"]) for d in mine] == [("refused", False)]

@@ -562,7 +562,8 @@ class AuditService:
             return self._recognise(envelope, record, found, principal)
         if record.op == "withdraw":
             self._require_standing(record.attestation, "recognised")
-        return {"index": self._log_decision(envelope, record, expect=None)}
+        expect = "not_recognised" if record.op == "refuse" else None
+        return {"index": self._log_decision(envelope, record, expect=expect)}
 
     def _recognise(
         self,
@@ -615,7 +616,8 @@ class AuditService:
                 ).first()
                 if row is not None and row.status == "recognised":
                     raise BadRequest(
-                        f"{record.jurisdiction} already recognises {record.attestation}",
+                        f"{record.jurisdiction} already recognises {record.attestation}"
+                        + ("; withdraw the recognition instead" if record.op == "refuse" else ""),
                         code="already_recognised",
                         status=409,
                     )
