@@ -29,6 +29,8 @@ from custodes.audits.models import (
 )
 from custodes.audits.vsa import verify_vsa
 from custodes.ledger.dsse import Envelope, pae, parse_envelope
+from custodes.registry.projection import load_agent
+from custodes.store.db import read_tx
 from tests.api.support import assert_error
 from tests.audits.node_world import (
     AUDITOR,
@@ -291,3 +293,14 @@ def test_a_refusal_lists_its_reasons_and_a_regulator_withdraws_a_recognition(
     rows = world.http.get("/api/v1/audits/recognitions", params={"agent_id": world.agent_id})
     mine = [d for d in rows.json()["decisions"] if d["attestation"] == aid]
     assert [(d["status"], d["automatic"]) for d in mine] == [("refused", False)]
+
+
+def test_an_attestation_for_an_unknown_agent_is_404(world: NodeWorld) -> None:
+    agent = world.statement()["predicate"]["agent"]
+    with read_tx(world.node.engine) as conn:
+        record = load_agent(conn, agent["id"])
+    stranger = record.model_copy(update={"id": "urn:custodes:gb:agent:nobody"})
+    before = world.logged()
+    answer = world.post("/attestations", AUDITOR, world.attest(agent=stranger))
+    assert_error(answer, 404, "unknown_agent")
+    assert world.logged() == before

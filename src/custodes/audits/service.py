@@ -161,6 +161,8 @@ class CaseSource(Protocol):
 
     def grounds(self, row: dict[str, Any], found: FoundAttestation | None) -> list[Failure]: ...
 
+    def agent_known(self, agent_id: str) -> bool: ...
+
 
 def _parse(model: type[BaseModel], payload: bytes, what: str) -> Any:
     try:
@@ -376,6 +378,11 @@ class AuditService:
                 f"{predicate.auditor.accreditation} grants",
                 code="key_mismatch",
                 status=403,
+            )
+        if not self._source().agent_known(predicate.agent.id):
+            raise NotFound(
+                f"no agent {predicate.agent.id} is registered at its home (or mirrored here)",
+                code="unknown_agent",
             )
         failures = self._check(envelope, None, ignore=AT_LOGGING)
         if failures:

@@ -159,6 +159,9 @@ class AuditCases:
             now=now,
         )
 
+    def agent_known(self, agent_id: str) -> bool:
+        return self._agent(agent_id)[0] is not None
+
     def _agent(self, agent_id: str) -> tuple[AgentRecord | None, str | None, str | None]:
         try:
             home = home_party(self._node.federation.roster, agent_id).code
