@@ -288,6 +288,9 @@ def test_recognised_at_home_automatically_elsewhere_and_withdrawn_everywhere_on_
             assert len(lines) == 1, done.stderr
             assert "partner" in lines[0]
             assert au.regulator.recognitions(AGENT)["decisions"] == []
+            with pytest.raises(CustodesError) as countersigned:
+                au.regulator.countersign(aid)
+            assert (countersigned.value.status, countersigned.value.code) == (403, "partner_no_say")
 
             # A drift alert on the agent, on GB's log, withdraws it on every member.
             regulator.publish(_drift_alert())
