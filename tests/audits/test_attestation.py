@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from custodes.audits.attestation import (
     build_statement,
@@ -174,3 +176,24 @@ def test_a_suspended_members_countersignature_does_not_count(world: AuditWorld) 
     assert countersigning_parties(envelope, world.roster) == {"CA", "FR"}
     assert countersigning_parties(envelope, suspended) == {"FR"}
     assert base64.b64decode(world.grant.auditor_key or "") == world.auditor.public_key
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    signers=st.lists(st.sampled_from(["GB", "FR", "DE", "CA", "AU"]), unique=True),
+    scramble=st.booleans(),
+    data=st.data(),
+)
+def test_the_parties_counted_are_exactly_the_members_that_signed(
+    world: AuditWorld, signers: list[str], scramble: bool, data: st.DataObject
+) -> None:
+    message = world.envelope.signed_bytes()
+    signatures = [world.roster_world.regulators[c].sign(message) for c in signers]
+    if scramble:  # keyids are hints: wrong or swapped ones change nothing
+        signatures = [Signature(f"hint-{i}", s.sig) for i, s in enumerate(signatures)]
+    order = data.draw(st.permutations([*world.envelope.signatures, *signatures]))
+    envelope = replace(world.envelope, signatures=tuple(order))
+    members = {"GB", "FR", "DE", "CA"}
+    assert countersigning_parties(envelope, world.roster) == set(signers) & members

@@ -12,11 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from custodes.audits.attestation import countersign
+from custodes.audits.models import ACCREDITATION_TYPE
 from custodes.audits.scheme import example_scheme
 from custodes.audits.vsa import build_vsa, sign_vsa, verifier_id
 from custodes.cli.main import app
 from custodes.errors import CustodesError
 from custodes.federation.party import ROSTER_KEY_FILE
+from custodes.ledger.dsse import sign_envelope
 from custodes.ledger.keys import load_or_create_entry_signer
 from tests.audits.test_vsa import _decision
 from tests.audits.world import AuditWorld
@@ -153,3 +155,23 @@ def test_sign_and_verify_the_scheme(
     record = orjson.loads(done.stdout)
     assert (record["scheme"], record["version"]) == ("custodes-common", 1)
     assert record["requirements"][0].startswith("finance/critical: core 1.0.0")
+
+
+def test_the_grant_may_be_given_as_its_logged_envelope(
+    world: AuditWorld, files: dict[str, Path], tmp_path: Path
+) -> None:
+    envelope = sign_envelope(
+        ACCREDITATION_TYPE,
+        world.grant.model_dump_json().encode(),
+        [world.roster_world.regulators["GB"]],
+    )
+    grant = _write(tmp_path / "grant-entry.json", envelope.to_json())
+    done = _run("verify", str(files["attestation"]), "--accreditation", str(grant))
+    assert done.exit_code == 0, done.output
+    suspend = world.grant.model_copy(update={"op": "suspend", "reason": "review"})
+    path = _write(tmp_path / "suspend.json", suspend.model_dump(mode="json"))
+    with pytest.raises(CustodesError, match="not the grant"):
+        runner.invoke(
+            app, ["audit", "verify", str(files["attestation"]), "--accreditation", str(path)],
+            catch_exceptions=False,
+        )  # fmt: skip

@@ -14,7 +14,7 @@ import pytest
 
 from custodes.audits.attestation import countersign
 from custodes.audits.models import EvidenceItem, Failure, LogRef
-from custodes.audits.recognition import EvidenceProof, check_recognition
+from custodes.audits.recognition import CONDITIONS, EvidenceProof, check_recognition
 from custodes.audits.scheme import example_scheme, sign_scheme, summarise_result, verify_scheme
 from custodes.federation.roster import verify_next
 from custodes.ledger.dsse import Envelope, EnvelopeSigner, Signature
@@ -426,3 +426,91 @@ def test_the_summary_of_each_result_is_what_the_predicate_states(world: AuditWor
     assert stated["suite"] == "core"
     assert summarise_result(eval_result(epoch=0)).model_dump(exclude_none=True) == stated
     assert base64.b64decode(world.envelope.to_json()["payload"]) == world.envelope.payload
+
+
+# -- the conditions as a table ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def weak(tmp_path_factory: pytest.TempPathFactory) -> AuditWorld:
+    """A world whose evidence is above the thresholds and whose kill-switch test failed."""
+    return build_world(
+        tmp_path_factory.mktemp("weak"),
+        results=[eval_result(successes=40)],
+        tests=[killswitch_test(passed=False)],
+    )
+
+
+def _affiliated(w: AuditWorld) -> Any:
+    return w.case(accreditation=w.grant.model_copy(update={"affiliations": (OPERATOR,)}))
+
+
+def _energy_only(w: AuditWorld) -> Any:
+    scope = w.grant.scope
+    assert scope is not None
+    energy = scope.model_copy(update={"sectors": ("energy",)})
+    return w.case(accreditation=w.grant.model_copy(update={"scope": energy}))
+
+
+def _unproven(w: AuditWorld) -> Any:
+    return w.case(evidence=_with_proof(w, 0, checkpoint=w.note(["GB"])))
+
+
+def _inflated(w: AuditWorld) -> Any:
+    first = w.evidence_items[0]
+    summary = first.summary.model_copy(update={"attempts": 9})
+    items = [first.model_copy(update={"summary": summary}), *w.evidence_items[1:]]
+    return w.case(envelope=w.attest(evidence=items))
+
+
+def _other_scheme(w: AuditWorld) -> Any:
+    body = example_scheme(issued=w.now - timedelta(days=1), version=2, countersignatures=2)
+    document = None
+    for code in ("GB", "FR", "DE"):
+        document = sign_scheme(body, w.roster_world.votes[code], document)
+    return w.case(scheme=verify_scheme(document, w.roster, now=w.now))
+
+
+MATRIX: list[tuple[str, Any, set[str]]] = [
+    ("partner", lambda w: w.case(recogniser="AU"), {"partner"}),
+    ("attestation", lambda w: w.case(envelope=w.attest(result="FAILED")), {"attestation"}),
+    (
+        "signature",
+        lambda w: w.case(envelope=w.attest(signer=EnvelopeSigner.generate())),
+        {"signature"},
+    ),
+    ("expired", lambda w: w.case(now=w.now + timedelta(days=364)), {"expired"}),
+    ("withdrawn", lambda w: w.case(attestation_status="withdrawn"), {"withdrawn"}),
+    ("accreditation", lambda w: w.case(accreditation_status="suspended"), {"accreditation"}),
+    ("scope", _energy_only, {"scope"}),
+    ("conflict_of_interest", _affiliated, {"conflict_of_interest"}),
+    ("scheme", _other_scheme, {"scheme"}),
+    ("evidence_inclusion", _unproven, {"evidence_inclusion"}),
+    ("evidence", _inflated, {"evidence"}),
+    ("drift", lambda w: w.case(drift_alerts=[{"entry_index": 3}]), {"drift"}),
+    ("subject", lambda w: w.case(card_digest="sha256:" + "0" * 64), {"subject"}),
+    ("countersignatures", lambda w: w.case(countersignatures_needed=1), {"countersignatures"}),
+]
+WEAK: list[tuple[str, Any, set[str]]] = [
+    ("threshold", lambda w: w.case(), {"threshold", "killswitch_test"}),
+    ("killswitch_test", lambda w: w.case(), {"threshold", "killswitch_test"}),
+]
+
+
+def test_the_table_covers_every_condition() -> None:
+    assert sorted(c for c, _, _ in MATRIX + WEAK) == sorted(CONDITIONS)
+
+
+@pytest.mark.parametrize(("condition", "build", "expected"), MATRIX, ids=[c for c, _, _ in MATRIX])
+def test_each_condition_of_the_table(
+    world: AuditWorld, condition: str, build: Any, expected: set[str]
+) -> None:
+    failures = check_recognition(build(world))
+    assert condition in conditions(failures)
+    assert conditions(failures) == expected
+
+
+@pytest.mark.parametrize(("condition", "build", "expected"), WEAK, ids=[c for c, _, _ in WEAK])
+def test_each_threshold_condition_of_the_table(
+    weak: AuditWorld, condition: str, build: Any, expected: set[str]
+) -> None:
+    assert condition in conditions(check_recognition(build(weak)))
+    assert conditions(check_recognition(build(weak))) == expected
