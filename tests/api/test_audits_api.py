@@ -27,7 +27,9 @@ from custodes.audits.models import (
     AuditorRef,
     attestation_id,
 )
+from custodes.audits.scheme import example_scheme, sign_scheme
 from custodes.audits.vsa import verify_vsa
+from custodes.federation.party import roster_signer
 from custodes.ledger.dsse import Envelope, pae, parse_envelope
 from custodes.registry.projection import load_agent
 from custodes.store.db import read_tx
@@ -304,3 +306,21 @@ def test_an_attestation_for_an_unknown_agent_is_404(world: NodeWorld) -> None:
     answer = world.post("/attestations", AUDITOR, world.attest(agent=stranger))
     assert_error(answer, 404, "unknown_agent")
     assert world.logged() == before
+
+
+def test_a_scheme_without_the_members_signatures_or_out_of_order_is_refused(
+    world: NodeWorld,
+) -> None:
+    unsigned = {"signed": example_scheme(version=2).model_dump(mode="json", by_alias=True)}
+    unsigned["signatures"] = []
+    before = world.logged()
+    answer = world.post("/schemes", "regulator:gb", unsigned)
+    detail = assert_error(answer, 422, "scheme_signatures")
+    assert {f["code"] for f in detail["failures"]} == {"scheme_signatures"}
+    skipped = sign_scheme(example_scheme(version=3), roster_signer(world.roster_dir))
+    assert_error(world.post("/schemes", "regulator:gb", skipped), 422, "scheme_version")
+    again = world.post("/schemes", "regulator:gb", world.scheme.document)
+    assert_error(again, 409, "scheme_in_force")
+    assert world.post("/schemes", AUDITOR, world.scheme.document).status_code == 403
+    assert world.logged() == before
+    assert world.http.get("/api/v1/audits/schemes/current").json()["version"] == 1

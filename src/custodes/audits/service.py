@@ -422,6 +422,7 @@ class AuditService:
     def _check(
         self, envelope: Envelope, k: int | None, *, ignore: frozenset[str] = frozenset()
     ) -> list[Failure]:
+        self.roster()  # a node outside an alliance recognises nothing: 409 no_roster
         case = self._source().case(
             envelope, scheme=self.require_scheme(), countersignatures_needed=k, now=self.now()
         )
