@@ -2,8 +2,9 @@
 
 A GB-accredited auditor audits a GB critical finance agent: its core evaluation result
 is published on GB's log, its attestation logged there. GB's regulator countersigns and
-recognises it (with a VSA that verifies offline); FR and DE, set to recognise
-automatically, recognise it from their mirrors of GB's log alone; AU's regulator may not
+recognises it (with a VSA that verifies offline), FR's countersigns on FR's node; FR and
+DE, set to recognise automatically with 2 of 3 members' countersignatures, recognise it
+from their logs and mirrors alone; AU's regulator may not
 decide (403, failure ``partner``). Then a drift alert on the agent, published on GB,
 withdraws the recognition on every member.
 """
@@ -57,10 +58,11 @@ AGENT = "urn:custodes:gb:agent:trader"
 
 
 def _scheme(alliance: Alliance) -> dict[str, Any]:
-    """The common scheme, signed by every member's roster key. The kill-switch
+    """The common scheme (automatic recognition needs 2 members' countersignatures),
+    signed by every member's roster key. The kill-switch
     conformance test is the gate's (another suite logs it); here the evidence is the
     core evaluation result alone."""
-    body = example_scheme()
+    body = example_scheme(countersignatures=2)
     body = body.model_copy(
         update={
             "requirements": tuple(
@@ -253,6 +255,13 @@ def test_recognised_at_home_automatically_elsewhere_and_withdrawn_everywhere_on_
         # GB's regulator countersigns and recognises (the CLI) once the evidence is final.
         gb_flags = _flags(alliance, "GB", tmp_path)
         _cli("countersign", aid, *gb_flags)
+        # France countersigns on its own node: automatic recognition counts both (k = 2).
+        france = Client(alliance["FR"].url, timeout=10.0)
+        try:
+            wait_until("FR mirroring the attestation", lambda: france.attestations(AGENT), 60)
+        finally:
+            france.close()
+        _cli("countersign", aid, *_flags(alliance, "FR", tmp_path))
         wait_until(
             "the attestation recognisable at GB",
             lambda: regulator.check_recognition(aid)["recognisable"],

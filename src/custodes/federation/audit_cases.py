@@ -293,17 +293,17 @@ class AuditCases:
 def _found(
     aid: str, rows: list[tuple[str, dict[str, Any]]], origin_of: Callable[[str], str]
 ) -> FoundAttestation:
-    """One attestation from its rows on several logs: the copy with the most signatures;
-    the first copy on the accrediting party's log (the auditor publishes there), else
-    on the lowest party code's: the same choice on every node;
-    withdrawn if withdrawn on any log."""
+    """One attestation from its rows on several logs: every signature known on any of
+    them (members may countersign on their own nodes); as its entry, the first copy on
+    the accrediting party's log (the auditor publishes there), else on the lowest party
+    code's (the same choice on every node); withdrawn if withdrawn on any log."""
     best = max(rows, key=lambda r: r[1]["signatures"])[1]
     accrediting = str(best["accreditation"]).split(":")[1].upper()
     code, first = min(rows, key=lambda r: (r[0] != accrediting, r[0]))
     status = "withdrawn" if any(r["status"] != "active" for _, r in rows) else "active"
     return FoundAttestation(
         id=aid,
-        envelope=parse_envelope(_json(best["envelope"])),
+        envelope=_union([best["envelope"], *(r["envelope"] for _, r in rows)]),
         entry=LogRef(
             origin=origin_of(code), index=first["entry_index"], leaf_hash=first["leaf_hash"]
         ),
@@ -312,6 +312,17 @@ def _found(
         status=status,
         expires=float(first["expires"]),
     )
+
+
+def _union(envelopes: list[str]) -> Envelope:
+    """One envelope with every distinct signature of its copies (same payload)."""
+    first = parse_envelope(_json(envelopes[0]))
+    signatures = list(first.signatures)
+    for text in envelopes[1:]:
+        for signature in parse_envelope(_json(text)).signatures:
+            if signature not in signatures:
+                signatures.append(signature)
+    return Envelope(first.payload_type, first.payload, tuple(signatures))
 
 
 def _json(text: str) -> Any:
