@@ -168,3 +168,16 @@ def test_a_new_model_withdraws_the_recognition_of_the_old_one(
     assert watch.propagate_withdrawals() == [aid]
     reasons = _standing(world, aid)["decision"]["reasons"]
     assert [r["condition"] for r in reasons] == ["subject"]
+
+
+def test_pending_failures_are_listed_for_their_agent_only(
+    world: NodeWorld, watch: AuditWatch
+) -> None:
+    _, aid = _attest(world)
+    assert watch.recognise() == []
+    mine = world.http.get("/api/v1/audits/recognitions", params={"agent_id": world.agent_id})
+    assert list(mine.json()["pending"]) == [aid]
+    other = world.http.get(
+        "/api/v1/audits/recognitions", params={"agent_id": "urn:custodes:gb:agent:other"}
+    )
+    assert other.json()["pending"] == {}

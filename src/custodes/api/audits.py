@@ -249,8 +249,11 @@ def list_decisions(request: Request, agent_id: str | None = None) -> dict[str, A
     """This party's latest decision on each attestation (optionally of one agent), and
     the failures of the automatic check for those not recognised yet."""
     service = _service(request)
+    agents = dict(service.pending_agents)
     pending = {
-        aid: [f.model_dump() for f in failures] for aid, failures in dict(service.pending).items()
+        aid: [f.model_dump() for f in failures]
+        for aid, failures in dict(service.pending).items()
+        if agent_id is None or agents.get(aid) == agent_id
     }
     return {
         "jurisdiction": service.jurisdiction,

@@ -208,6 +208,7 @@ class AuditService:
         self._lock = threading.Lock()  # one decision at a time on this node
         # The latest failures of the automatic check, by attestation (not logged).
         self.pending: dict[str, list[Failure]] = {}
+        self.pending_agents: dict[str, str] = {}  # the agent of each pending attestation
         self._scheme: tuple[SignedScheme | None, float] | None = None
 
     # -- shared ---------------------------------------------------------------------
@@ -658,6 +659,7 @@ class AuditService:
         failures = self._check(found.envelope, self._k(found, scheme))
         if failures:
             self.pending[found.id] = failures
+            self.pending_agents[found.id] = found.agent_id
             return None
         self.pending.pop(found.id, None)
         record = self._node_decision(found, scheme, "recognise", ())
