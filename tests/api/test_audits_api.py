@@ -30,7 +30,7 @@ from custodes.audits.models import (
 from custodes.audits.scheme import example_scheme, sign_scheme
 from custodes.audits.vsa import verify_vsa
 from custodes.federation.party import roster_signer
-from custodes.ledger.dsse import Envelope, pae, parse_envelope
+from custodes.ledger.dsse import Envelope, EnvelopeSigner, pae, parse_envelope
 from custodes.registry.projection import load_agent
 from custodes.store.db import read_tx
 from tests.api.support import assert_error
@@ -45,7 +45,7 @@ from tests.audits.node_world import (
     signed,
 )
 from tests.databases import database_url, node_settings
-from tests.enrol import REGULATOR_KEY
+from tests.enrol import OPERATOR_KEY, REGULATOR_KEY, principal
 from tests.integration.procs import wait_until
 
 
@@ -324,3 +324,31 @@ def test_a_scheme_without_the_members_signatures_or_out_of_order_is_refused(
     assert world.post("/schemes", AUDITOR, world.scheme.document).status_code == 403
     assert world.logged() == before
     assert world.http.get("/api/v1/audits/schemes/current").json()["version"] == 1
+
+
+def test_only_a_roster_regulator_countersigns_and_only_the_auditor_or_its_regulator_withdraws(
+    world: NodeWorld,
+) -> None:
+    envelope = world.attest(code_digest="sha256:" + "c4" * 32)
+    aid = attestation_id(envelope.payload)
+    assert world.post("/attestations", AUDITOR, envelope).status_code == 201
+    other = EnvelopeSigner.from_seed(b"another-gb-regulator-not-vouched")
+    principal(world.node, "regulator:gb-deputy", "regulator", other)
+    world.tokens["regulator:gb-deputy"] = str(
+        world.node.tokens.issue("regulator:gb-deputy", None, 600)["token"]
+    )
+    signature = countersign(envelope, other).signatures[-1]
+    body = {"keyid": signature.keyid, "sig": base64.b64encode(signature.sig).decode()}
+    before = world.logged()
+    answer = world.post(f"/attestations/{aid}/countersign", "regulator:gb-deputy", body)
+    assert "countersignatures" in refused(world, answer, 403, "not_a_roster_regulator")
+    status = AttestationStatus(
+        attestation=aid, agent_id=world.agent_id, reason="no", actor="operator:acme", at=now()
+    )
+    answer = world.post(
+        f"/attestations/{aid}/withdraw",
+        "operator:acme",
+        signed(status, ATTESTATION_STATUS_TYPE, OPERATOR_KEY),
+    )
+    assert "role" in refused(world, answer, 403, "wrong_role")
+    assert world.logged() == before
