@@ -181,3 +181,16 @@ def test_pending_failures_are_listed_for_their_agent_only(
         "/api/v1/audits/recognitions", params={"agent_id": "urn:custodes:gb:agent:other"}
     )
     assert other.json()["pending"] == {}
+
+
+def test_a_node_trusting_other_accreditors_refuses_this_auditor(
+    settings: Settings, tmp_path: Path
+) -> None:
+    only_fr = settings.model_copy(update={"trusted_accreditors": ["FR"]})
+    with node_world(only_fr, tmp_path) as world:
+        before = world.logged()
+        answer = world.post("/attestations", AUDITOR, world.attest())
+        assert answer.status_code == 422, answer.text
+        failures = answer.json()["error"]["detail"]["failures"]
+        assert "accreditation" in {f["condition"] for f in failures}
+        assert world.logged() == before
