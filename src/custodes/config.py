@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     # Whether to ask every other active party of the roster to cosign this node's
     # checkpoints (besides CUSTODES_WITNESSES); off, only those configured are asked.
     ask_roster_witnesses: bool = True
+    # Mutual recognition (docs/design/0028): whether this member recognises on its own
+    # what satisfies the common scheme and carries the scheme's k member
+    # countersignatures; seconds between the leader's audit-watch rounds (automatic
+    # recognition, withdrawals, newer schemes); the parties whose accreditations it
+    # trusts (JSON list of codes; unset: every member).
+    auto_recognise: bool = False
+    audit_watch_interval: float = Field(default=1.0, gt=0)
+    trusted_accreditors: list[str] | None = None
     # Cross-border look-ups (docs/design/0025): seconds between reads of each peer's
     # checkpoint; the age past which a look-up asks the home node (or says it is stale);
     # how long to wait on a peer.

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from custodes.admin_token import AdminToken
 from custodes.audits.conformance import ConformanceTests
+from custodes.audits.service import AuditService
 from custodes.audits.store import AUDIT_TABLES  # noqa: F401 - registers the audit replays
 from custodes.config import Settings, check_identity, pin_identity
 from custodes.errors import CustodesError
@@ -145,6 +146,15 @@ class Node:
             self.entry_signer,
             origin=settings.origin,
             actor=f"node:{settings.origin}",
+        )
+        self.audits = AuditService(  # docs/design/0028; its case source: api/app.py
+            self.engine,
+            self.log,
+            self.registry,
+            self.entry_signer,
+            jurisdiction=settings.jurisdiction,
+            origin=settings.origin,
+            roster=lambda: self.federation.roster,
         )
         self.witness = Witness(
             self.engine, self.cosigner, [parse_vkey(v) for v in settings.witnessed_logs]

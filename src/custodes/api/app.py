@@ -19,6 +19,7 @@ from custodes.api import (
     admin,
     alliance,
     conformance,
+    audits,
     decisions,
     entries,
     evals,
@@ -41,6 +42,7 @@ from custodes.api.server import END_STREAMS
 from custodes.api.tracing import TracingMiddleware, tracer_provider_for
 from custodes.config import Settings
 from custodes.federation.gates import DeploymentGate
+from custodes.federation.audit_watch import open_audit_watch
 from custodes.federation.gossip import CheckpointGossip
 from custodes.federation.lookup_service import open_lookups
 from custodes.federation.recognitions import AllianceRecognitions
@@ -118,11 +120,15 @@ def create_app(
         if settings.deployment_gate:
             gate = DeploymentGate(app.state.recognitions, ttl=settings.gate_cache_ttl)
             node.leases.gate = gate
+        audit_watch = open_audit_watch(node, lookups.mirrors.get)
+        app.state.audit_cases = audit_watch.cases
+        audit_watch.start()
         try:
             # The server ends the kill-order streams through this as it starts to stop.
             yield {END_STREAMS: node.broadcaster.close}
         finally:
             node.broadcaster.close()
+            audit_watch.stop()
             lookups.close()
             roster_sync.stop()
             requester.stop()
@@ -158,6 +164,7 @@ def create_app(
         tlog.log_router,
         tlog.witness_router,
         alliance.router,
+        audits.router,
         splitview.router,
         splitview.admin_router,
     ):

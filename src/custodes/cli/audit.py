@@ -261,3 +261,7 @@ def scheme_verify(
         output,
         title="scheme: OK",
     )
+
+
+# The online commands (accredit, attest, countersign, recognise, ...) register themselves here.
+from custodes.cli import audit_node  # noqa: E402, F401

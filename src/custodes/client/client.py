@@ -6,6 +6,7 @@ import httpx
 
 from custodes.client.alliance import AllianceApi
 from custodes.client.conformance import ConformanceApi
+from custodes.client.audits import AuditsApi
 from custodes.client.evals import EvalsApi
 from custodes.client.federation import FederationApi
 from custodes.client.forwarding import ForwardingApi
@@ -24,6 +25,7 @@ class Client(
     FederationApi,
     ForwardingApi,
     ConformanceApi,
+    AuditsApi,
 ):
     """One node's API: ledger, proofs, registry, kill switch, leases, evals.
 
