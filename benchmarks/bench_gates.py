@@ -32,7 +32,7 @@ from _common import REPO_ROOT, console, percentile, print_conditions, print_tabl
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.audits.gate_world import gate_world
+from tests.audits.gate_world import IN_FORCE, gate_world
 from tests.databases import node_settings
 
 from custodes.federation.gates import DeploymentGate
@@ -78,7 +78,7 @@ def _measure(node: Node, base: Path, rounds: int) -> dict[str, list[float]]:
     for code in ("ZZ", "FR", "DE", "CA"):
         world.decide(agent_id, code, model=digest)
     uncached = world.gate
-    cached = DeploymentGate(world.recognitions, ttl=1.0)
+    cached = DeploymentGate(world.recognitions, scheme=lambda: IN_FORCE, ttl=1.0)
     with read_tx(node.engine) as conn:
         agent = load_agent(conn, agent_id)
     places = {"ZZ", "FR", "DE", "CA"}

@@ -24,6 +24,7 @@ from custodes.audits.models import (
     RecognitionDecision,
     SchemeRef,
 )
+from custodes.audits.scheme import SignedScheme, example_scheme
 from custodes.audits.store import apply_recognition
 from custodes.federation.gates import DeploymentGate
 from custodes.federation.recognitions import AllianceRecognitions
@@ -34,9 +35,12 @@ from custodes.registry.models import AgentChanges, AgentUpdate, ModelRecord, Mod
 from custodes.store.db import metadata, write_tx
 from tests.registry.support import World, build_world, fresh_slug, now, register_agent, submit
 
-__all__ = ["GateWorld", "PeerDatabase", "gate_world"]
+__all__ = ["IN_FORCE", "GateWorld", "PeerDatabase", "gate_world"]
 
 SCHEME = SchemeRef(id="common", version=1, digest="sha256:" + "5c" * 32)
+# The common scheme in force on the node (the gate holds agents to its requirements;
+# the document's signatures are not what these tests test).
+IN_FORCE = SignedScheme({}, example_scheme())
 _aids = itertools.count(1)
 
 
@@ -155,10 +159,14 @@ class GateWorld:
 
 
 def gate_world(
-    node: Node, tmp_path: Path, peers: tuple[str, ...] = ("FR", "DE", "CA"), ttl: float = 0.0
+    node: Node,
+    tmp_path: Path,
+    peers: tuple[str, ...] = ("FR", "DE", "CA"),
+    ttl: float = 0.0,
+    scheme: SignedScheme | None = IN_FORCE,
 ) -> GateWorld:
     """The world of ``tests.registry.support`` with peers' mirror databases and the gate
-    wired into the node's lease issuer."""
+    wired into the node's lease issuer, holding agents to ``scheme``."""
     world = build_world(node)
     databases = {}
     for code in peers:
@@ -166,6 +174,6 @@ def gate_world(
         metadata.create_all(engine)
         databases[code] = PeerDatabase(engine)
     recognitions = AllianceRecognitions(node.engine, node.federation, databases.get)  # type: ignore[arg-type,return-value]
-    gate = DeploymentGate(recognitions, ttl=ttl)
+    gate = DeploymentGate(recognitions, scheme=lambda: scheme, ttl=ttl)
     node.leases.gate = gate
     return GateWorld(world, recognitions, gate, databases)

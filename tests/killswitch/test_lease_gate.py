@@ -16,13 +16,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from custodes.api import create_app
+from custodes.audits.scheme import SignedScheme
 from custodes.config import Settings
 from custodes.errors import AuthError
 from custodes.federation.gates import DeploymentGate
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.node import Node
 from custodes.sdk.leases import lease_request
-from tests.audits.gate_world import GateWorld, gate_world
+from tests.audits.gate_world import IN_FORCE, GateWorld, gate_world
 
 
 @pytest.fixture
@@ -70,6 +71,34 @@ def test_no_recognition_anywhere_refuses_the_lease_and_logs_nothing(gated: GateW
     assert {f["jurisdiction"] for f in failures} == {"ZZ", "FR", "DE", "CA"}
     assert all(digest in f["satisfy"] for f in failures)
     assert gated.node.store.sequenced_size() == size
+
+
+def test_before_a_common_scheme_is_in_force_no_gate_applies(node: Node, tmp_path: Path) -> None:
+    """No scheme, no requirement to meet: critical agents are leased as before (the node
+    cannot hold them to a scheme its members have not agreed)."""
+    world = gate_world(node, tmp_path, scheme=None)
+    key = EnvelopeSigner.generate()
+    agent_id, _digest = world.agent(key)
+    lease = _lease(world.node, key, agent_id)
+    assert lease["jurisdictions"] == ["CA", "DE", "FR", "ZZ"]
+    assert "gated" not in lease
+
+
+def test_a_sector_the_scheme_does_not_name_is_not_gated(node: Node, tmp_path: Path) -> None:
+    body = IN_FORCE.body.model_copy(
+        update={
+            "requirements": tuple(r for r in IN_FORCE.body.requirements if r.sector != "finance")
+        }
+    )
+    world = gate_world(node, tmp_path, scheme=SignedScheme({}, body))
+    key = EnvelopeSigner.generate()
+    agent_id, _digest = world.agent(key)  # a critical finance agent
+    assert "gated" not in _lease(world.node, key, agent_id)
+    energy_key = EnvelopeSigner.generate()
+    energy, _ = world.agent(energy_key, sector="energy")
+    with pytest.raises(AuthError) as refused:  # energy is still named: no recognition
+        _lease(world.node, energy_key, energy)
+    assert refused.value.code == "deployment_gate"
 
 
 def test_a_new_model_shuts_the_gates_its_old_audit_opened(gated: GateWorld) -> None:

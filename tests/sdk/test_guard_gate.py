@@ -230,3 +230,26 @@ def test_the_guard_resumes_when_the_test_ends(world: tuple[str, GateWorld]) -> N
         _push(gated.node, "test0002", agent_id, "end")
         wait_until("the guard to resume", lambda: _refusal(guard, "ZZ") is None, WAIT_S)
         assert halts.keys == ["killswitch-test:test0002"]
+
+
+def test_an_agent_awaiting_its_audit_still_passes_its_kill_switch_test(
+    world: tuple[str, GateWorld],
+) -> None:
+    """The gate holds no lease for an unaudited critical agent, so its guard is halted
+    already; the test's order must still reach it and its halt be recorded (the test is
+    evidence its audit needs)."""
+    url, gated = world
+    key = EnvelopeSigner.generate()
+    agent_id, _digest = gated.agent(key, operating=())
+    halts = Halts()
+    with guard_for(url, gated, key, agent_id, recorder=halts) as guard:
+        wait_until(
+            "the gate's refusal",
+            lambda: (h := guard.halted()) is not None and h.reason == "deployment_gate",
+            WAIT_S,
+        )
+        wait_until("the guard's stream", lambda: guard.stream_connected, WAIT_S)
+        _push(gated.node, "test0003", agent_id, "start")
+        wait_until("the test's halt", lambda: halts.keys == ["killswitch-test:test0003"], WAIT_S)
+        _push(gated.node, "test0003", agent_id, "end")
+        assert guard.halted().reason == "deployment_gate"  # type: ignore[union-attr]

@@ -18,8 +18,8 @@ from custodes import __version__
 from custodes.api import (
     admin,
     alliance,
-    conformance,
     audits,
+    conformance,
     decisions,
     entries,
     evals,
@@ -41,8 +41,8 @@ from custodes.api.request_ids import RequestIdMiddleware
 from custodes.api.server import END_STREAMS
 from custodes.api.tracing import TracingMiddleware, tracer_provider_for
 from custodes.config import Settings
-from custodes.federation.gates import DeploymentGate
 from custodes.federation.audit_watch import open_audit_watch
+from custodes.federation.gates import DeploymentGate
 from custodes.federation.gossip import CheckpointGossip
 from custodes.federation.lookup_service import open_lookups
 from custodes.federation.recognitions import AllianceRecognitions
@@ -118,7 +118,9 @@ def create_app(
         )
         # The deployment gate: critical agents are leased only where recognised.
         if settings.deployment_gate:
-            gate = DeploymentGate(app.state.recognitions, ttl=settings.gate_cache_ttl)
+            gate = DeploymentGate(
+                app.state.recognitions, scheme=node.audits.scheme, ttl=settings.gate_cache_ttl
+            )
             node.leases.gate = gate
         audit_watch = open_audit_watch(node, lookups.mirrors.get)
         app.state.audit_cases = audit_watch.cases

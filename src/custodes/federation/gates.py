@@ -7,6 +7,12 @@ node's own table for its own jurisdiction, the peer's verified mirror for the ot
 (custodes.federation.recognitions). A jurisdiction whose mirror is missing recognises
 nothing (fail closed). ``custodes.audits.gates.evaluate_gate`` decides.
 
+The gate holds an agent to the alliance's common scheme: it applies once the members
+have put a scheme in force on this node (``scheme``) and that scheme has a requirement
+for the agent's sector and risk tier. Before that no attestation can be recognised at
+all, so gating would halt every critical agent of a node the day it is upgraded; the
+node says so at start and in the lease (``gated`` is absent).
+
 Cost: one indexed query for the digests and one per jurisdiction, each on a local
 database (measured in benchmarks/bench_gates.py). A result is kept for ``ttl`` seconds
 (default 1 s) per (agent, model id, jurisdictions), and never past the earliest
@@ -25,6 +31,7 @@ from typing import Any
 from sqlalchemy import select
 
 from custodes.audits.gates import GateResult, evaluate_gate
+from custodes.audits.scheme import SignedScheme
 from custodes.audits.store import InForce, agent_digests, recognitions
 from custodes.federation.recognitions import AllianceRecognitions
 from custodes.registry.models import AgentRecord
@@ -40,14 +47,19 @@ class DeploymentGate:
         self,
         recognitions: AllianceRecognitions,
         *,
+        scheme: Callable[[], SignedScheme | None] = lambda: None,
         ttl: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._recognitions, self._ttl, self._clock = recognitions, ttl, clock
+        self._scheme = scheme
         self._cache: dict[_Key, tuple[float, GateResult]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, agent: AgentRecord, places: set[str]) -> GateResult:
+        scheme = self._scheme()
+        if scheme is None or scheme.body.requirement(agent.sector, agent.risk_tier) is None:
+            return GateResult(frozenset(places))  # no common requirement for it (yet)
         now = self._clock()
         key = (agent.id, agent.model, frozenset(places))  # a new model: a new key
         with self._lock:

@@ -307,7 +307,13 @@ class Guard:
             hold = min(max(float(order.get("hold_ms") or 0), 0.0), _MAX_TEST_HOLD_MS) / 1000
             log.warning("guard of %s: kill-switch conformance test %s", self.agent_id, test_id)
             with self._lock:
+                already = self._state.halted(now)  # e.g. no lease: the gate is shut
                 self._state.start_test(test_id, now + hold)
+            if already is not None:
+                # Halted already (an agent awaiting its audit holds no lease): no new
+                # halt episode begins, so record the test's halt here, as the proof
+                # that the order reached the agent and its halt path works.
+                self._record_halt(Halted("conformance_test", detail={"test_id": test_id}), None)
             self._wake.set()  # the lease keeper watches the hold's end
             self._observe(now)
             return
