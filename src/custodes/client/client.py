@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 
 from custodes.client.alliance import AllianceApi
-from custodes.client.conformance import ConformanceApi
 from custodes.client.audits import AuditsApi
+from custodes.client.conformance import ConformanceApi
 from custodes.client.evals import EvalsApi
 from custodes.client.federation import FederationApi
 from custodes.client.forwarding import ForwardingApi
