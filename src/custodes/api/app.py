@@ -30,6 +30,7 @@ from custodes.api import (
     roster,
     splitview,
     tlog,
+    trade,
 )
 from custodes.api.bodies import BodyGate
 from custodes.api.errors import install_error_handlers
@@ -151,6 +152,7 @@ def create_app(
         tlog.log_router,
         tlog.witness_router,
         alliance.router,
+        trade.router,
         splitview.router,
         splitview.admin_router,
     ):

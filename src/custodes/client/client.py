@@ -10,12 +10,15 @@ from custodes.client.federation import FederationApi
 from custodes.client.forwarding import ForwardingApi
 from custodes.client.killswitch import KillSwitchApi
 from custodes.client.registry import RegistryApi
+from custodes.client.trade import TradeApi
 from custodes.ledger.dsse import EnvelopeSigner
 
 __all__ = ["Client"]
 
 
-class Client(EvalsApi, RegistryApi, KillSwitchApi, AllianceApi, FederationApi, ForwardingApi):
+class Client(
+    EvalsApi, RegistryApi, KillSwitchApi, AllianceApi, FederationApi, ForwardingApi, TradeApi
+):
     """One node's API: ledger, proofs, registry, kill switch, leases, evals.
 
     ``principal``, ``token`` and ``key`` act for a principal (changes are signed with
