@@ -10,6 +10,7 @@ automatic decision is), and the other node sees them through its mirror.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import socket
 import threading
 import time
@@ -44,7 +45,7 @@ from custodes.store.db import read_tx
 from tests.enrol import enrol
 from tests.integration.procs import wait_until
 
-__all__ = ["SECTOR", "Member", "TradeWorld", "trade_world"]
+__all__ = ["SECTOR", "Member", "TradeWorld", "log_decision", "trade_world"]
 
 SECTOR = "finance"
 _SCHEME = SchemeRef(id="custodes-common", version=1, digest="sha256:" + "5" * 64)
@@ -93,43 +94,55 @@ class Member:
         agent_id: str,
         op: str = "recognise",
         *,
-        attestation: str = "sha256:" + "a" * 64,
         digests: tuple[str | None, str | None] | None = None,
         reasons: tuple[str, ...] = (),
     ) -> int:
         """Log this party's decision on ``agent_id`` (its current digests by default)."""
-        node = self.node
-        if digests is None:
-            digests = self.digests(agent_id)
-        now = datetime.now(UTC)
-        record = RecognitionDecision(
-            op=op,  # type: ignore[arg-type]
-            attestation=attestation,
-            attestation_entry=LogRef(origin="gb.trade.test/log", index=1, leaf_hash="1" * 64),
-            agent_id=agent_id,
-            sector=SECTOR,
-            jurisdiction=self.code,
-            model_digest=digests[0],
-            card_digest=digests[1],
-            scheme=_SCHEME,
-            reasons=tuple(Failure(condition="drift", reason=r) for r in reasons),
-            automatic=True,
-            valid_until=now + timedelta(days=30) if op == "recognise" else None,
-            actor=f"node:{self.code.lower()}",
-            at=now,
-        )
-        envelope = sign_envelope(
-            RECOGNITION_TYPE, record.model_dump_json().encode(), [node.entry_signer]
-        )
-        leaf = leaf_hash(envelope.to_bytes())
-        index = node.log.append_own(envelope, lambda c, i: apply_recognition(c, i, record, leaf))
-        node.log.integrate()
-        return index
+        digests = self.digests(agent_id) if digests is None else digests
+        return log_decision(self.node, agent_id, op, digests, reasons)
 
     def digests(self, agent_id: str) -> tuple[str | None, str | None]:
         """The agent's digests as its home (this node) registers them."""
         with read_tx(self.node.engine) as conn:
             return agent_digests(conn, agent_id)
+
+
+def log_decision(
+    node: Node,
+    agent_id: str,
+    op: str,
+    digests: tuple[str | None, str | None],
+    reasons: tuple[str, ...] = (),
+    *,
+    attestation: str | None = None,
+) -> int:
+    """Log ``node``'s party's recognition decision as an automatic one (signed by the
+    node's entry key), projected as the recognition service does; integrate it."""
+    now = datetime.now(UTC)
+    # One attestation per agent unless told: a party's decisions are kept per attestation.
+    attestation = attestation or "sha256:" + hashlib.sha256(agent_id.encode()).hexdigest()
+    record = RecognitionDecision(
+        op=op,  # type: ignore[arg-type]
+        attestation=attestation,
+        attestation_entry=LogRef(origin="gb.trade.test/log", index=1, leaf_hash="1" * 64),
+        agent_id=agent_id,
+        sector=SECTOR,
+        jurisdiction=node.settings.jurisdiction,
+        model_digest=digests[0],
+        card_digest=digests[1],
+        scheme=_SCHEME,
+        reasons=tuple(Failure(condition="drift", reason=r) for r in reasons),
+        automatic=True,
+        valid_until=now + timedelta(days=30) if op == "recognise" else None,
+        actor=f"node:{node.settings.jurisdiction.lower()}",
+        at=now,
+    )
+    payload = record.model_dump_json().encode()
+    envelope = sign_envelope(RECOGNITION_TYPE, payload, [node.entry_signer])
+    leaf = leaf_hash(envelope.to_bytes())
+    index = node.log.append_own(envelope, lambda c, i: apply_recognition(c, i, record, leaf))
+    node.log.integrate()
+    return index
 
 
 @dataclass

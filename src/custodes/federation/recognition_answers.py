@@ -15,6 +15,7 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 from custodes.audits.store import recognitions_of
+from custodes.errors import NotFound
 from custodes.federation.lookup import home_party
 from custodes.federation.recognitions import AllianceRecognitions
 from custodes.store.db import read_tx
@@ -142,12 +143,22 @@ def _party_part(
     return _mirrored(lookups, mirror, agent_id)
 
 
+def _unmirrored(lookups: AllianceLookups, code: str) -> bool:
+    mirror = lookups.mirrors.get(code)
+    return mirror is None or mirror.state.note is None
+
+
 def recognitions_answer(
     lookups: AllianceLookups, recognitions: AllianceRecognitions, agent_id: str
 ) -> dict[str, Any]:
     """The answer for ``agent_id`` (404/422 as look-ups: unknown home, malformed id)."""
     federation = lookups.node.federation
     home = home_party(federation.roster, agent_id).code
+    if home != federation.jurisdiction and _unmirrored(lookups, home):
+        raise NotFound(
+            f"this node holds no verified mirror of {home}'s registry yet; try again shortly",
+            code="mirror_unavailable",
+        )
     digests = recognitions.digests(agent_id)
     roster = federation.roster
     codes = (
