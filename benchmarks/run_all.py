@@ -41,6 +41,8 @@ SCRIPTS = (
     "bench_lookups.py",
     "bench_cross_border_orders.py",
     "bench_split_view.py",
+    # issue 10: audits, recognition, gates, trade
+    "bench_counterparty.py",
 )
 TIMEOUT_S = {"quick": 600, "full": 3600}
 
