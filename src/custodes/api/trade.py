@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from custodes.api.openapi import errors
-from custodes.federation.recognition_answers import recognitions_answer
+from custodes.federation.recognition_answers import RecognitionAnswers
 
 __all__ = ["router"]
 
@@ -33,8 +33,15 @@ async def get_recognitions(request: Request, agent_id: str) -> Response:
     verify_recognitions`. 404 `unknown_jurisdiction` / `unknown_agent`, 422 for a
     malformed id, 404 `mirror_unavailable` when the home's registry is not mirrored
     here yet."""
-    state = request.app.state
-    answer: dict[str, Any] = await run_in_threadpool(
-        recognitions_answer, state.lookups, state.recognitions, agent_id
-    )
+    answer: dict[str, Any] = await run_in_threadpool(_answers(request).answer, agent_id)
     return Response(orjson.dumps(answer), media_type="application/json")
+
+
+def _answers(request: Request) -> RecognitionAnswers:
+    """This app's answers, kept per checkpoint; made on first use (a benign race: two
+    first requests may each make one, and one is kept)."""
+    state = request.app.state
+    answers: RecognitionAnswers | None = getattr(state, "recognition_answers", None)
+    if answers is None or answers.lookups is not state.lookups:
+        answers = state.recognition_answers = RecognitionAnswers(state.lookups, state.recognitions)
+    return answers

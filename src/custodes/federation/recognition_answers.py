@@ -12,6 +12,8 @@ on an alarm) says ``stale``. ``verify_recognitions`` checks the answer offline.
 from __future__ import annotations
 
 import base64
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from custodes.audits.store import recognitions_of
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from custodes.federation.mirror import PeerMirror
     from custodes.node import Node
 
-__all__ = ["recognitions_answer"]
+__all__ = ["RecognitionAnswers", "recognitions_answer"]
 
 
 def _b64(value: bytes) -> str:
@@ -184,3 +186,58 @@ def recognitions_answer(
         "in_force": _in_force(recognitions, agent_id, list(parties), digests),
         "unavailable": unavailable,
     }
+
+
+_CACHED = 4096
+
+
+class RecognitionAnswers:
+    """``recognitions_answer`` kept per (agent, each party's checkpoint as read here): an
+    answer is rebuilt only once a log it rests on has grown. Ages, staleness and
+    expiries are stamped afresh on every answer."""
+
+    def __init__(self, lookups: AllianceLookups, recognitions: AllianceRecognitions) -> None:
+        self.lookups, self.recognitions = lookups, recognitions
+        self._answers: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def answer(self, agent_id: str) -> dict[str, Any]:
+        key = (agent_id, *self._heads())
+        with self._lock:
+            base = self._answers.get(key)
+        if base is None:
+            base = recognitions_answer(self.lookups, self.recognitions, agent_id)
+            with self._lock:
+                self._answers[key] = base
+                if len(self._answers) > _CACHED:
+                    self._answers.popitem(last=False)
+        return self._stamped(base)
+
+    def _heads(self) -> list[Any]:
+        """Our tree size and each mirror's checkpoint note: what an answer rests on."""
+        heads: list[Any] = [self.lookups.node.store.tree_size()[0]]
+        for code in self.lookups.mirrors.codes():
+            mirror = self.lookups.mirrors.get(code)
+            heads.append((code, None if mirror is None else mirror.state.note))
+        return heads
+
+    def _stamped(self, base: dict[str, Any]) -> dict[str, Any]:
+        now = self.lookups.clock()
+        parties = {code: self._aged(code, view, now) for code, view in base["parties"].items()}
+        in_force = {
+            code: None if live is None or live["valid_until"] <= now else live
+            for code, live in base["in_force"].items()
+        }
+        return {**base, "parties": parties, "in_force": in_force}
+
+    def _aged(self, code: str, view: dict[str, Any], now: float) -> dict[str, Any]:
+        mirror = None if view["source"] == "self" else self.lookups.mirrors.get(code)
+        if mirror is None:
+            return view
+        state = mirror.state
+        age = state.age(now)
+        return {
+            **view,
+            "age_s": None if age is None else round(age, 3),
+            "stale": age is None or age > self.lookups.bound or state.alarm is not None,
+        }
