@@ -51,6 +51,13 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=16_384)
 
 
+# Left out of every dump when absent (not ``null``): a record without refs serialises,
+# and so is signed, hashed and committed to, exactly as before refs existed.
+_REFS: Any = Field(
+    default=None, min_length=1, max_length=MAX_REFS, exclude_if=lambda refs: refs is None
+)
+
+
 class EntryRef(_Record):
     """Another log's entry a decision answers: its origin, index and RFC 6962 leaf hash
     (lowercase hex), so two logs can be stitched together later (the two sides of a
@@ -77,7 +84,7 @@ class DecisionRecord(_Record):
     inputs_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
     decided_at: datetime
     idempotency_key: str | None = Field(default=None, max_length=128)
-    refs: tuple[EntryRef, ...] | None = Field(default=None, min_length=1, max_length=MAX_REFS)
+    refs: tuple[EntryRef, ...] | None = _REFS
 
 
 class CommittedDecision(_Record):
@@ -97,7 +104,7 @@ class CommittedDecision(_Record):
     decided_at: datetime
     idempotency_key: str | None = Field(default=None, max_length=128)
     commitment: str = Field(pattern=COMMITMENT_PATTERN)
-    refs: tuple[EntryRef, ...] | None = Field(default=None, min_length=1, max_length=MAX_REFS)
+    refs: tuple[EntryRef, ...] | None = _REFS
 
 
 def decision_kind(record: DecisionRecord | CommittedDecision) -> str:
