@@ -5,17 +5,31 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from custodes.audits.models import LogRef, RecognitionDecision, SchemeRef
 from custodes.client import Client
 from custodes.config import DEV_ADMIN_TOKEN
 from custodes.demo.fakes import FakeClock
+from custodes.federation.lookup import Finality
+from custodes.federation.recognition_lookup import (
+    PartyView,
+    VerifiedDecision,
+    VerifiedRecognitions,
+)
+from custodes.ledger.checkpoint import Checkpoint
 from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
-from custodes.sdk.counterparty import REFUSED_ACTION, Counterparty, CounterpartyRefused
+from custodes.sdk.counterparty import (
+    REFUSED_ACTION,
+    Counterparty,
+    CounterpartyRefused,
+    recognition_failures,
+)
 from custodes.sdk.recorder import DecisionRecorder
 from tests.enrol import REGULATOR_KEY
 from tests.integration.procs import wait_until
@@ -207,3 +221,47 @@ def test_a_suspended_counterparty_is_refused(world: TradeWorld) -> None:
         verdict = _checker(world, client).check(agent_id, lease, SECTOR)
     assert _conditions(verdict.reasons) == {"suspended"}
     assert "suspended in GB" in verdict.rationale()
+
+
+# -- the recognition conditions, over a verified answer (pure) ---------------------------
+def _verified(stale: dict[str, bool], decisions: tuple[Any, ...] = ()) -> VerifiedRecognitions:
+    views = {
+        code: PartyView(
+            code, "mirror", Checkpoint("x.test/log", 1, bytes(32)), Finality((), 1), 0.0, s
+        )
+        for code, s in stale.items()
+    }
+    return VerifiedRecognitions("urn:custodes:fr:agent:s", "FR", None, None, views, decisions)
+
+
+def _recognised(party: str) -> VerifiedDecision:
+    now = datetime.now(UTC)
+    record = RecognitionDecision(
+        op="recognise",
+        attestation="sha256:" + "a" * 64,
+        attestation_entry=LogRef(origin="fr.test/log", index=1, leaf_hash="1" * 64),
+        agent_id="urn:custodes:fr:agent:s",
+        sector=SECTOR,
+        jurisdiction=party,
+        scheme=SchemeRef(id="s", version=1, digest="sha256:" + "5" * 64),
+        valid_until=now + timedelta(days=1),
+        actor="node:x",
+        at=now,
+    )
+    return VerifiedDecision(party, 3, "2" * 64, record)
+
+
+@pytest.mark.parametrize(
+    ("stale", "expected"),
+    [
+        pytest.param({"GB": False, "FR": False}, set(), id="fresh"),
+        pytest.param({"GB": True, "FR": False}, {"stale"}, id="checker-side-stale"),
+        pytest.param({"GB": False}, {"stale"}, id="home-not-mirrored"),
+    ],
+)
+def test_recognitions_not_known_fresh_are_refused_as_stale(
+    stale: dict[str, bool], expected: set[str]
+) -> None:
+    verified = _verified(stale, (_recognised("GB"), _recognised("FR")))
+    failures = recognition_failures(verified, SECTOR, "GB", time.time())
+    assert {f.condition for f in failures} == expected
