@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,9 @@ from custodes.api import create_app
 from custodes.audits.store import agent_digests
 from custodes.config import Settings
 from custodes.federation.lookup import LookupUnverified
+from custodes.federation.party import roster_signer
 from custodes.federation.recognition_lookup import verify_recognitions
-from custodes.federation.roster import SignedRoster
+from custodes.federation.roster import PartyRegulator, SignedRoster, found_roster
 from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
 from custodes.ledger.merkle import leaf_hash
 from custodes.ledger.payloads import DECISION_TYPE, EntryRef
@@ -30,12 +31,31 @@ from tests.enrol import enrol
 from tests.sdk.trade_world import SECTOR, log_decision
 
 AGENT_KEY = EnvelopeSigner.from_seed(bytes(range(32)))
+ASI_KEY = EnvelopeSigner.from_seed(b"a" * 32)  # the roster's ZZ regulator (not tests.enrol's)
 REF = {"origin": "fr.trade.test/log", "index": 7, "leaf_hash": "ab" * 32}
+
+
+def _with_regulator(roster: SignedRoster, settings: Settings, tmp_path: Path) -> SignedRoster:
+    """The same two parties, ZZ vouching for a regulator whose key the test holds."""
+    regulator = PartyRegulator(
+        id="regulator:zz-asi",
+        name="Zedland AI Security Institute",
+        public_key=base64.b64encode(ASI_KEY.public_key).decode(),
+    )
+    parties = [
+        p.model_copy(update={"regulators": [regulator]}) if p.code == "ZZ" else p
+        for p in roster.body.parties
+    ]
+    votes = [roster_signer(settings.data_dir), roster_signer(tmp_path / "yy")]
+    return found_roster(
+        "test alliance", parties, votes, expires=datetime.now(UTC) + timedelta(days=1)
+    )
 
 
 @pytest.fixture
 def alliance(settings: Settings, tmp_path: Path) -> Iterator[tuple[TestClient, SignedRoster]]:
-    roster = _roster(settings, tmp_path)  # this node ZZ, and YY whose node never answers
+    # This node ZZ (with a regulator), and YY whose node never answers.
+    roster = _with_regulator(_roster(settings, tmp_path), settings, tmp_path)
     path = tmp_path / "roster.json"
     path.write_bytes(orjson.dumps(roster.document))
     with TestClient(create_app(settings.model_copy(update={"roster_file": path}))) as client:
@@ -118,6 +138,17 @@ def test_an_answer_changed_on_the_way_does_not_verify(
     verify_recognitions(answer, roster)
     with pytest.raises(LookupUnverified):
         verify_recognitions(_tamper(answer, case), roster)
+
+
+def test_a_decision_signed_by_the_partys_regulator_in_the_roster_verifies(
+    alliance: tuple[TestClient, SignedRoster],
+) -> None:
+    client, roster = alliance
+    index = _decide(client, signer=ASI_KEY)
+    verified = verify_recognitions(_answer(client), roster)
+    found = verified.in_force("ZZ", SECTOR, time.time())
+    assert found is not None
+    assert (found.index, found.record.automatic) == (index, False)
 
 
 def test_a_decision_signed_by_a_key_outside_the_roster_does_not_verify(

@@ -115,9 +115,11 @@ def log_decision(
     reasons: tuple[str, ...] = (),
     *,
     attestation: str | None = None,
+    signer: EnvelopeSigner | None = None,
 ) -> int:
-    """Log ``node``'s party's recognition decision as an automatic one (signed by the
-    node's entry key), projected as the recognition service does; integrate it."""
+    """Log ``node``'s party's recognition decision, projected as the recognition service
+    does, and integrate it: an automatic one signed by the node's entry key, or with
+    ``signer`` a regulator's own."""
     now = datetime.now(UTC)
     # One attestation per agent unless told: a party's decisions are kept per attestation.
     attestation = attestation or "sha256:" + hashlib.sha256(agent_id.encode()).hexdigest()
@@ -132,13 +134,13 @@ def log_decision(
         card_digest=digests[1],
         scheme=_SCHEME,
         reasons=tuple(Failure(condition="drift", reason=r) for r in reasons),
-        automatic=True,
+        automatic=signer is None,
         valid_until=now + timedelta(days=30) if op == "recognise" else None,
         actor=f"node:{node.settings.jurisdiction.lower()}",
         at=now,
     )
     payload = record.model_dump_json().encode()
-    envelope = sign_envelope(RECOGNITION_TYPE, payload, [node.entry_signer])
+    envelope = sign_envelope(RECOGNITION_TYPE, payload, [signer or node.entry_signer])
     leaf = leaf_hash(envelope.to_bytes())
     index = node.log.append_own(envelope, lambda c, i: apply_recognition(c, i, record, leaf))
     node.log.integrate()
