@@ -41,9 +41,10 @@ SCRIPTS = (
     "bench_lookups.py",
     "bench_cross_border_orders.py",
     "bench_split_view.py",
-    # issue 10: mutual recognition
+    # issue 10: mutual recognition, gates, trade
     "bench_recognition.py",
     "bench_gates.py",
+    "bench_counterparty.py",
 )
 TIMEOUT_S = {"quick": 600, "full": 3600}
 

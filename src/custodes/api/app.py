@@ -32,6 +32,7 @@ from custodes.api import (
     roster,
     splitview,
     tlog,
+    trade,
 )
 from custodes.api.bodies import BodyGate
 from custodes.api.errors import install_error_handlers
@@ -167,6 +168,7 @@ def create_app(
         tlog.witness_router,
         alliance.router,
         audits.router,
+        trade.router,
         splitview.router,
         splitview.admin_router,
     ):

@@ -12,6 +12,7 @@ from custodes.client.federation import FederationApi
 from custodes.client.forwarding import ForwardingApi
 from custodes.client.killswitch import KillSwitchApi
 from custodes.client.registry import RegistryApi
+from custodes.client.trade import TradeApi
 from custodes.ledger.dsse import EnvelopeSigner
 
 __all__ = ["Client"]
@@ -26,6 +27,7 @@ class Client(
     ForwardingApi,
     ConformanceApi,
     AuditsApi,
+    TradeApi,
 ):
     """One node's API: ledger, proofs, registry, kill switch, leases, evals.
 

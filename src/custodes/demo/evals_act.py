@@ -31,21 +31,21 @@ from custodes.ledger.keys import entry_key_string, write_secret
 from custodes.sdk import sign_decision
 from custodes.sdk.bootstrap import register_principal
 
-__all__ = ["run_evals_act"]
+__all__ = ["demo_suite", "free_port", "run_evals_act"]
 
 ADMIN = "custodes-dev-admin-token"  # the development token; the demo runs on loopback
 AUDITOR = "auditor:gb-lab"
 CORE_SUITE = "data/suites/core-1.json"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 def _weak_model(epoch: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -95,7 +95,7 @@ DEMO_FAMILIES = (
 )
 
 
-def _demo_suite(work: Path) -> Path:
+def demo_suite(work: Path) -> Path:
     """A smaller suite derived from ``core`` (two behaviours per harm category, a few
     controls and agentic items, six families), so the demo can afford 10 attempts per
     probe, as the Drift-Coefficient needs. Suites are data: this is a file."""
@@ -167,7 +167,7 @@ def run_evals_act(
 ) -> bool:
     """Play the act against the GB node; True when every step did what it should."""
     env = _auditor(url, work)
-    runs, suite = work / "evals", _demo_suite(work)
+    runs, suite = work / "evals", demo_suite(work)
     servers = [_weak_model(epoch, work / f"weak-{epoch}.log") for epoch in (0, 2)]
     try:
         for epoch, (_process, model_url) in enumerate(servers):

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
 import re
 import subprocess
 import sys
@@ -32,16 +34,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from rich.console import Console
 
-from custodes.audits.attestation import build_statement, sign_attestation
 from custodes.audits.models import (
     Accreditation,
     AccreditationScope,
-    AuditorRef,
     EvidenceItem,
     KillswitchTest,
     LogRef,
+    RecognitionDecision,
 )
 from custodes.audits.scheme import (
     SignedScheme,
@@ -52,15 +54,19 @@ from custodes.audits.scheme import (
     summarise_test,
 )
 from custodes.client import Client
+from custodes.demo.evals_act import demo_suite, free_port
 from custodes.evals.results import EvalResult
 from custodes.federation.party import roster_signer
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.ledger.keys import entry_key_string, write_secret
 from custodes.ledger.merkle import leaf_hash
-from custodes.registry.cards import card_digest
-from custodes.registry.models import AgentRecord, ModelRecord
+from custodes.registry.models import AgentChanges, AgentRecord, ModelRecord
+from custodes.sdk import DecisionRecorder, Guard
 from custodes.sdk.bootstrap import Authorities, register_principal
+from custodes.sdk.counterparty import Counterparty, CounterpartyRefused
+from custodes.sdk.leases import lease_request
+from custodes.sdk.trade import TradeDesk
 
 __all__ = ["RecognitionParty", "RecognitionScenario", "play_recognition"]
 
@@ -215,9 +221,8 @@ def _custodes(args: list[str], env: dict[str, str]) -> str:
 
 def _hardened(epoch: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     """The hardened model endpoint (every known weakness closed) at ``epoch``."""
-    from custodes.demo.evals_act import _free_port  # noqa: PLC0415 - one helper, shared
 
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -263,7 +268,7 @@ def _auditor(audited: Audited, work: Path) -> None:
             key=audited.auditor_key,
         )
     audited.auditor_env = {
-        **dict(__import__("os").environ),
+        **os.environ,
         "CUSTODES_NODE_URL": party.url,
         "CUSTODES_PRINCIPAL": auditor_id,
         "CUSTODES_TOKEN": token,
@@ -331,14 +336,20 @@ def _red_team(audited: Audited, work: Path) -> int:
 
 def _killswitch_test(audited: Audited, work: Path) -> dict[str, Any]:
     """The home node tests the agent's kill switch while its guard runs."""
-    from custodes.sdk import DecisionRecorder, Guard  # noqa: PLC0415 - the agent's side
 
     party = audited.party
     info = httpx.get(f"{party.url}/api/v1/node", timeout=5).json()
     node_key = base64.b64decode(info["node_entry_public_key"])
     with tempfile.TemporaryDirectory(prefix="custodes-spool-", dir=work) as spool:
         recorder = DecisionRecorder(Client(party.url), audited.agent_id, audited.key, Path(spool))
-        guard = Guard(audited.agent_id, audited.key, party.url, node_key, recorder=recorder)
+        guard = Guard(
+            audited.agent_id,
+            audited.key,
+            party.url,
+            node_key,
+            safe_state=lambda: None,  # a demo agent holds no open positions to unwind
+            recorder=recorder,
+        )
         try:
             with guard:
                 if not guard.wait_for_lease(20) or not _wait(
@@ -391,7 +402,6 @@ def _attest(audited: Audited, result: int, test: int, work: Path) -> str:
         ],
         audited.auditor_env,
     )
-    import json  # noqa: PLC0415
 
     answer = json.loads(out)
     audited.attestation = str(answer.get("attestation") or answer.get("id"))
@@ -410,7 +420,6 @@ def _recognise_at_home(audited: Audited) -> dict[str, Any]:
 def _decide(regulator: Client, audited: Audited) -> dict[str, Any]:
     """A recognition as the regulator signs it: what the node's dry run and the statement
     say (the attestation's entry, the scheme in force, the subject's digests)."""
-    from custodes.audits.models import RecognitionDecision  # noqa: PLC0415
 
     checked = regulator.check_recognition(audited.attestation)
     statement = regulator.attestation(audited.attestation)["statement"]
@@ -439,16 +448,13 @@ def _in_force(client: Client, agent_id: str) -> set[str]:
     """Where the alliance (as this node sees it) holds the agent recognised now."""
     try:
         answer = client.alliance_recognitions(agent_id)
-    except Exception:  # noqa: BLE001 - not yet mirrored: nothing in force yet
+    except Exception:
         return set()
     return {code for code, state in answer.get("in_force", {}).items() if state}
 
 
 def _lease(party: RecognitionParty, agent_id: str, key: EnvelopeSigner) -> dict[str, Any]:
     """The agent's current lease from its home node, as it presents it to a counterparty."""
-    import orjson  # noqa: PLC0415
-
-    from custodes.sdk.leases import lease_request  # noqa: PLC0415
 
     client = Client(party.url)
     try:
@@ -496,6 +502,7 @@ def _audit(audited: Audited, work: Path, scenario: RecognitionScenario) -> tuple
 def _recognised(
     audited: Audited,
     evidence: tuple[int, int],
+    *,
     parties: dict[str, RecognitionParty],
     members: list[str],
     work: Path,
@@ -529,9 +536,6 @@ def _recognised(
 
 
 def _desk(party: RecognitionParty, agent: Audited, roster: Any, work: Path) -> Any:
-    from custodes.sdk.counterparty import Counterparty  # noqa: PLC0415
-    from custodes.sdk.recorder import DecisionRecorder  # noqa: PLC0415
-    from custodes.sdk.trade import TradeDesk  # noqa: PLC0415
 
     client = Client(party.url)
     spool = work / f"spool-{agent.agent_id.rsplit(':', 1)[-1]}"
@@ -570,15 +574,13 @@ def _trade(
 
 def _drift(seller: Audited, work: Path, scenario: RecognitionScenario) -> None:
     """The FR agent moves to model 1.1; the auditor measures it against 1.0: it drifts."""
-    from custodes.demo.evals_act import _demo_suite  # noqa: PLC0415
 
     party = seller.party
     new = _model(party.code, "1.1")
     party.authorities.operator.register_model(new)
-    from custodes.registry.models import AgentChanges  # noqa: PLC0415
 
     party.authorities.operator.update_agent(seller.agent_id, AgentChanges(model=new.id))
-    runs, suite = work / "fr-drift", _demo_suite(work)
+    runs, suite = work / "fr-drift", demo_suite(work)
     for epoch in (0, 2):
         process, url = _hardened(epoch, work / f"fr-drift-{epoch}.log")
         try:
@@ -620,13 +622,11 @@ def _drift(seller: Audited, work: Path, scenario: RecognitionScenario) -> None:
 def _refused_after_drift(
     buyer: Audited,
     seller: Audited,
-    parties: dict[str, RecognitionParty],
-    members: list[str],
+    *,
     roster: Any,
     work: Path,
     scenario: RecognitionScenario,
 ) -> None:
-    from custodes.sdk.counterparty import CounterpartyRefused  # noqa: PLC0415
 
     watcher = Client(buyer.party.url)
     try:
@@ -661,7 +661,7 @@ def _lease_or_refusal(seller: Audited) -> Any:
     """The FR agent's lease now (its home's gate may refuse it: then it presents none)."""
     try:
         return _lease(seller.party, seller.agent_id, seller.key)
-    except Exception as exc:  # noqa: BLE001 - the gate refusing is part of the story
+    except Exception as exc:
         return {"refused": str(exc)}
 
 
@@ -688,8 +688,15 @@ def play_recognition(
         "member's countersignature"
     )
     for audited in (buyer, seller):
-        _recognised(audited, evidence[audited.party.code], parties, members, work, scenario)
+        _recognised(
+            audited,
+            evidence[audited.party.code],
+            parties=parties,
+            members=members,
+            work=work,
+            scenario=scenario,
+        )
     _trade(buyer, seller, roster, work, scenario)
     _drift(seller, work, scenario)
-    _refused_after_drift(buyer, seller, parties, members, roster, work, scenario)
+    _refused_after_drift(buyer, seller, roster=roster, work=work, scenario=scenario)
     return scenario

@@ -118,6 +118,7 @@ def seal_decision(record: DecisionRecord) -> tuple[CommittedDecision, DecisionOp
         decided_at=record.decided_at,
         idempotency_key=record.idempotency_key,
         commitment=commit_decision(opening.salt, opening.record),
+        refs=record.refs,
     )
     return committed, opening
 
@@ -179,6 +180,7 @@ def _check_same(meta: CommittedDecision, record: DecisionRecord) -> None:
             ("decided_at", meta.decided_at, record.decided_at),
             ("idempotency_key", meta.idempotency_key, record.idempotency_key),
             ("kind", meta.kind, decision_kind(record)),
+            ("refs", meta.refs, record.refs),
         )
         if public != clear
     ]

@@ -32,6 +32,7 @@ __all__ = [
     "AccessRecord",
     "CommittedDecision",
     "DecisionRecord",
+    "EntryRef",
     "ErasureRecord",
     "SignerRecord",
     "decision_kind",
@@ -43,14 +44,36 @@ SIGNER_TYPE = "application/vnd.custodes.signer+json"
 ACCESS_TYPE = "application/vnd.custodes.access+json"
 ERASURE_TYPE = "application/vnd.custodes.erasure+json"
 COMMITMENT_PATTERN = r"^sha256:[0-9a-f]{64}$"
+MAX_REFS = 16
 
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_max_length=16_384)
 
 
+# Left out of every dump when absent (not ``null``): a record without refs serialises,
+# and so is signed, hashed and committed to, exactly as before refs existed.
+_REFS: Any = Field(
+    default=None, min_length=1, max_length=MAX_REFS, exclude_if=lambda refs: refs is None
+)
+
+
+class EntryRef(_Record):
+    """Another log's entry a decision answers: its origin, index and RFC 6962 leaf hash
+    (lowercase hex), so two logs can be stitched together later (the two sides of a
+    trade name each other's entries; docs/design/0028)."""
+
+    origin: str = Field(min_length=1, max_length=256)
+    index: int = Field(ge=0)
+    leaf_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class DecisionRecord(_Record):
-    """An agent's decision and the reasons for it (the "Black Box" record), version 1."""
+    """An agent's decision and the reasons for it (the "Black Box" record), version 1.
+
+    ``refs`` (optional) names the entries of other logs the decision answers; a record
+    without refs is written, signed and committed to exactly as before they existed.
+    """
 
     v: Literal[1] = 1
     agent: str = Field(min_length=1, max_length=256)
@@ -61,6 +84,7 @@ class DecisionRecord(_Record):
     inputs_digest: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
     decided_at: datetime
     idempotency_key: str | None = Field(default=None, max_length=128)
+    refs: tuple[EntryRef, ...] | None = _REFS
 
 
 class CommittedDecision(_Record):
@@ -69,7 +93,9 @@ class CommittedDecision(_Record):
 
     The idempotency key is public because the log deduplicates retries by (agent, key)
     in the sequencing transaction, before any clear text is at hand; it is random (a
-    UUID) and says nothing about the decision.
+    UUID) and says nothing about the decision. ``refs`` is public too: a link between
+    two log entries reveals no content, and stitching two logs together later must not
+    need the clear text; it equals the clear record's refs.
     """
 
     v: Literal[2]
@@ -78,6 +104,7 @@ class CommittedDecision(_Record):
     decided_at: datetime
     idempotency_key: str | None = Field(default=None, max_length=128)
     commitment: str = Field(pattern=COMMITMENT_PATTERN)
+    refs: tuple[EntryRef, ...] | None = _REFS
 
 
 def decision_kind(record: DecisionRecord | CommittedDecision) -> str:

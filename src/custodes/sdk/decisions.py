@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from custodes.ledger.commitments import OpenedEntry, seal_decision
 from custodes.ledger.dsse import Envelope, EnvelopeSigner, sign_envelope
-from custodes.ledger.payloads import DECISION_TYPE, DecisionRecord
+from custodes.ledger.payloads import DECISION_TYPE, DecisionRecord, EntryRef
 
 __all__ = ["sign_committed_decision", "sign_decision", "sign_record"]
 
@@ -29,10 +29,12 @@ def sign_decision(
     jurisdiction: str | None = None,
     decided_at: datetime | None = None,
     idempotency_key: str | None = None,
+    refs: Sequence[EntryRef] = (),
 ) -> Envelope:
-    """A DSSE envelope holding a plain version-1 decision record, signed by the agent."""
+    """A DSSE envelope holding a plain version-1 decision record, signed by the agent
+    (``refs``: the other logs' entries it answers, e.g. a trade's offer)."""
     record = _record(
-        agent, action, rationale, counterparties, jurisdiction, decided_at, idempotency_key
+        agent, action, rationale, counterparties, jurisdiction, decided_at, idempotency_key, refs
     )
     payload = record.model_dump_json(exclude_none=True).encode()
     return sign_envelope(DECISION_TYPE, payload, [signer])
@@ -48,11 +50,12 @@ def sign_committed_decision(
     jurisdiction: str | None = None,
     decided_at: datetime | None = None,
     idempotency_key: str | None = None,
+    refs: Sequence[EntryRef] = (),
 ) -> OpenedEntry:
     """A version-2 decision (metadata and commitment) signed by the agent, with the
-    opening (salt and clear record) to send beside it."""
+    opening (salt and clear record) to send beside it; ``refs`` are public metadata."""
     record = _record(
-        agent, action, rationale, counterparties, jurisdiction, decided_at, idempotency_key
+        agent, action, rationale, counterparties, jurisdiction, decided_at, idempotency_key, refs
     )
     return sign_record(signer, record)
 
@@ -65,6 +68,7 @@ def _record(  # noqa: PLR0917 - the fields of a decision, as both signers take t
     jurisdiction: str | None,
     decided_at: datetime | None,
     idempotency_key: str | None,
+    refs: Sequence[EntryRef] = (),
 ) -> DecisionRecord:
     return DecisionRecord(
         agent=agent,
@@ -74,6 +78,7 @@ def _record(  # noqa: PLR0917 - the fields of a decision, as both signers take t
         jurisdiction=jurisdiction,
         decided_at=decided_at or datetime.now(UTC),
         idempotency_key=idempotency_key,
+        refs=tuple(refs) or None,  # no refs: not written at all (the record as before)
     )
 
 
