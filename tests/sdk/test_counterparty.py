@@ -166,6 +166,26 @@ def test_a_recognition_for_another_model_or_card_does_not_count(world: TradeWorl
     assert _conditions(verdict.reasons) == {"digests"}
 
 
+def test_an_old_model_whose_recognition_was_withdrawn_says_on_what_grounds(
+    world: TradeWorld,
+) -> None:
+    """The agent moved to a new model and its old one's recognition was withdrawn: the
+    refusal says both (what the demo's drifting FR agent shows)."""
+    agent_id, key = _fr_agent(world, recognised=())
+    old = ("sha256:" + "9" * 64, world["FR"].digests(agent_id)[1])
+    for code in ("FR", "GB"):
+        world[code].decide(agent_id, digests=old)
+        index = world[code].decide(
+            agent_id, "withdraw", digests=old, reasons=("a drift alert on the agent",)
+        )
+        world.mirrored("FR" if code == "GB" else "GB", code, index)
+    lease = world["FR"].lease(agent_id, key)
+    with world["GB"].client() as client:
+        verdict = _checker(world, client).check(agent_id, lease, SECTOR)
+    assert _conditions(verdict.reasons) == {"digests"}
+    assert "since withdrawn that recognition: a drift alert on the agent" in verdict.rationale()
+
+
 def _forged(lease: dict[str, Any], **changes: Any) -> dict[str, Any]:
     payload = {**orjson.loads(base64.b64decode(lease["payload"])), **changes}
     other = EnvelopeSigner.generate()

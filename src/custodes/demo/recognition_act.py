@@ -546,7 +546,7 @@ def _desk(party: RecognitionParty, agent: Audited, roster: Any, work: Path) -> A
 
 def _trade(
     buyer: Audited, seller: Audited, roster: Any, work: Path, scenario: RecognitionScenario
-) -> None:
+) -> dict[str, Any]:
     """The GB agent buys from the FR agent: three decisions, two logs, cross-referenced."""
     a, a_recorder, a_client = _desk(buyer.party, buyer, roster, work)
     b, b_recorder, b_client = _desk(seller.party, seller, roster, work)
@@ -570,6 +570,7 @@ def _trade(
             recorder.close()
         for client in (a_client, b_client):
             client.close()
+    return seller_lease
 
 
 def _drift(seller: Audited, work: Path, scenario: RecognitionScenario) -> None:
@@ -622,6 +623,7 @@ def _drift(seller: Audited, work: Path, scenario: RecognitionScenario) -> None:
 def _refused_after_drift(
     buyer: Audited,
     seller: Audited,
+    lease: dict[str, Any],
     *,
     roster: Any,
     work: Path,
@@ -639,7 +641,6 @@ def _refused_after_drift(
         f"every member withdraws its recognition of {seller.agent_id} "
         "(drift alert; model no longer the audited one)",
     )
-    lease = _lease_or_refusal(seller)
     a, recorder, client = _desk(buyer.party, buyer, roster, work)
     try:
         a.offer(seller.agent_id, lease, "finance", "buy 5m EUR/GBP at 0.8615")
@@ -655,14 +656,6 @@ def _refused_after_drift(
         refused,
         f"the GB agent's next trade with it is refused and recorded: {reason}",
     )
-
-
-def _lease_or_refusal(seller: Audited) -> Any:
-    """The FR agent's lease now (its home's gate may refuse it: then it presents none)."""
-    try:
-        return _lease(seller.party, seller.agent_id, seller.key)
-    except Exception as exc:
-        return {"refused": str(exc)}
 
 
 def play_recognition(
@@ -696,7 +689,9 @@ def play_recognition(
             work=work,
             scenario=scenario,
         )
-    _trade(buyer, seller, roster, work, scenario)
+    # The FR agent presents the lease it traded under: its home's gate gives it no new one
+    # once its recognitions are withdrawn.
+    lease = _trade(buyer, seller, roster, work, scenario)
     _drift(seller, work, scenario)
-    _refused_after_drift(buyer, seller, roster=roster, work=work, scenario=scenario)
+    _refused_after_drift(buyer, seller, lease, roster=roster, work=work, scenario=scenario)
     return scenario

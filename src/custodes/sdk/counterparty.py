@@ -213,10 +213,15 @@ def _missing(verified: VerifiedRecognitions, code: str, sector: str) -> Failure:
         return _fail("expired", f"{code}'s recognition of {counterparty} for {sector} expired.")
     other = [d for d in verified.decisions if d.party == code and d.record.sector == sector]
     if other:
+        last = max(other, key=lambda d: d.index)
+        withdrawn = ""
+        if last.record.op == "withdraw":  # and withdrawn since: say on what grounds
+            grounds = " ".join(r.reason for r in last.record.reasons)
+            withdrawn = f"; it has since withdrawn that recognition: {grounds}"
         return _fail(
             "digests",
             f"{code} recognised {counterparty} for {sector} for another model or AgentCard "
-            "than its current ones.",
+            f"than its current ones{withdrawn}.",
         )
     return _fail(
         "recognition",
