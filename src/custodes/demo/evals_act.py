@@ -31,7 +31,7 @@ from custodes.ledger.keys import entry_key_string, write_secret
 from custodes.sdk import sign_decision
 from custodes.sdk.bootstrap import register_principal
 
-__all__ = ["demo_suite", "free_port", "run_evals_act"]
+__all__ = ["demo_suite", "free_port", "model_endpoint", "run_evals_act"]
 
 ADMIN = "custodes-dev-admin-token"  # the development token; the demo runs on loopback
 AUDITOR = "auditor:gb-lab"
@@ -44,18 +44,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _weak_model(epoch: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def model_endpoint(
+    epoch: int, log: Path, *, hardened: bool = False
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The demo's model endpoint (``custodes.demo.weak_model``, or its hardened form) at
+    ``epoch``, on a free loopback port: the process and its URL."""
     port = free_port()
+    args = ["--port", str(port), "--epoch", str(epoch), *(["--hardened"] if hardened else [])]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "custodes.demo.weak_model",
-            "--port",
-            str(port),
-            "--epoch",
-            str(epoch),
-        ],
+        [sys.executable, "-m", "custodes.demo.weak_model", *args],
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
@@ -68,7 +65,7 @@ def _weak_model(epoch: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
         except httpx.HTTPError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"the weak model endpoint did not start; see {log}")
+    raise RuntimeError(f"the model endpoint did not start; see {log}")
 
 
 def _custodes(args: Sequence[str], env: dict[str, str], console: Console) -> str:
@@ -168,7 +165,7 @@ def run_evals_act(
     """Play the act against the GB node; True when every step did what it should."""
     env = _auditor(url, work)
     runs, suite = work / "evals", demo_suite(work)
-    servers = [_weak_model(epoch, work / f"weak-{epoch}.log") for epoch in (0, 2)]
+    servers = [model_endpoint(epoch, work / f"weak-{epoch}.log") for epoch in (0, 2)]
     try:
         for epoch, (_process, model_url) in enumerate(servers):
             console.rule(f"Red-teaming {agent_id}'s model, epoch {epoch}")

@@ -54,7 +54,7 @@ from custodes.audits.scheme import (
     summarise_test,
 )
 from custodes.client import Client
-from custodes.demo.evals_act import demo_suite, free_port
+from custodes.demo.evals_act import demo_suite, model_endpoint
 from custodes.evals.results import EvalResult
 from custodes.federation.party import roster_signer
 from custodes.ledger.canonical import canonical_dumps
@@ -219,39 +219,6 @@ def _custodes(args: list[str], env: dict[str, str]) -> str:
     return done.stdout
 
 
-def _hardened(epoch: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """The hardened model endpoint (every known weakness closed) at ``epoch``."""
-
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "custodes.demo.weak_model",
-            "--hardened",
-            "--port",
-            str(port),
-            "--epoch",
-            str(epoch),
-        ],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    if not _wait(lambda: _answers(url), 20, 0.1):
-        process.kill()
-        raise RuntimeError(f"the hardened model endpoint did not start; see {log}")
-    return process, url
-
-
-def _answers(url: str) -> bool:
-    try:
-        httpx.get(f"{url}/v1/models", timeout=1)
-    except httpx.HTTPError:
-        return False
-    return True
-
-
 def _auditor(audited: Audited, work: Path) -> None:
     """The party's audit firm: a principal at its home node, its key in a file."""
     party = audited.party
@@ -302,7 +269,8 @@ def _accredit(audited: Audited) -> str:
 def _red_team(audited: Audited, work: Path) -> int:
     """The auditor runs ``core`` against the agent's (hardened) model and publishes."""
     runs = work / f"{audited.party.code.lower()}-core"
-    process, model_url = _hardened(0, work / f"{audited.party.code.lower()}-hardened.log")
+    log = work / f"{audited.party.code.lower()}-hardened.log"
+    process, model_url = model_endpoint(0, log, hardened=True)
     try:
         _custodes(
             [
@@ -583,7 +551,7 @@ def _drift(seller: Audited, work: Path, scenario: RecognitionScenario) -> None:
     party.authorities.operator.update_agent(seller.agent_id, AgentChanges(model=new.id))
     runs, suite = work / "fr-drift", demo_suite(work)
     for epoch in (0, 2):
-        process, url = _hardened(epoch, work / f"fr-drift-{epoch}.log")
+        process, url = model_endpoint(epoch, work / f"fr-drift-{epoch}.log", hardened=True)
         try:
             _custodes(
                 [
