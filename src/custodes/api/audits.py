@@ -18,8 +18,13 @@ from fastapi.responses import JSONResponse
 
 from custodes.api.bodies import read_body, read_json
 from custodes.api.deps import require_caller
-from custodes.api.openapi import bearer, errors
+from custodes.api.openapi import bearer, errors, signed_body
 from custodes.audits.attestation import open_attestation
+from custodes.audits.models import (
+    ACCREDITATION_TYPE,
+    ATTESTATION_STATUS_TYPE,
+    RECOGNITION_TYPE,
+)
 from custodes.audits.service import AuditService
 from custodes.errors import BadRequest, NotFound
 from custodes.federation.audit_cases import AuditCases
@@ -77,7 +82,9 @@ async def _write(request: Request, method: str, *args: Any, plain: bool = False)
     "/accreditations",
     status_code=201,
     responses={**_WRITE, **_LOGGED},
-    openapi_extra=bearer(),
+    openapi_extra=bearer(
+        signed_body(ACCREDITATION_TYPE, "a regulator of this node's jurisdiction")
+    ),
     summary="Grant, suspend, reinstate or withdraw an auditor's accreditation",
 )
 async def submit_accreditation(request: Request) -> JSONResponse:
@@ -201,7 +208,9 @@ async def countersign(aid: str, request: Request) -> JSONResponse:
     "/attestations/{aid}/withdraw",
     status_code=201,
     responses={**_WRITE, **_LOGGED},
-    openapi_extra=bearer(),
+    openapi_extra=bearer(
+        signed_body(ATTESTATION_STATUS_TYPE, "the auditor or its accrediting regulator")
+    ),
     summary="Withdraw an attestation",
 )
 async def withdraw_attestation(aid: str, request: Request) -> JSONResponse:
@@ -215,7 +224,7 @@ async def withdraw_attestation(aid: str, request: Request) -> JSONResponse:
     "/recognitions",
     status_code=201,
     responses={**_WRITE, **_LOGGED},
-    openapi_extra=bearer(),
+    openapi_extra=bearer(signed_body(RECOGNITION_TYPE, "a regulator of this member")),
     summary="Recognise, refuse or withdraw (a member's regulator)",
 )
 async def submit_decision(request: Request) -> JSONResponse:

@@ -17,6 +17,16 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
+from custodes.audits.models import (
+    ACCREDITATION_TYPE,
+    ATTESTATION_STATUS_TYPE,
+    KILLSWITCH_TEST_TYPE,
+    RECOGNITION_TYPE,
+    Accreditation,
+    AttestationStatus,
+    KillswitchTest,
+    RecognitionDecision,
+)
 from custodes.evals.results import DRIFT_ALERT_TYPE, RESULT_TYPE, DriftAlert, EvalResult
 from custodes.killswitch.leases import LEASE_REQUEST_TYPE, LEASE_TYPE, LeasePayload, LeaseRequest
 from custodes.ledger.payloads import DECISION_TYPE, SIGNER_TYPE, DecisionRecord, SignerRecord
@@ -57,6 +67,10 @@ MODELS: dict[str, Any] = {
     "LeasePayload": LeasePayload,
     "EvalResult": EvalResult,
     "DriftAlert": DriftAlert,
+    "Accreditation": Accreditation,
+    "AttestationStatus": AttestationStatus,
+    "RecognitionDecision": RecognitionDecision,
+    "KillswitchTest": KillswitchTest,
 }
 
 PAYLOAD_TYPES = {
@@ -69,6 +83,10 @@ PAYLOAD_TYPES = {
     LEASE_TYPE: "LeasePayload",
     RESULT_TYPE: "EvalResult",
     DRIFT_ALERT_TYPE: "DriftAlert",
+    ACCREDITATION_TYPE: "Accreditation",
+    ATTESTATION_STATUS_TYPE: "AttestationStatus",
+    RECOGNITION_TYPE: "RecognitionDecision",
+    KILLSWITCH_TEST_TYPE: "KillswitchTest",
 }
 
 _SIGNATURE: dict[str, Any] = {
