@@ -16,7 +16,6 @@ peer mirror's (the same schema).
 from __future__ import annotations
 
 import base64
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,6 +52,7 @@ from custodes.audits.models import (
     RecognitionDecision,
     attestation_id,
 )
+from custodes.audits.scheme import scheme_digest
 from custodes.evals.results import DRIFT_ALERT_TYPE, RESULT_TYPE, DriftAlert, EvalResult
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import Envelope, key_thumbprint
@@ -227,7 +227,7 @@ def apply_scheme(conn: Connection, index: int, payload: bytes) -> None:
     """Store one verified scheme version (the signed document is the payload)."""
     document = orjson.loads(payload)
     signed = document["signed"]
-    digest = "sha256:" + hashlib.sha256(canonical_dumps(signed)).hexdigest()
+    digest = scheme_digest(signed)
     key = (signed["id"], int(signed["version"]))
     seen = conn.execute(
         select(audit_schemes.c.digest).where(

@@ -28,11 +28,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
-
 from custodes.audits.gates import GateResult, evaluate_gate
 from custodes.audits.scheme import SignedScheme
-from custodes.audits.store import InForce, agent_digests, recognitions
+from custodes.audits.store import InForce, agent_digests, recognitions_of
 from custodes.federation.recognitions import AllianceRecognitions
 from custodes.registry.models import AgentRecord
 from custodes.store.db import read_tx
@@ -105,9 +103,4 @@ class DeploymentGate:
         if engine is None:
             return ()
         with read_tx(engine) as conn:
-            rows = conn.execute(
-                select(recognitions).where(
-                    recognitions.c.agent_id == agent_id, recognitions.c.jurisdiction == code
-                )
-            ).all()
-        return [dict(r._mapping) for r in rows]
+            return [r for r in recognitions_of(conn, agent_id) if r["jurisdiction"] == code]
