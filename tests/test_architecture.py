@@ -15,10 +15,11 @@ from sqlalchemy import Engine
 import custodes
 import custodes.audits.store  # registers the audit tables on metadata
 import custodes.ledger.store  # registers the ledger tables on metadata
+import custodes.redteam.store  # registers the red-teaming tables on metadata
 from custodes.store.db import metadata, open_engine, upgrade
 
 SRC = Path(custodes.__file__).parent
-DOMAINS = ["ledger", "store", "evals", "registry", "killswitch", "audits"]
+DOMAINS = ["ledger", "store", "evals", "registry", "killswitch", "audits", "redteam"]
 # The roster, finality and look-up verification are pure functions (no I/O) that the
 # audit domain's recognition check needs; the rest of federation stays an adapter.
 PURE_FEDERATION = (

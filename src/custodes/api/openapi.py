@@ -220,7 +220,7 @@ SECURITY_SCHEMES = {
     "bearer": {
         "type": "http",
         "scheme": "bearer",
-        "description": "an API token issued to a regulator, auditor or operator by the node's "
+        "description": "an API token issued to a regulator, auditor, operator or researcher by the node's "
         "admin (POST /api/v1/admin/tokens); its secret is shown once",
     },
     "adminToken": {

@@ -73,10 +73,10 @@ def _refuse_foreign_regulator(roster: bool, record: PrincipalRecord, settings: S
     status_code=201,
     responses={201: _principal_links(), **errors(400, 401, 403, 409, 413, 422)},
     openapi_extra=admin_token(model_body("PrincipalRecord")),
-    summary="Register a regulator, auditor or operator with its signing key",
+    summary="Register a regulator, auditor, operator or researcher with its signing key",
 )
 async def add_principal(request: Request) -> dict[str, Any]:
-    """Admin token. Logs a PrincipalRecord: a regulator, auditor or operator of a
+    """Admin token. Logs a PrincipalRecord: a regulator, auditor, operator or researcher of a
     jurisdiction with the raw Ed25519 key (base64) it signs its records with. Issue it
     an API token next (POST /api/v1/admin/tokens)."""
     require_admin(request)

@@ -57,7 +57,7 @@ def _json_file(path: Path) -> dict[str, object]:
 @app.command("principal")
 def principal(
     pid: str = typer.Argument(help="e.g. regulator:gb, operator:acme, auditor:ukas"),
-    role: str = typer.Argument(help="regulator, auditor or operator"),
+    role: str = typer.Argument(help="regulator, auditor, operator or researcher"),
     jurisdiction: str = typer.Argument(help="two-letter code, e.g. GB"),
     key: Path = typer.Option(..., help="the principal's entry key file (its public key is sent)"),
     node: str = NODE,

@@ -53,7 +53,7 @@ class RegistryApi(_Core):
     def register_principal(
         self, pid: str, *, role: str, jurisdiction: str, public_key: bytes, name: str | None = None
     ) -> int:
-        """Register a regulator, auditor or operator; return its log index."""
+        """Register a regulator, auditor, operator or researcher; return its log index."""
         body = {
             "id": pid,
             "role": role,

@@ -80,11 +80,13 @@ class Aliases(_Record):
 
 
 class PrincipalRecord(_Record):
-    """A regulator, auditor or operator known to this node, with its signing key."""
+    """A regulator, auditor, operator or researcher known to this node, with its signing
+    key. A researcher (a red-teamer) reports vulnerabilities to the red-teaming
+    repository (custodes.redteam) and reads what is disclosed to its party."""
 
     v: Literal[1] = 1
-    id: str = Field(pattern=r"^(regulator|auditor|operator):[a-z0-9][a-z0-9-]{0,62}$")
-    role: Literal["regulator", "auditor", "operator"]
+    id: str = Field(pattern=r"^(regulator|auditor|operator|researcher):[a-z0-9][a-z0-9-]{0,62}$")
+    role: Literal["regulator", "auditor", "operator", "researcher"]
     jurisdiction: JURISDICTION
     name: str = Field(min_length=1, max_length=256)
     public_key: str = Field(min_length=44, max_length=44)

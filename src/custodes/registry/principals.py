@@ -28,6 +28,7 @@ DEFAULT_SCOPES: dict[str, tuple[str, ...]] = {
     "regulator": ("registry:write", "orders:write", "read:private", "evals:write"),
     "operator": ("registry:write", "orders:write", "read:private"),
     "auditor": ("read:private", "evals:write"),
+    "researcher": ("redteam:write",),
 }
 
 
