@@ -220,8 +220,8 @@ SECURITY_SCHEMES = {
     "bearer": {
         "type": "http",
         "scheme": "bearer",
-        "description": "an API token issued to a regulator, auditor, operator or researcher by the node's "
-        "admin (POST /api/v1/admin/tokens); its secret is shown once",
+        "description": "an API token issued to a regulator, auditor, operator or researcher by "
+        "the node's admin (POST /api/v1/admin/tokens); its secret is shown once",
     },
     "adminToken": {
         "type": "http",
