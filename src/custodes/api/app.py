@@ -31,6 +31,7 @@ from custodes.api import (
     registry,
     roster,
     splitview,
+    taxii,
     tlog,
     trade,
 )
@@ -171,6 +172,7 @@ def create_app(
         trade.router,
         splitview.router,
         splitview.admin_router,
+        taxii.router,
     ):
         app.include_router(router)
     return app
