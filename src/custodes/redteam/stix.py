@@ -349,8 +349,12 @@ def _markings_of(objects: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [marking_definition(t) for t, mid in MARKING_IDS.items() if mid in used]
 
 
+# A report's ``published`` is when it was first published, kept across its versions.
+_VERSION_TIMES = ("created", "modified", "published")
+
+
 def _content(obj: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in ("created", "modified")}
+    return {k: v for k, v in obj.items() if k not in _VERSION_TIMES}
 
 
 def _later(text: str) -> str:
@@ -373,7 +377,8 @@ def _versioned(
             modified = obj["modified"]
             if modified <= prev["modified"]:
                 modified = _later(prev["modified"])
-            out.append({**obj, "created": prev["created"], "modified": modified})
+            kept = {k: prev[k] for k in ("created", "published") if k in prev}
+            out.append({**obj, **kept, "modified": modified})
     return out
 
 
@@ -603,10 +608,10 @@ def _problem(problems: list[str], check: Callable[[], Any], what: str) -> Any:
         return check()
     except ValidationError as exc:
         for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"])
-            problems.append(f"{what}{'.' + where if where else ''}: {err['msg']}")
+            where = ".".join(str(p) for p in (what, *err["loc"]) if p != "")
+            problems.append(f"{where}: {err['msg']}" if where else str(err["msg"]))
     except (KeyError, TypeError, ValueError) as exc:
-        problems.append(f"{what}: {exc}")
+        problems.append(f"{what}: {exc}" if what else str(exc))
     return None
 
 
@@ -678,7 +683,7 @@ def report_from_objects(objects: list[dict[str, Any]], *, reported_at: datetime)
         report = _problem(problems, lambda: _intake_report(vuln, attack, tlp, reported_at), "")
     if problems or report is None:
         raise BadRequest(
-            "the disclosure cannot be accepted: " + "; ".join(p.lstrip(".: ") for p in problems),
+            "the disclosure cannot be accepted: " + "; ".join(problems),
             code="invalid_disclosure",
             status=422,
             detail={"problems": problems},
