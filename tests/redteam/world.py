@@ -9,15 +9,20 @@ its own key and token. ``act`` signs a step as a principal and posts it.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
+from sqlalchemy import func, select
 
+from custodes.api import create_app
+from custodes.config import Settings
 from custodes.evals.metrics import wilson_interval
 from custodes.evals.results import (
     RESULT_TYPE,
@@ -41,6 +46,7 @@ from custodes.redteam.models import (
     TriageBody,
 )
 from custodes.redteam.retest import probe_key
+from custodes.redteam.store import redteam_exposures, stix_objects
 from custodes.registry.models import (
     AgentRecord,
     AgentRegister,
@@ -51,6 +57,7 @@ from custodes.registry.models import (
     Skill,
 )
 from custodes.sdk.redteam import act_request, new_disclosure
+from custodes.store.db import read_tx
 from tests.api.support import node_of
 from tests.enrol import CONTACT, OPERATOR_KEY, REGULATOR_KEY, principal, submit
 
@@ -102,7 +109,7 @@ def report_body(**changes: Any) -> ReportBody:
 
 @dataclass
 class World:
-    http: TestClient
+    http: TestClient | httpx.Client
     node: Node
     tokens: dict[str, str] = field(default_factory=dict)
 
@@ -130,8 +137,12 @@ class World:
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
-    def log_size(self) -> int:
-        return self.node.store.sequenced_size()
+    def written(self) -> tuple[int, int, int]:
+        """The log's size and the red-teaming rows: what a refusal must leave as it was."""
+        with read_tx(self.node.engine) as conn:
+            objects = conn.execute(select(func.count()).select_from(stix_objects)).scalar()
+            exposures = conn.execute(select(func.count()).select_from(redteam_exposures)).scalar()
+        return self.node.store.sequenced_size(), int(objects or 0), int(exposures or 0)
 
     # -- a disclosure's steps, as the right principals -----------------------------------
     def reported(self, body: ReportBody | None = None) -> str:
@@ -279,8 +290,8 @@ def _b64(key: EnvelopeSigner) -> str:
     return base64.b64encode(key.public_key).decode()
 
 
-def build_world(http: TestClient) -> World:
-    node = node_of(http)
+def build_world(http: TestClient | httpx.Client, node: Node | None = None) -> World:
+    node = node or node_of(http)  # type: ignore[arg-type]
     _register_agents(node)
     world = World(http, node)
     roles = {
@@ -294,3 +305,17 @@ def build_world(http: TestClient) -> World:
         principal(node, who, role, KEYS[who])
         world.tokens[who] = str(node.tokens.issue(who, None, 3600)["token"])
     return world
+
+
+@contextmanager
+def world_for(settings: Settings) -> Iterator[World]:
+    """A GB node built from ``settings`` with the world registered."""
+    gb = settings.model_copy(update={"jurisdiction": "GB"})
+    with TestClient(create_app(gb)) as http:
+        yield build_world(http)
+
+
+@pytest.fixture
+def world(settings: Settings) -> Iterator[World]:
+    with world_for(settings) as built:
+        yield built

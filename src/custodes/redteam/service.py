@@ -575,7 +575,10 @@ class RedteamService:
         ).all()
         stored = []
         for row in rows:
-            found = self._store_sighting(conn, dict(row._mapping), audience)
+            values = dict(row._mapping)
+            values["updated_at"] = self._exposure_time(values)
+            save_exposure(conn, values)
+            found = self._store_sighting(conn, values, audience)
             if found is not None:
                 stored.append(found)
         return stored
