@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from custodes.api.taxii import MAX_CONTENT_LENGTH
 from custodes.config import Settings
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.node import Node
+from custodes.redteam.stix import disclosure_objects, stable_id
 from custodes.redteam.store import put_object, stix_objects, taxii_status
 from custodes.redteam.taxii import COLLECTION_ID
 from custodes.redteam.tlp import MARKING_IDS, Audience
@@ -32,6 +33,7 @@ from custodes.registry.models import PrincipalRecord
 from custodes.store.db import read_tx, write_tx
 from tests.api.support import node_of
 from tests.databases import database_url, node_settings
+from tests.redteam.lifecycle import REPORTED
 
 TAXII = "application/taxii+json;version=2.1"
 ROOT = "/taxii2/redteam/"
@@ -182,10 +184,11 @@ def stored(world: World) -> tuple[int, int, int]:
 @pytest.mark.parametrize("reader", list(READERS))
 def test_who_reads_what(world: World, reader: str) -> None:
     expected = {world.ids[k] for k, readable in MATRIX[reader].items() if readable}
-    objects = world.get(f"{COLL}objects/", reader, **{"match[version]": "all"})
+    only = {"match[version]": "all", "match[type]": "vulnerability"}  # not the shared objects
+    objects = world.get(f"{COLL}objects/", reader, **only)
     assert objects.status_code == 200
     assert {o["id"] for o in objects.json().get("objects", [])} == expected
-    manifest = world.get(f"{COLL}manifest/", reader, **{"match[version]": "all"})
+    manifest = world.get(f"{COLL}manifest/", reader, **only)
     assert {o["id"] for o in manifest.json().get("objects", [])} == expected
     for key, oid in world.ids.items():
         one = world.get(f"{COLL}objects/{oid}/", reader)
@@ -243,10 +246,13 @@ def test_versions_and_the_date_added_headers(world: World) -> None:
 
 
 def test_pages_follow_next_and_an_empty_result_is_an_empty_envelope(world: World) -> None:
-    first = world.get(f"{COLL}objects/", "fr-regulator", limit="4").json()
+    vulnerabilities = {"match[type]": "vulnerability"}
+    first = world.get(f"{COLL}objects/", "fr-regulator", limit="4", **vulnerabilities).json()
     assert first["more"] is True
     assert len(first["objects"]) == 4
-    rest = world.get(f"{COLL}objects/", "fr-regulator", limit="4", next=first["next"]).json()
+    rest = world.get(
+        f"{COLL}objects/", "fr-regulator", limit="4", next=first["next"], **vulnerabilities
+    ).json()
     assert rest["more"] is False
     assert len(rest["objects"]) == len(AUDIENCES) - 4
     none = world.get(f"{COLL}objects/", **{"match[type]": "x-unknown-type"})
@@ -405,4 +411,39 @@ def test_invalid_stix_is_a_422_naming_the_object(world: World, bad: dict[str, An
     error = assert_taxii_error(post(world, "gb-researcher", envelope(bad)), 422)
     assert error["error_code"] == "invalid_stix"
     assert bad["id"] in error["details"]["invalid"]
+    assert stored(world) == before
+
+
+def report_objects(name: str) -> list[dict[str, Any]]:
+    """A researcher's report as STIX: the vulnerability, the attack-pattern with the
+    probe, their markings (A's builders, from tests/redteam/lifecycle.py's report)."""
+    state = replace(REPORTED, id=stable_id("vulnerability", "taxii-api", name), origin="GB")
+    wanted = ("vulnerability", "attack-pattern", "marking-definition")
+    return [o for o in disclosure_objects(state) if o["type"] in wanted]
+
+
+def test_a_researchers_report_is_accepted_with_a_status_for_its_poster(world: World) -> None:
+    objects = report_objects("accepted")
+    posted = post(world, "gb-researcher", envelope(*objects))
+    assert posted.status_code == 202, posted.text
+    assert posted.headers["content-type"] == TAXII
+    status = posted.json()
+    assert status["status"] == "complete"
+    assert status["total_count"] == status["success_count"] == len(objects)
+    assert status["failure_count"] == status["pending_count"] == 0
+    assert {s["id"] for s in status["successes"]} == {o["id"] for o in objects}
+    path = f"{ROOT}status/{status['id']}/"
+    assert world.get(path, "gb-researcher").json() == status
+    assert_taxii_error(world.get(path, "gb-regulator"), 404)  # not the poster
+    assert_taxii_error(world.get(path), 404)
+    vulnerability = objects[0]["id"]
+    assert world.get(f"{COLL}objects/{vulnerability}/", "gb-researcher").status_code == 200
+    assert world.get(f"{COLL}objects/{vulnerability}/", "gb-regulator").status_code == 200
+    assert_taxii_error(world.get(f"{COLL}objects/{vulnerability}/"), 404)  # not disclosed
+
+
+def test_a_report_the_intake_refuses_is_a_taxii_422_with_nothing_written(world: World) -> None:
+    objects = [o for o in report_objects("refused") if o["type"] != "attack-pattern"]
+    before = stored(world)
+    assert_taxii_error(post(world, "gb-researcher", envelope(*objects)), 422)
     assert stored(world) == before

@@ -27,6 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -46,6 +47,7 @@ from custodes.node import Node
 from custodes.redteam import taxii
 from custodes.redteam.taxii import COLLECTION_ID, STIX_MEDIA_TYPE, Page, TaxiiQuery
 from custodes.redteam.tlp import Reader
+from custodes.redteam.validation import validate_objects
 from custodes.registry.principals import Principal
 from custodes.store.db import read_tx, write_tx
 
@@ -299,7 +301,7 @@ def get_manifest(request: Request, collection_id: str) -> Response:
 
 def _one(request: Request, object_id: str, endpoint: str, objects: bool) -> Page:
     query = _query(request, endpoint)
-    filters = taxii.Filters(**{**query.filters.__dict__, "ids": (object_id,)})
+    filters = replace(query.filters, ids=(object_id,))
     page = _page(request, TaxiiQuery(filters, query.limit, query.next), endpoint, objects)
     if not page.items:
         raise NotFound(f"no object {object_id} that you may read matches this request")
@@ -373,8 +375,6 @@ def _envelope_objects(raw: bytes) -> list[dict[str, Any]]:
             code="invalid_envelope",
             status=422,
         )
-    from custodes.redteam.validation import validate_objects  # noqa: PLC0415  # TEMP until wt-stix merges
-
     invalid = validate_objects(objects)
     if invalid:
         raise BadRequest(
