@@ -26,6 +26,7 @@ from custodes.redteam.stix import disclosure_objects, stable_id
 from custodes.redteam.store import put_object
 from custodes.redteam.taxii import COLLECTION_ID, taxii_timestamp
 from custodes.redteam.tlp import Audience
+from custodes.redteam.validation import validate_objects
 from custodes.store.db import open_engine, write_tx
 from tests.integration.procs import ADMIN_TOKEN, NodeProcess, node_env
 from tests.redteam.lifecycle import DISCLOSED, REPORTED
@@ -167,6 +168,7 @@ def test_an_exported_bundle_loads_into_stix2_and_filters(
     objects: list[dict[str, Any]] = []
     for page in as_pages(collection.get_objects, per_request=50):
         objects += page.get("objects", [])
+    assert validate_objects(objects) == {}  # everything served passes stix2-validator
     store = stix2.MemoryStore(stix_data=objects, allow_custom=True)
     vulnerabilities = store.query([stix2.Filter("type", "=", "vulnerability")])
     seeded = {i for i, _, _ in served.stored if i.startswith("vulnerability--")}
