@@ -126,9 +126,7 @@ def _acceptable(value: str) -> bool:
 def _check_accept(request: Request) -> None:
     accept = request.headers.get("accept", "").strip()
     ranges = [r for r in accept.split(",") if r.strip()]
-    if not ranges or any(
-        _media(r)[0] in ("*/*", "application/*") or _taxii_media(r) for r in ranges
-    ):
+    if not ranges or any(_acceptable(r) for r in ranges):
         return
     raise CustodesError(
         f"this server answers {TAXII_MEDIA_TYPE}; send it in Accept (not {accept!r})",
@@ -438,7 +436,7 @@ def _allowed(request: Request) -> list[str]:
     return sorted(methods)
 
 
-@router.api_route(_ANY, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@router.api_route(_ANY, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
 def unknown(request: Request, rest: str) -> Response:
     allowed = _allowed(request)
     if allowed:
