@@ -28,9 +28,11 @@ from custodes.api import (
     killswitch,
     principals,
     proofs,
+    redteam,
     registry,
     roster,
     splitview,
+    taxii,
     tlog,
     trade,
 )
@@ -47,6 +49,7 @@ from custodes.federation.gates import DeploymentGate
 from custodes.federation.gossip import CheckpointGossip
 from custodes.federation.lookup_service import open_lookups
 from custodes.federation.recognitions import AllianceRecognitions
+from custodes.federation.redteam_agents import AllianceAgents
 from custodes.federation.rostersync import RosterSync
 from custodes.federation.witnessing import WitnessRequester
 from custodes.node import Node
@@ -126,11 +129,18 @@ def create_app(
         audit_watch = open_audit_watch(node, lookups.mirrors.get)
         app.state.audit_cases = audit_watch.cases
         audit_watch.start()
-        try:
-            # The server ends the kill-order streams through this as it starts to stop.
-            yield {END_STREAMS: node.broadcaster.close}
-        finally:
+        # Red-teaming triage searches this node's and every mirror's agents (0029).
+        node.redteam.agents = AllianceAgents(node.engine, node.federation, lookups.mirrors.get)
+
+        def end_streams() -> None:
             node.broadcaster.close()
+            node.redteam.events.close()
+
+        try:
+            # The server ends the event streams through this as it starts to stop.
+            yield {END_STREAMS: end_streams}
+        finally:
+            end_streams()
             audit_watch.stop()
             lookups.close()
             roster_sync.stop()
@@ -171,6 +181,8 @@ def create_app(
         trade.router,
         splitview.router,
         splitview.admin_router,
+        redteam.router,
+        taxii.router,
     ):
         app.include_router(router)
     return app
