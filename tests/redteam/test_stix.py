@@ -307,6 +307,27 @@ def test_an_unknown_marking_is_refused() -> None:
     assert any(tlp1_amber in p for p in rejected(objects))
 
 
+def test_an_unknown_marking_definition_in_the_bundle_is_refused() -> None:
+    objects = bundle()
+    statement = "marking-definition--" + str(uuid.uuid4())
+    objects.append(
+        {
+            "type": "marking-definition",
+            "spec_version": "2.1",
+            "id": statement,
+            "created": "2026-01-01T00:00:00.000Z",
+            "name": "Copyright",
+        }
+    )
+    assert any(statement in p for p in rejected(objects))
+
+
+def test_an_attack_pattern_under_another_tlp_is_refused() -> None:
+    objects = bundle()
+    the(objects, "attack-pattern")["object_marking_refs"] = [MARKING_IDS["clear"]]
+    assert any("one TLP for both" in p for p in rejected(objects))
+
+
 def test_a_bundle_without_an_atlas_id_is_refused() -> None:
     objects = bundle()
     attack = the(objects, "attack-pattern")
