@@ -24,6 +24,7 @@ from custodes.redteam.suite import probe_key
 from custodes.redteam.tlp import Audience
 
 UNDISCLOSED = stable_id("vulnerability", "test", "not-yet")
+INCOMPLETE = stable_id("vulnerability", "test", "incomplete")
 
 app = typer.Typer()
 app.add_typer(suite_app, name="suite")
@@ -41,7 +42,7 @@ def hold(node: Node, disclosure: str, stage: str, report: object) -> None:
                 tlp="amber",
                 audience=audience.model_dump_json(),
                 title="t",
-                report=report.model_dump_json(),  # type: ignore[attr-defined]
+                report="{}" if report is None else report.model_dump_json(),  # type: ignore[attr-defined]
                 created_at=now,
                 updated_at=now,
             )
@@ -60,6 +61,7 @@ def test_export_writes_the_disclosed_probes(
 ) -> None:
     hold(node, DISCLOSURE, "disclosed", REPORT)
     hold(node, UNDISCLOSED, "triaged", REPORT.model_copy(update={"probe": AGENTIC_PROBE}))
+    hold(node, INCOMPLETE, "disclosed", None)  # delivered, its attack-pattern not yet here
     out = tmp_path / "redteam.json"
     done = export(settings, monkeypatch, "--out", str(out), "--output", "json")
     assert done.exit_code == 0, done.output

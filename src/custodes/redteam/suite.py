@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Connection, select
 
 from custodes.evals.suite import BASELINE_FAMILY, SUITE_FORMAT, Suite, parse_suite
@@ -172,7 +173,8 @@ def repository_probes(
     conn: Connection, *, stages: Sequence[str] = ("disclosed",)
 ) -> list[RepositoryProbe]:
     """(disclosure id, probe, ATLAS ids, OWASP ids) of every disclosure this node's
-    repository holds at one of ``stages`` (by default: disclosed ones), by id."""
+    repository holds at one of ``stages`` (by default: disclosed ones), by id; a
+    delivered one whose report is not complete yet (no probe) is left out."""
     rows = conn.execute(
         select(redteam_disclosures.c.id, redteam_disclosures.c.report)
         .where(redteam_disclosures.c.stage.in_(list(stages)))
@@ -180,6 +182,9 @@ def repository_probes(
     ).all()
     found = []
     for row in rows:
-        report = ReportBody.model_validate_json(row.report)
+        try:
+            report = ReportBody.model_validate_json(row.report)
+        except ValidationError:
+            continue  # delivered, its attack-pattern (the probe) not here yet
         found.append((row.id, report.probe, tuple(report.atlas), tuple(report.owasp)))
     return found
