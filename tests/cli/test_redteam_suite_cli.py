@@ -18,6 +18,7 @@ from custodes.config import Settings
 from custodes.errors import ConfigError
 from custodes.evals.suite import load_suite
 from custodes.node import Node
+from custodes.redteam.models import ReportBody, Stage
 from custodes.redteam.stix import stable_id
 from custodes.redteam.store import redteam_disclosures
 from custodes.redteam.suite import probe_key
@@ -30,8 +31,8 @@ app = typer.Typer()
 app.add_typer(suite_app, name="suite")
 
 
-def hold(node: Node, disclosure: str, stage: str, report: object) -> None:
-    audience = Audience(tlp="amber", stage=stage, origin="FR", parties=("GB", "FR"))  # type: ignore[arg-type]
+def hold(node: Node, disclosure: str, stage: Stage, report: ReportBody | None) -> None:
+    audience = Audience(tlp="amber", stage=stage, origin="FR", parties=("GB", "FR"))
     now = time.time()
     with node.engine.begin() as conn:
         conn.execute(
@@ -42,7 +43,7 @@ def hold(node: Node, disclosure: str, stage: str, report: object) -> None:
                 tlp="amber",
                 audience=audience.model_dump_json(),
                 title="t",
-                report="{}" if report is None else report.model_dump_json(),  # type: ignore[attr-defined]
+                report="{}" if report is None else report.model_dump_json(),
                 created_at=now,
                 updated_at=now,
             )

@@ -179,7 +179,7 @@ def test_extension_definitions_are_complete_and_made_by_custodes() -> None:
 
 # -- versions ---------------------------------------------------------------------------------
 def versions(objects: list[dict[str, Any]]) -> dict[str, str]:
-    return {o["id"]: o.get("modified", o.get("created")) for o in objects}
+    return {o["id"]: str(o.get("modified", o.get("created"))) for o in objects}
 
 
 def test_triage_changes_the_vulnerability_but_not_the_attack_pattern() -> None:
