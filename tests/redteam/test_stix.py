@@ -36,6 +36,7 @@ from tests.redteam.lifecycle import (
     DISCLOSE,
     DISCLOSED,
     DISCLOSURE,
+    PROBE,
     RELABELLED,
     REPORT,
     REPORTED,
@@ -351,3 +352,19 @@ def test_two_vulnerabilities_are_refused() -> None:
     objects = bundle()
     objects.append(copy.deepcopy(the(objects, "vulnerability")))
     assert any("exactly one vulnerability" in p for p in rejected(objects))
+
+
+def test_a_minimal_report_reads_back_unchanged_at_every_stage() -> None:
+    minimal = REPORT.model_copy(
+        update={
+            "owasp": (),
+            "metrics": (),
+            "evidence": None,
+            "severity": None,
+            "recipients": (),
+            "probe": PROBE.model_copy(update={"turns": (), "harm_category": None}),
+        }
+    )
+    for full in STATES.values():
+        state = replace(full, report=minimal)
+        assert read_state(all_objects(state)) == state

@@ -538,9 +538,9 @@ def _report_of(vuln: Mapping[str, Any], attack: Mapping[str, Any]) -> ReportBody
         ),
         metrics=tuple(Metric.model_validate(m) for m in ext.get("metrics", ())),
         evidence=ext.get("evidence"),
-        severity=requested.get("severity", ext.get("severity")),
+        severity=requested.get("severity"),
         tlp=requested.get("tlp", _tlp_of(vuln)),
-        recipients=tuple(requested.get("recipients", ext.get("recipients", ()))),
+        recipients=tuple(requested.get("recipients", ())),
         reported_at=_parse_time(ext["reported_at"]),
     )
 
