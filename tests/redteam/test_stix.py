@@ -36,6 +36,7 @@ from tests.redteam.lifecycle import (
     DISCLOSE,
     DISCLOSED,
     DISCLOSURE,
+    PROBE,
     RELABELLED,
     REPORT,
     REPORTED,
@@ -179,7 +180,7 @@ def test_extension_definitions_are_complete_and_made_by_custodes() -> None:
 
 # -- versions ---------------------------------------------------------------------------------
 def versions(objects: list[dict[str, Any]]) -> dict[str, str]:
-    return {o["id"]: o.get("modified", o.get("created")) for o in objects}
+    return {o["id"]: str(o.get("modified", o.get("created"))) for o in objects}
 
 
 def test_triage_changes_the_vulnerability_but_not_the_attack_pattern() -> None:
@@ -307,6 +308,27 @@ def test_an_unknown_marking_is_refused() -> None:
     assert any(tlp1_amber in p for p in rejected(objects))
 
 
+def test_an_unknown_marking_definition_in_the_bundle_is_refused() -> None:
+    objects = bundle()
+    statement = "marking-definition--" + str(uuid.uuid4())
+    objects.append(
+        {
+            "type": "marking-definition",
+            "spec_version": "2.1",
+            "id": statement,
+            "created": "2026-01-01T00:00:00.000Z",
+            "name": "Copyright",
+        }
+    )
+    assert any(statement in p for p in rejected(objects))
+
+
+def test_an_attack_pattern_under_another_tlp_is_refused() -> None:
+    objects = bundle()
+    the(objects, "attack-pattern")["object_marking_refs"] = [MARKING_IDS["clear"]]
+    assert any("one TLP for both" in p for p in rejected(objects))
+
+
 def test_a_bundle_without_an_atlas_id_is_refused() -> None:
     objects = bundle()
     attack = the(objects, "attack-pattern")
@@ -330,3 +352,19 @@ def test_two_vulnerabilities_are_refused() -> None:
     objects = bundle()
     objects.append(copy.deepcopy(the(objects, "vulnerability")))
     assert any("exactly one vulnerability" in p for p in rejected(objects))
+
+
+def test_a_minimal_report_reads_back_unchanged_at_every_stage() -> None:
+    minimal = REPORT.model_copy(
+        update={
+            "owasp": (),
+            "metrics": (),
+            "evidence": None,
+            "severity": None,
+            "recipients": (),
+            "probe": PROBE.model_copy(update={"turns": (), "harm_category": None}),
+        }
+    )
+    for full in STATES.values():
+        state = replace(full, report=minimal)
+        assert read_state(all_objects(state)) == state

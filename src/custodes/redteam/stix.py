@@ -538,9 +538,9 @@ def _report_of(vuln: Mapping[str, Any], attack: Mapping[str, Any]) -> ReportBody
         ),
         metrics=tuple(Metric.model_validate(m) for m in ext.get("metrics", ())),
         evidence=ext.get("evidence"),
-        severity=requested.get("severity", ext.get("severity")),
+        severity=requested.get("severity"),
         tlp=requested.get("tlp", _tlp_of(vuln)),
-        recipients=tuple(requested.get("recipients", ext.get("recipients", ()))),
+        recipients=tuple(requested.get("recipients", ())),
         reported_at=_parse_time(ext["reported_at"]),
     )
 
@@ -631,16 +631,39 @@ def _intake_parts(objects: list[dict[str, Any]], problems: list[str]) -> tuple[A
     return vuln, attack
 
 
-def _intake_tlp(vuln: Mapping[str, Any], problems: list[str]) -> str | None:
-    refs = list(vuln.get("object_marking_refs", ()))
-    unknown = [r for r in refs if tlp_of_marking(r) is None]
+def _unknown_markings(objects: list[dict[str, Any]]) -> list[str]:
+    """Marking ids used or defined in the bundle that are not the TLP 2.0 ones."""
+    used = {
+        str(ref)
+        for obj in objects
+        if isinstance(obj, dict)
+        for ref in [*obj.get("object_marking_refs", ()), *_defined_marking(obj)]
+    }
+    return sorted(ref for ref in used if tlp_of_marking(ref) is None)
+
+
+def _defined_marking(obj: Mapping[str, Any]) -> list[str]:
+    return [str(obj.get("id"))] if obj.get("type") == "marking-definition" else []
+
+
+def _intake_tlp(
+    objects: list[dict[str, Any]], vuln: Mapping[str, Any], problems: list[str]
+) -> str | None:
+    unknown = _unknown_markings(objects)
     if unknown:
         problems.append(f"unknown marking {', '.join(unknown)}: use one TLP 2.0 marking")
         return None
+    refs = list(vuln.get("object_marking_refs", ()))
     if len(refs) != 1:
         problems.append("mark the vulnerability with exactly one TLP 2.0 marking")
         return None
     return tlp_of_marking(refs[0])
+
+
+def _same_marking(vuln: Mapping[str, Any], attack: Mapping[str, Any], problems: list[str]) -> None:
+    marked = attack.get("object_marking_refs")
+    if marked is not None and list(marked) != list(vuln.get("object_marking_refs", ())):
+        problems.append("mark the attack-pattern as the vulnerability is (one TLP for both)")
 
 
 def _intake_report(
@@ -677,7 +700,9 @@ def report_from_objects(objects: list[dict[str, Any]], *, reported_at: datetime)
     ``ReportBody``. Raises ``BadRequest`` (422) naming every problem found."""
     problems: list[str] = []
     vuln, attack = _intake_parts(objects, problems)
-    tlp = _intake_tlp(vuln, problems) if vuln is not None else None
+    tlp = _intake_tlp(objects, vuln, problems) if vuln is not None else None
+    if tlp is not None and vuln is not None and attack is not None:
+        _same_marking(vuln, attack, problems)
     report = None
     if not problems and vuln is not None and attack is not None and tlp is not None:
         report = _problem(problems, lambda: _intake_report(vuln, attack, tlp, reported_at), "")

@@ -30,15 +30,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
+from sqlalchemy import Connection, select
+
 from custodes.evals.suite import BASELINE_FAMILY, SUITE_FORMAT, Suite, parse_suite
-from custodes.redteam.models import ProbeSpec
+from custodes.redteam.models import ProbeSpec, ReportBody
+from custodes.redteam.store import redteam_disclosures
 
 __all__ = [
     "AGENTIC_FAMILY",
     "REPLAY_FAMILY",
     "SUITE_ID",
+    "RepositoryProbe",
     "probe_key",
     "redteam_suite",
+    "repository_probes",
     "suite_document",
 ]
 
@@ -158,3 +164,27 @@ def redteam_suite(
 ) -> Suite:
     """The ``redteam`` suite of these (disclosure id, probe) pairs (at least one)."""
     return parse_suite(suite_document(probes, taxonomy=taxonomy), origin="the redteam suite")
+
+
+RepositoryProbe = tuple[str, ProbeSpec, tuple[str, ...], tuple[str, ...]]
+
+
+def repository_probes(
+    conn: Connection, *, stages: Sequence[str] = ("disclosed",)
+) -> list[RepositoryProbe]:
+    """(disclosure id, probe, ATLAS ids, OWASP ids) of every disclosure this node's
+    repository holds at one of ``stages`` (by default: disclosed ones), by id; a
+    delivered one whose report is not complete yet (no probe) is left out."""
+    rows = conn.execute(
+        select(redteam_disclosures.c.id, redteam_disclosures.c.report)
+        .where(redteam_disclosures.c.stage.in_(list(stages)))
+        .order_by(redteam_disclosures.c.id)
+    ).all()
+    found = []
+    for row in rows:
+        try:
+            report = ReportBody.model_validate_json(row.report)
+        except ValidationError:
+            continue  # delivered, its attack-pattern (the probe) not here yet
+        found.append((row.id, report.probe, tuple(report.atlas), tuple(report.owasp)))
+    return found

@@ -32,7 +32,7 @@ _OPTIONS = ValidationOptions(version="2.1", strict=True, schema_dir=str(SCHEMA_D
 logging.getLogger("stix2validator").setLevel(logging.ERROR)
 
 
-def validate_object(obj: Mapping[str, Any]) -> list[str]:
+def validate_object(obj: Any) -> list[str]:
     """The validator's errors and warnings for one STIX 2.1 object (empty: valid)."""
     if not isinstance(obj, Mapping) or "type" not in obj:
         return ["not a STIX object: a JSON object with a type is expected"]
@@ -43,7 +43,7 @@ def validate_object(obj: Mapping[str, Any]) -> list[str]:
     return [str(e) for e in result.errors] + [str(w) for w in result.warnings]
 
 
-def validate_objects(objs: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:
+def validate_objects(objs: Iterable[Any]) -> dict[str, list[str]]:
     """The problems of the invalid objects only, by id (by position when an object has
     no usable id)."""
     found: dict[str, list[str]] = {}
