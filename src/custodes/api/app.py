@@ -28,6 +28,7 @@ from custodes.api import (
     killswitch,
     principals,
     proofs,
+    redteam_federation,
     registry,
     roster,
     splitview,
@@ -47,6 +48,7 @@ from custodes.federation.gates import DeploymentGate
 from custodes.federation.gossip import CheckpointGossip
 from custodes.federation.lookup_service import open_lookups
 from custodes.federation.recognitions import AllianceRecognitions
+from custodes.federation.redteam_sync import open_redteam_sync
 from custodes.federation.rostersync import RosterSync
 from custodes.federation.witnessing import WitnessRequester
 from custodes.node import Node
@@ -126,11 +128,15 @@ def create_app(
         audit_watch = open_audit_watch(node, lookups.mirrors.get)
         app.state.audit_cases = audit_watch.cases
         audit_watch.start()
+        # Red-teaming objects across the alliance (docs/design/0029): push, pull (leader).
+        redteam_sync = app.state.redteam_sync = open_redteam_sync(node)
+        redteam_sync.start()
         try:
             # The server ends the kill-order streams through this as it starts to stop.
             yield {END_STREAMS: node.broadcaster.close}
         finally:
             node.broadcaster.close()
+            redteam_sync.stop()
             audit_watch.stop()
             lookups.close()
             roster_sync.stop()
@@ -164,6 +170,7 @@ def create_app(
         conformance.router,
         roster.router,
         forwarding.router,
+        redteam_federation.router,
         tlog.log_router,
         tlog.witness_router,
         alliance.router,
