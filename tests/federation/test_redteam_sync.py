@@ -309,6 +309,10 @@ def _seed_own(client: TestClient, now: float) -> dict[str, dict[str, Any]]:
         "de-owned": (_vulnerability(), _audience(tlp="green", parties=(), origin="DE")),
     }
     with write_tx(_node(client).engine) as conn:
+        # a shared object every node stores itself: never sent
+        put_object(
+            conn, marking_definition("green"), owner="GB", audience=_audience("clear"), now=now
+        )
         for name, (obj, audience) in objects.items():
             owner = "DE" if name == "de-owned" else "GB"
             put_object(conn, obj, owner=owner, audience=audience, now=now)

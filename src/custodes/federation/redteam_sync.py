@@ -107,6 +107,9 @@ MAX_OBJECTS = 1000  # per delivery
 PULL_FRESHNESS = 120.0  # seconds either side of this node's clock
 SETTLE = 5.0  # seconds before a pulled row counts as reached (see the module docstring)
 _SCAN = 2000  # rows read per pull answer, at most
+# Every node stores these itself, alike (RedteamService.ensure_shared_objects): never
+# sent, so two nodes of different releases never block each other's deliveries on them.
+_SHARED_TYPES = frozenset({"marking-definition", "extension-definition"})
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _CODE = r"^[A-Z]{2}$"
 
@@ -445,7 +448,7 @@ def pull_answer(
     reached, settled, more = after, True, len(rows) == _SCAN
     for row in rows:
         item = stored_object(row)
-        if can_read(item.audience, Reader.node(reader)):
+        if item.type not in _SHARED_TYPES and can_read(item.audience, Reader.node(reader)):
             if len(found) == limit:
                 more = True
                 break
@@ -494,7 +497,7 @@ class RedteamPusher:
     def push(self, stored: list[StoredObject]) -> None:
         """The service's ``published`` hook: queue a delivery to each entitled peer."""
         here = self._federation.jurisdiction
-        own = [s for s in stored if s.owner == here]
+        own = [s for s in stored if s.owner == here and s.type not in _SHARED_TYPES]
         for peer in self._federation.peers():
             entitled = [s for s in own if can_read(s.audience, Reader.node(peer.code))]
             for batch in _batches(entitled, self._budget):

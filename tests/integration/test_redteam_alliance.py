@@ -1,0 +1,171 @@
+"""Red-teaming objects across a real alliance: GB, FR, DE, CA members and AU, a partner.
+
+Each node is a real ``custodes serve`` process. The test publishes a party's objects by
+storing them in that node's own database (as its service does, owner = that party) and
+reads every node's store the same way; the nodes move them between themselves, by pull
+(every half second here) and, for what the service publishes, by push. "Never reaches"
+is observed, not waited out: a marker published after the withheld object reaching a
+node means that node's pull scanned past it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from custodes.redteam.store import put_object, stix_objects
+from custodes.redteam.tlp import Audience
+from custodes.store.db import open_engine, read_tx, write_tx
+from tests.integration.alliance import Alliance, running_alliance
+from tests.integration.procs import wait_until
+
+MEMBERS = ("GB", "FR", "DE", "CA")
+EVERYONE = (*MEMBERS, "AU")
+DISCLOSURE = f"vulnerability--{uuid.uuid4()}"
+WAIT = 40.0
+
+
+class Stores:
+    """Each node's database, opened from the test (SQLite files in the data dirs)."""
+
+    def __init__(self, alliance: Alliance) -> None:
+        self.engines: dict[str, Engine] = {
+            code: open_engine(f"sqlite:///{(n.data_dir / 'custodes.db').resolve()}")
+            for code, n in alliance.nodes.items()
+        }
+
+    def publish(self, code: str, obj: dict[str, Any], audience: Audience) -> dict[str, Any]:
+        with write_tx(self.engines[code]) as conn:
+            put_object(conn, obj, owner=code, audience=audience, disclosure=DISCLOSURE)
+        return obj
+
+    def versions(self, code: str, oid: str) -> set[tuple[str, str]]:
+        """(modified, owner) of every version of ``oid`` the node holds."""
+        query = select(stix_objects.c.modified, stix_objects.c.owner).where(
+            stix_objects.c.id == oid
+        )
+        with read_tx(self.engines[code]) as conn:
+            return {(r.modified, r.owner) for r in conn.execute(query)}
+
+    def has(self, code: str, obj: dict[str, Any]) -> bool:
+        return any(m == obj["modified"] for m, _o in self.versions(code, obj["id"]))
+
+    def wait(self, codes: tuple[str, ...], obj: dict[str, Any]) -> None:
+        for code in codes:
+            wait_until(f"{code} holds {obj['name']}", lambda c=code: self.has(c, obj), WAIT)
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def alliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Alliance]:
+    root = tmp_path_factory.mktemp("redteam")
+    settings = {"redteam_pull_interval": "0.5", "gossip_interval": "30"}
+    with running_alliance(root, settings=settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def stores(alliance: Alliance) -> Iterator[Stores]:
+    opened = Stores(alliance)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _obj(
+    name: str, *, kind: str = "vulnerability", oid: str | None = None, modified: str | None = None
+) -> dict[str, Any]:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return {
+        "type": kind,
+        "spec_version": "2.1",
+        "id": oid or f"{kind}--{uuid.uuid4()}",
+        "created": stamp,
+        "modified": modified or stamp,
+        "name": name,
+    }
+
+
+def _audience(tlp: str, origin: str = "FR", **kw: Any) -> Audience:
+    return Audience(tlp=tlp, stage="disclosed", origin=origin, **kw)  # type: ignore[arg-type]
+
+
+AMBER_MEMBERS = _audience("amber", parties=MEMBERS)
+GREEN = _audience("green")
+
+
+def _absent(stores: Stores, codes: tuple[str, ...], obj: dict[str, Any]) -> None:
+    for code in codes:
+        assert stores.versions(code, obj["id"]) == set(), f"{code} holds {obj['name']}"
+
+
+def test_amber_to_the_members_reaches_the_members_and_never_the_partner(
+    stores: Stores,
+) -> None:
+    amber = stores.publish("FR", _obj("jailbreak, AMBER to members"), AMBER_MEMBERS)
+    marker = stores.publish("FR", _obj("marker after the AMBER one"), GREEN)
+    stores.wait(("GB", "DE", "CA"), amber)
+    stores.wait(EVERYONE, marker)  # AU's pull has scanned past the AMBER object
+    _absent(stores, ("AU",), amber)
+    for code in ("GB", "DE", "CA"):
+        assert stores.versions(code, amber["id"]) == {(amber["modified"], "FR")}
+
+
+def test_green_reaches_the_partner_and_red_only_the_named_principals_party(
+    stores: Stores,
+) -> None:
+    green = stores.publish("FR", _obj("probe, GREEN"), GREEN)
+    red = stores.publish(
+        "FR",
+        _obj("exploit, RED to GB's regulator"),
+        _audience("red", parties=("GB",), principals=("GB/regulator:gb",)),
+    )
+    marker = stores.publish("FR", _obj("marker after the RED one"), GREEN)
+    stores.wait(EVERYONE, green)
+    stores.wait(("GB",), red)
+    stores.wait(EVERYONE, marker)
+    _absent(stores, ("DE", "CA", "AU"), red)
+
+
+def test_a_node_down_during_a_disclosure_catches_up_and_versions_never_fork(
+    alliance: Alliance,
+    stores: Stores,
+) -> None:
+    de = alliance["DE"].process
+    de.stop()
+    try:
+        first = stores.publish("FR", _obj("fix pending, version 1"), AMBER_MEMBERS)
+        later = "2099-01-01T00:00:00.000Z"
+        second = stores.publish(
+            "FR", _obj("fix pending, version 2", oid=first["id"], modified=later), AMBER_MEMBERS
+        )
+        stores.wait(("GB", "CA"), second)
+        assert not stores.has("DE", first)
+    finally:
+        de.start()
+    stores.wait(("DE",), first)
+    stores.wait(("DE",), second)
+    expected = {(first["modified"], "FR"), (later, "FR")}
+    for code in MEMBERS:
+        assert stores.versions(code, first["id"]) == expected, code
+
+
+def test_a_status_change_at_the_agents_home_propagates_back(stores: Stores) -> None:
+    sighting = stores.publish(
+        "GB", _obj("GB agent patched", kind="sighting"), _audience("amber", parties=MEMBERS)
+    )
+    marker = stores.publish("GB", _obj("GB marker", kind="sighting"), _audience("green"))
+    stores.wait(("FR", "DE", "CA"), sighting)
+    stores.wait(EVERYONE, marker)
+    _absent(stores, ("AU",), sighting)
+    for code in MEMBERS:
+        assert stores.versions(code, sighting["id"]) == {(sighting["modified"], "GB")}
