@@ -45,6 +45,8 @@ SCRIPTS = (
     "bench_recognition.py",
     "bench_gates.py",
     "bench_counterparty.py",
+    # issue 11: the red-teaming repository
+    "bench_redteam_fanout.py",
 )
 TIMEOUT_S = {"quick": 600, "full": 3600}
 
