@@ -210,6 +210,9 @@ class SchemeBody(_Record):
     expires: datetime
     partners_recognise: bool = False  # whether partners' regulators may decide at all
     requirements: tuple[Requirement, ...] = Field(min_length=1, max_length=64)
+    # The red-teaming repository's re-test threshold: the most a patched probe's observed
+    # ASR may be for ``verified`` (custodes.redteam.retest; absent: its default, 0.0).
+    redteam_max_asr: float | None = Field(default=None, ge=0, le=1)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
