@@ -52,6 +52,7 @@ from custodes.ledger.signers import SignerDirectory, signer_entry
 from custodes.ledger.store import SqlLogStore
 from custodes.ledger.witness import Witness
 from custodes.metrics import NULL_METRICS, Metrics
+from custodes.redteam.service import RedteamService
 from custodes.registry.audit import AuditReport, LogAuditor
 from custodes.registry.decisions import DecisionDisclosure
 from custodes.registry.principals import TokenStore
@@ -156,6 +157,16 @@ class Node:
             origin=settings.origin,
             roster=lambda: self.federation.roster,
         )
+        self.redteam = RedteamService(  # docs/design/0029; its agent source: api/app.py
+            self.engine,
+            self.log,
+            self.registry,
+            self.entry_signer,
+            jurisdiction=settings.jurisdiction,
+            origin=settings.origin,
+            parties=self._party_codes,
+        )
+        self.redteam.attach_bus(self.bus)
         self.witness = Witness(
             self.engine, self.cosigner, [parse_vkey(v) for v in settings.witnessed_logs]
         )
@@ -203,6 +214,10 @@ class Node:
             lambda keyid: self.signers.public_key(keyid) is not None,
         )
 
+    def _party_codes(self) -> set[str] | None:
+        roster = self.federation.roster
+        return None if roster is None else {p.code for p in roster.body.parties}
+
     def know_signer(self, name: str, public_key: bytes) -> None:
         """Log ``public_key`` as a signer unless it already is one (a roster regulator's)."""
         if self.signers.public_key(key_thumbprint(public_key)) is not None:
@@ -235,6 +250,7 @@ class Node:
                 self.register_signer(f"node:{self.settings.origin}", self.entry_signer.public_key)
             self.roster_log.persist_genesis()
             self.log.integrate()
+            self.redteam.ensure_shared_objects()
         self.bus.start()
         self.leadership.start()  # on SQLite this process leads at once
         self._integrator.start()

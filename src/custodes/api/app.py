@@ -28,6 +28,7 @@ from custodes.api import (
     killswitch,
     principals,
     proofs,
+    redteam,
     redteam_federation,
     registry,
     roster,
@@ -48,6 +49,7 @@ from custodes.federation.gates import DeploymentGate
 from custodes.federation.gossip import CheckpointGossip
 from custodes.federation.lookup_service import open_lookups
 from custodes.federation.recognitions import AllianceRecognitions
+from custodes.federation.redteam_agents import AllianceAgents
 from custodes.federation.redteam_sync import open_redteam_sync
 from custodes.federation.rostersync import RosterSync
 from custodes.federation.witnessing import WitnessRequester
@@ -88,7 +90,7 @@ def _wrapped(
     return build
 
 
-def create_app(
+def create_app(  # noqa: PLR0915 - the lifespan starts and stops every background part in one place
     settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
 ) -> FastAPI:
     """Build the app; the node opens (migrations, keys, threads) when the app starts.
@@ -128,14 +130,21 @@ def create_app(
         audit_watch = open_audit_watch(node, lookups.mirrors.get)
         app.state.audit_cases = audit_watch.cases
         audit_watch.start()
+        # Red-teaming triage searches this node's and every mirror's agents (0029).
+        node.redteam.agents = AllianceAgents(node.engine, node.federation, lookups.mirrors.get)
         # Red-teaming objects across the alliance (docs/design/0029): push, pull (leader).
         redteam_sync = app.state.redteam_sync = open_redteam_sync(node)
         redteam_sync.start()
-        try:
-            # The server ends the kill-order streams through this as it starts to stop.
-            yield {END_STREAMS: node.broadcaster.close}
-        finally:
+
+        def end_streams() -> None:
             node.broadcaster.close()
+            node.redteam.events.close()
+
+        try:
+            # The server ends the event streams through this as it starts to stop.
+            yield {END_STREAMS: end_streams}
+        finally:
+            end_streams()
             redteam_sync.stop()
             audit_watch.stop()
             lookups.close()
@@ -178,6 +187,7 @@ def create_app(
         trade.router,
         splitview.router,
         splitview.admin_router,
+        redteam.router,
     ):
         app.include_router(router)
     return app

@@ -62,6 +62,7 @@ from custodes.ledger.dsse import (
 )
 from custodes.ledger.errors import EnvelopeError
 from custodes.redteam.models import DISCLOSURE_ID
+from custodes.redteam.stix import extension_definitions
 from custodes.redteam.store import (
     StoredObject,
     put_object,
@@ -69,7 +70,8 @@ from custodes.redteam.store import (
     stix_objects,
     stored_object,
 )
-from custodes.redteam.tlp import Audience, Reader, can_read
+from custodes.redteam.tlp import Audience, Reader, can_read, marking_definitions
+from custodes.redteam.validation import validate_objects
 from custodes.store.db import read_tx, write_tx
 
 if TYPE_CHECKING:
@@ -107,9 +109,10 @@ MAX_OBJECTS = 1000  # per delivery
 PULL_FRESHNESS = 120.0  # seconds either side of this node's clock
 SETTLE = 5.0  # seconds before a pulled row counts as reached (see the module docstring)
 _SCAN = 2000  # rows read per pull answer, at most
-# Every node stores these itself, alike (RedteamService.ensure_shared_objects): never
+# Every node stores these itself, alike (RedteamService.ensure_shared_objects): the TLP
+# markings, our extension-definitions and the Custodes identity that made them. Never
 # sent, so two nodes of different releases never block each other's deliveries on them.
-_SHARED_TYPES = frozenset({"marking-definition", "extension-definition"})
+_SHARED_IDS = frozenset(o["id"] for o in [*marking_definitions(), *extension_definitions()])
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _CODE = r"^[A-Z]{2}$"
 
@@ -448,7 +451,7 @@ def pull_answer(
     reached, settled, more = after, True, len(rows) == _SCAN
     for row in rows:
         item = stored_object(row)
-        if item.type not in _SHARED_TYPES and can_read(item.audience, Reader.node(reader)):
+        if item.id not in _SHARED_IDS and can_read(item.audience, Reader.node(reader)):
             if len(found) == limit:
                 more = True
                 break
@@ -497,7 +500,7 @@ class RedteamPusher:
     def push(self, stored: list[StoredObject]) -> None:
         """The service's ``published`` hook: queue a delivery to each entitled peer."""
         here = self._federation.jurisdiction
-        own = [s for s in stored if s.owner == here and s.type not in _SHARED_TYPES]
+        own = [s for s in stored if s.owner == here and s.id not in _SHARED_IDS]
         for peer in self._federation.peers():
             entitled = [s for s in own if can_read(s.audience, Reader.node(peer.code))]
             for batch in _batches(entitled, self._budget):
@@ -697,9 +700,9 @@ class RedteamSync:
 
 def open_redteam_sync(node: Node) -> RedteamSync:
     """The node's red-teaming delivery, hooked to its service (``node.redteam``): the
-    service's newly published objects are pushed, and what arrives is handed to it."""
+    service's newly published objects are pushed, and what arrives is checked with
+    stix2-validator and handed to it."""
     settings = node.settings
-    service: Any = getattr(node, "redteam", None)
     sync = RedteamSync(
         node.engine,
         node.federation,
@@ -709,8 +712,8 @@ def open_redteam_sync(node: Node) -> RedteamSync:
         push_timeout=settings.redteam_push_timeout,
         max_bytes=settings.max_body_bytes,
         leading=lambda: node.is_leader,
-        on_received=None if service is None else service.on_received,
+        validate=validate_objects,
+        on_received=node.redteam.on_received,
     )
-    if service is not None:
-        service.published.append(sync.pusher.push)
+    node.redteam.published.append(sync.pusher.push)
     return sync

@@ -1,0 +1,1138 @@
+"""RedteamService: a disclosure's signed lifecycle on this node (docs/design/0029).
+
+Each step is a ``RedteamAct`` signed by the party acting, logged with its body beside it
+(``redteam_openings``) in the same transaction, which also updates the disclosure's rows
+and stores its STIX objects (``custodes.redteam.stix``) under the right ``Audience``.
+After the commit, ``published`` callbacks get the node's own new objects (the
+federation pushes them to the entitled peers) and the event streams hear of it.
+
+Who may act::
+
+    report    a researcher or auditor of this node (its own key; ``intake``: a TAXII
+              POST, the node's entry key signing on its behalf)
+    triage    a regulator of this node, on a disclosure reported here; the affected
+              agents must be what ``affected.find_affected`` finds now, alliance-wide
+    disclose  a regulator of the origin, once triaged, with an embargo in the future
+    relabel   a regulator of the origin only (anyone else: 403 not_entitled); CLEAR only
+              after the embargo
+    status    at the agent's home: ``exposed`` by the node itself; ``mitigated`` and
+              ``patched`` by the agent's operator; ``verified`` and ``regressed`` citing a
+              signed re-test result on this log that ``check_retest`` accepts
+    summary   a regulator of the origin, after the embargo (TLP:CLEAR)
+
+Every refusal raises before anything is written (a check that needs the database runs
+again inside the write transaction).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Connection, Engine, select
+
+from custodes.errors import AuthError, BadRequest, CustodesError, NotFound
+from custodes.evals.results import RESULT_TYPE, EvalResult
+from custodes.ledger.dsse import Envelope, EnvelopeSigner, parse_envelope, sign_envelope
+from custodes.ledger.merkle import leaf_hash
+from custodes.ledger.service import LogService
+from custodes.ledger.store import SqlLogStore
+from custodes.redteam.affected import AgentRow, find_affected
+from custodes.redteam.events import EventHub, visible
+from custodes.redteam.models import (
+    DISCLOSURE_ID,
+    REDTEAM_TYPE,
+    ActOpening,
+    Affected,
+    Affects,
+    DiscloseBody,
+    RedteamAct,
+    RelabelBody,
+    ReportBody,
+    StatusBody,
+    SummaryBody,
+    TriageBody,
+    act_commitment,
+    body_model,
+)
+from custodes.redteam.records import (
+    CONTEXT,
+    disclosure_row,
+    exposure_row,
+    keep_opening,
+    latest_object,
+    objects_of,
+    save_exposure,
+    save_received,
+    save_state,
+    stamp,
+    state_of,
+)
+from custodes.redteam.retest import DEFAULT_MAX_ASR, check_retest
+from custodes.redteam.stix import (
+    DisclosureState,
+    disclosure_objects,
+    extension_definitions,
+    read_disclosure,
+    read_exposure,
+    read_state,
+    report_from_objects,
+    sighting_object,
+    stable_id,
+    summary_objects,
+)
+from custodes.redteam.store import (
+    StoredObject,
+    put_object,
+    redteam_disclosures,
+    redteam_exposures,
+    redteam_openings,
+)
+from custodes.redteam.tlp import Audience, Reader, can_read, marking_definitions
+from custodes.redteam.validation import validate_objects
+from custodes.registry.principals import Principal
+from custodes.registry.service import RegistryService
+from custodes.store.db import read_tx, write_tx
+from custodes.store.notify import Bus
+
+__all__ = ["EVENTS_CHANNEL", "RedteamService"]
+
+log = logging.getLogger("custodes.redteam")
+
+EVENTS_CHANNEL = "custodes_redteam"  # the bus channel other workers hear events on
+Publisher = Callable[[list[StoredObject]], None]
+Change = Callable[[Connection, int, "_Out"], None]
+_REPORTERS = ("researcher", "auditor")
+_CLAIMS = ("mitigated", "patched")
+_RETESTS = ("verified", "regressed")
+
+
+def _parse(model: type[BaseModel], data: Any, what: str) -> Any:
+    try:
+        if isinstance(data, bytes | str):
+            return model.model_validate_json(data)
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:10]]
+        raise BadRequest(
+            f"not a valid {what}: " + "; ".join(problems),
+            code="invalid_payload",
+            status=422,
+            detail={"problems": problems},
+        ) from None
+
+
+def _conflict(message: str, code: str) -> BadRequest:
+    return BadRequest(message, code=code, status=409)
+
+
+def _unprocessable(message: str, code: str, **detail: Any) -> BadRequest:
+    return BadRequest(message, code=code, status=422, detail=detail)
+
+
+def _forbidden(message: str, code: str) -> AuthError:
+    return AuthError(message, code=code, status=403)
+
+
+class RedteamService:
+    def __init__(
+        self,
+        engine: Engine,
+        log_service: LogService,
+        registry: RegistryService,
+        entry_signer: EnvelopeSigner,
+        *,
+        jurisdiction: str,
+        origin: str,
+        parties: Callable[[], set[str] | None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._engine, self._log, self._registry = engine, log_service, registry
+        self._signer = entry_signer
+        self.jurisdiction, self.origin = jurisdiction, origin
+        self._parties = parties  # the roster's party codes (None: no alliance yet)
+        self.clock = clock
+        self.published: list[Publisher] = []
+        self.events = EventHub()
+        # Every agent of the alliance, for triage (custodes.federation.redteam_agents).
+        self.agents: Callable[[], list[AgentRow]] | None = None
+        self.max_asr: Callable[[str], float] = lambda _disclosure: DEFAULT_MAX_ASR
+        self._bus: Bus | None = None
+        self._lock = threading.Lock()  # one act at a time: versions stay ordered
+
+    @property
+    def node_actor(self) -> str:
+        return f"node:{self.origin}"
+
+    def attach_bus(self, bus: Bus) -> None:
+        """Hear the events other workers sharing the database publish."""
+        self._bus = bus
+        bus.on(EVENTS_CHANNEL, self._hear)
+
+    def _hear(self, event: dict[str, Any]) -> None:
+        self.events.publish(event)
+
+    def now(self) -> float:
+        return self.clock()
+
+    # -- the shared objects ---------------------------------------------------------
+    def ensure_shared_objects(self) -> list[StoredObject]:
+        """Store the TLP markings, our extension definitions and their identity once."""
+        audience = Audience(tlp="clear", stage="disclosed", origin=self.jurisdiction)
+        with write_tx(self._engine) as conn:
+            stored = [
+                put_object(conn, obj, owner=self.jurisdiction, audience=audience)
+                for obj in [*marking_definitions(), *extension_definitions()]
+            ]
+        return [s for s in stored if s is not None]
+
+    # -- opening a principal's act --------------------------------------------------
+    def _open(
+        self, request: Any, principal: Principal, op: str, disclosure: str | None
+    ) -> tuple[Envelope, RedteamAct, ActOpening, Any]:
+        if not isinstance(request, dict) or set(request) != {"envelope", "opening"}:
+            raise _unprocessable(
+                'send {"envelope": <DSSE of the act>, "opening": {"salt", "body"}}',
+                "invalid_payload",
+            )
+        envelope = self._registry.signed_by(request["envelope"], REDTEAM_TYPE, principal)
+        act: RedteamAct = _parse(RedteamAct, envelope.payload, "red-teaming act")
+        if act.actor != principal.id:
+            raise _forbidden(
+                f"the act names actor {act.actor} but the token is {principal.id}'s",
+                "actor_mismatch",
+            )
+        if act.op != op or (disclosure is not None and act.disclosure != disclosure):
+            raise _unprocessable(
+                f"this route takes a {op} act on {disclosure or 'a new disclosure'}; the act "
+                f"is a {act.op} on {act.disclosure}",
+                "act_mismatch",
+            )
+        opening: ActOpening = _parse(ActOpening, request["opening"], "opening")
+        if act_commitment(opening.salt, opening.body) != act.content:
+            raise _unprocessable(
+                "the opening does not match the act's content (salt and body as signed)",
+                "opening_mismatch",
+            )
+        return envelope, act, opening, _parse(body_model(op), opening.body, f"{op} body")
+
+    def submit(
+        self, op: str, disclosure: str | None, request: Any, principal: Principal
+    ) -> dict[str, Any]:
+        """Log a principal's signed act (``{"envelope", "opening"}``) on ``disclosure``."""
+        envelope, act, opening, body = self._open(request, principal, op, disclosure)
+        handler = getattr(self, f"_{op}")
+        change, expected_tlp, after = handler(act, body, principal)
+        if act.tlp != expected_tlp:
+            raise _unprocessable(
+                f"the act's tlp is {act.tlp}; a {op} here is shared under {expected_tlp}",
+                "tlp_mismatch",
+            )
+        index = self._append(envelope, act, opening, change)
+        if after is not None:
+            after()
+        return {"index": index, "disclosure": act.disclosure, "op": op}
+
+    def _append(
+        self, envelope: Envelope, act: RedteamAct, opening: ActOpening, change: Change
+    ) -> int:
+        out = _Out()
+
+        def project(conn: Connection, index: int) -> None:
+            out.clear()
+            keep_opening(conn, index, act, opening)
+            change(conn, index, out)
+
+        with self._lock:
+            index = self._log.append_own(envelope, project)
+        self._publish(out.stored)
+        for event in out.events:
+            self._event(event)
+        return index
+
+    def _publish(self, stored: list[StoredObject]) -> None:
+        own = [s for s in stored if s.owner == self.jurisdiction]
+        if not own:
+            return
+        for publisher in list(self.published):
+            try:
+                publisher(own)
+            except Exception:  # one broken subscriber must not undo a logged act
+                log.exception("a red-teaming publisher failed")
+
+    def _event(self, event: dict[str, Any]) -> None:
+        self.events.publish(event)
+        if self._bus is not None:
+            try:
+                self._bus.tell(EVENTS_CHANNEL, event)
+            except CustodesError:
+                log.exception("could not tell the other workers of a red-teaming event")
+
+    # -- the state of a disclosure ---------------------------------------------------
+    def _row(self, conn: Connection, disclosure: str) -> dict[str, Any]:
+        row = disclosure_row(conn, disclosure)
+        if row is None:
+            raise NotFound(f"no disclosure {disclosure} is known here", code="unknown_disclosure")
+        return row
+
+    def _read_row(self, disclosure: str) -> dict[str, Any]:
+        with read_tx(self._engine) as conn:
+            return self._row(conn, disclosure)
+
+    def _modified(self, row: dict[str, Any] | None) -> datetime:
+        """Now, but always after the previous version (STIX versions by ``modified``)."""
+        now = self.now()
+        if row is not None and now <= row["updated_at"] + 0.001:
+            now = row["updated_at"] + 0.001
+        return stamp(now)
+
+    def _store_state(
+        self,
+        conn: Connection,
+        state: DisclosureState,
+        audience: Audience,
+        *,
+        index: int,
+        reporter: str | None,
+    ) -> list[StoredObject]:
+        previous = objects_of(conn, state.id)
+        save_state(conn, state, audience, index=index, reporter=reporter)
+        stored = []
+        for obj in disclosure_objects(state, previous=previous):
+            shared = obj["type"] in ("marking-definition", "identity", "extension-definition")
+            where = Audience(tlp="clear", stage="disclosed", origin=state.origin)
+            found = put_object(
+                conn,
+                obj,
+                owner=self.jurisdiction,
+                audience=where if shared else audience,
+                disclosure=None if shared else state.id,
+            )
+            if found is not None:
+                stored.append(found)
+        return stored
+
+    def _audience_of(self, row: dict[str, Any]) -> Audience:
+        return Audience.model_validate_json(row["audience"])
+
+    # -- report ----------------------------------------------------------------------
+    def _report(self, act: RedteamAct, body: ReportBody, principal: Principal) -> Any:
+        if principal.role not in _REPORTERS or principal.jurisdiction != self.jurisdiction:
+            raise _forbidden(
+                f"reports come from a researcher or auditor of {self.jurisdiction}; "
+                f"{principal.id} is {principal.role} of {principal.jurisdiction}",
+                "wrong_role",
+            )
+        return self._report_change(act, body, principal.id), body.tlp, None
+
+    def _report_change(self, act: RedteamAct, body: ReportBody, reporter: str) -> Change:
+        def change(conn: Connection, index: int, out: _Out) -> None:
+            if disclosure_row(conn, act.disclosure) is not None:
+                raise _conflict(f"disclosure {act.disclosure} exists already", "disclosure_exists")
+            at = stamp(self.now())
+            state = DisclosureState(
+                id=act.disclosure,
+                origin=self.jurisdiction,
+                stage="reported",
+                report=body,
+                triage=None,
+                disclose=None,
+                relabel=None,
+                summary=None,
+                created=at,
+                modified=at,
+            )
+            audience = Audience(
+                tlp=body.tlp, stage="reported", origin=self.jurisdiction, reporter=reporter
+            )
+            out.keep(self._store_state(conn, state, audience, index=index, reporter=reporter))
+            out.events.append(_disclosure_event(state, audience))
+
+        return change
+
+    def intake(self, principal: Principal, objects: list[dict[str, Any]]) -> dict[str, Any]:
+        """A TAXII POST by a researcher or auditor: the objects as a report, logged with
+        the node's entry key on the principal's behalf (``via: taxii``)."""
+        if principal.role not in _REPORTERS or principal.jurisdiction != self.jurisdiction:
+            raise _forbidden(
+                f"only a researcher or auditor of {self.jurisdiction} reports here; "
+                f"{principal.id} is {principal.role} of {principal.jurisdiction}",
+                "wrong_role",
+            )
+        invalid = validate_objects(objects)
+        if invalid:
+            raise _unprocessable(
+                f"{len(invalid)} object(s) are not valid STIX 2.1: "
+                + "; ".join(f"{k}: {v[0]}" for k, v in list(invalid.items())[:5]),
+                "invalid_stix",
+                invalid=invalid,
+            )
+        report = report_from_objects(objects, reported_at=stamp(self.now()))
+        disclosure = _vulnerability_id(objects)
+        body = report.model_dump(mode="json")
+        opening = ActOpening(
+            salt=secrets.token_urlsafe(16),
+            body={**body, CONTEXT: {"via": "taxii", "signed_by": self.node_actor}},
+        )
+        act = self._node_act("report", disclosure, report.tlp, opening, actor=principal.id)
+        envelope = sign_envelope(REDTEAM_TYPE, act.model_dump_json().encode(), [self._signer])
+        index = self._append(envelope, act, opening, self._report_change(act, report, principal.id))
+        return {"disclosure": disclosure, "index": index}
+
+    def _node_act(
+        self, op: str, disclosure: str, tlp: str, opening: ActOpening, *, actor: str
+    ) -> RedteamAct:
+        return RedteamAct.model_validate(
+            {
+                "op": op,
+                "disclosure": disclosure,
+                "tlp": tlp,
+                "content": act_commitment(opening.salt, opening.body),
+                "actor": actor,
+                "at": datetime.fromtimestamp(self.now(), UTC),
+            }
+        )
+
+    # -- triage ----------------------------------------------------------------------
+    def _origin_regulator(self, principal: Principal, row: dict[str, Any], what: str) -> None:
+        if row["origin"] != self.jurisdiction:
+            raise _forbidden(
+                f"disclosure {row['id']} was reported in {row['origin']}: only "
+                f"{row['origin']}'s regulators {what} it, at the {row['origin']} node",
+                "not_entitled",
+            )
+        if principal.role != "regulator" or principal.jurisdiction != self.jurisdiction:
+            raise _forbidden(
+                f"only a regulator of {self.jurisdiction} {what}s disclosures here; "
+                f"{principal.id} is {principal.role} of {principal.jurisdiction}",
+                "not_entitled" if what == "relabel" else "wrong_role",
+            )
+
+    def affected(self, criteria: Affects) -> tuple[Affected, ...]:
+        """The agents of the alliance that ``criteria`` match, now."""
+        if self.agents is None:
+            raise BadRequest(
+                "this node cannot read the alliance's registries yet; try again shortly",
+                code="not_ready",
+                status=503,
+            )
+        return find_affected(criteria, self.agents())
+
+    def preview(
+        self, disclosure: str, criteria: dict[str, Any], principal: Principal
+    ) -> dict[str, Any]:
+        """What a triage of ``disclosure`` with ``criteria`` (none: the report's own
+        ``affects``) would name now."""
+        row = self._read_row(disclosure)
+        self._origin_regulator(principal, row, "triage")
+        wanted = _parse(Affects, criteria, "criteria") if criteria else None
+        if wanted is None:
+            wanted = ReportBody.model_validate_json(row["report"]).affects
+        found = self.affected(wanted)
+        return {
+            "criteria": wanted.model_dump(mode="json"),
+            "affected": [a.model_dump(mode="json") for a in found],
+        }
+
+    def _triage(self, act: RedteamAct, body: TriageBody, principal: Principal) -> Any:
+        row = self._read_row(act.disclosure)
+        self._origin_regulator(principal, row, "triage")
+        if row["stage"] == "disclosed":
+            raise _conflict(f"{act.disclosure} is disclosed already; relabel it", "stage")
+        found = self.affected(body.criteria)
+        if tuple(body.affected) != found:
+            raise _unprocessable(
+                "the triage's affected agents are not what the criteria find now "
+                "(GET .../affected gives them)",
+                "affected_mismatch",
+                expected=[a.model_dump(mode="json") for a in found],
+            )
+
+        def change(conn: Connection, index: int, out: _Out) -> None:
+            current = self._row(conn, act.disclosure)
+            state = replace(
+                state_of(conn, current),
+                stage="triaged",
+                triage=body,
+                modified=self._modified(current),
+            )
+            audience = self._audience_of(current).model_copy(update={"stage": "triaged"})
+            out.keep(
+                self._store_state(conn, state, audience, index=index, reporter=current["reporter"])
+            )
+            out.events.append(_disclosure_event(state, audience))
+
+        return change, row["tlp"], None
+
+    # -- disclose and relabel -------------------------------------------------------
+    def _resolved(
+        self, tlp: str, recipients: Sequence[str], row: dict[str, Any], triage: TriageBody | None
+    ) -> Audience:
+        """The audience a TLP and its recipients make (module docstring of tlp.py)."""
+        red = tlp == "red"
+        wrong = [r for r in recipients if ("/" in r) != red]
+        if wrong:
+            raise _unprocessable(
+                "under TLP:RED the recipients are principals (GB/regulator:gb-aisi); "
+                f"otherwise party codes: {', '.join(wrong)}",
+                "invalid_recipients",
+            )
+        parties = {r.split("/")[0] for r in recipients}
+        self._known_parties(parties)
+        if tlp == "amber" and triage is not None:
+            parties |= {a.home for a in triage.affected}
+        return Audience(
+            tlp=tlp,
+            stage="disclosed",
+            origin=row["origin"],
+            reporter=row["reporter"],
+            parties=tuple(sorted(parties)) if tlp in ("amber", "amber+strict", "red") else (),
+            principals=tuple(sorted(recipients)) if red else (),
+        )
+
+    def _known_parties(self, parties: set[str]) -> None:
+        known = self._parties()
+        if known is None:
+            return
+        unknown = sorted(parties - known)
+        if unknown:
+            raise _unprocessable(
+                f"not parties of the alliance: {', '.join(unknown)}", "unknown_recipient"
+            )
+
+    def _disclose(self, act: RedteamAct, body: DiscloseBody, principal: Principal) -> Any:
+        row = self._read_row(act.disclosure)
+        self._origin_regulator(principal, row, "disclose")
+        if row["stage"] != "triaged":
+            raise _conflict(
+                f"{act.disclosure} is {row['stage']}: "
+                + ("triage it first" if row["stage"] == "reported" else "relabel it instead"),
+                "stage",
+            )
+        if body.embargo_until.timestamp() <= self.now():
+            raise _unprocessable("the embargo must end in the future", "embargo_past")
+        triage = TriageBody.model_validate_json(row["triage"])
+        audience = self._resolved(body.tlp, body.recipients, row, triage)
+
+        def change(conn: Connection, index: int, out: _Out) -> None:
+            current = self._row(conn, act.disclosure)
+            state = replace(
+                state_of(conn, current),
+                stage="disclosed",
+                disclose=body,
+                modified=self._modified(current),
+            )
+            out.keep(
+                self._store_state(conn, state, audience, index=index, reporter=current["reporter"])
+            )
+            out.events.append(_disclosure_event(state, audience))
+
+        return change, body.tlp, lambda: self.expose_local(act.disclosure)
+
+    def _relabel(self, act: RedteamAct, body: RelabelBody, principal: Principal) -> Any:
+        row = self._read_row(act.disclosure)
+        self._origin_regulator(principal, row, "relabel")
+        if row["stage"] != "disclosed":
+            raise _conflict(f"{act.disclosure} is {row['stage']}: disclose it first", "stage")
+        if body.tlp == "clear" and self.now() < (row["embargo_until"] or 0):
+            raise _conflict(
+                f"{act.disclosure} is under embargo until "
+                f"{stamp(row['embargo_until']).isoformat()}: it cannot be TLP:CLEAR before",
+                "embargoed",
+            )
+        triage = TriageBody.model_validate_json(row["triage"])
+        audience = self._resolved(body.tlp, body.recipients, row, triage)
+
+        def change(conn: Connection, index: int, out: _Out) -> None:
+            current = self._row(conn, act.disclosure)
+            state = replace(state_of(conn, current), relabel=body, modified=self._modified(current))
+            out.keep(
+                self._store_state(conn, state, audience, index=index, reporter=current["reporter"])
+            )
+            out.keep(self._relabel_sightings(conn, act.disclosure, audience))
+            out.events.append(_disclosure_event(state, audience))
+
+        return change, body.tlp, None
+
+    def _relabel_sightings(
+        self, conn: Connection, disclosure: str, audience: Audience
+    ) -> list[StoredObject]:
+        """Our own sightings of ``disclosure`` follow its new audience (a new version)."""
+        rows = conn.execute(
+            select(redteam_exposures).where(
+                redteam_exposures.c.disclosure == disclosure,
+                redteam_exposures.c.home == self.jurisdiction,
+            )
+        ).all()
+        stored = []
+        for row in rows:
+            found = self._store_sighting(conn, dict(row._mapping), audience)
+            if found is not None:
+                stored.append(found)
+        return stored
+
+    # -- summary ---------------------------------------------------------------------
+    def _summary(self, act: RedteamAct, body: SummaryBody, principal: Principal) -> Any:
+        row = self._read_row(act.disclosure)
+        self._origin_regulator(principal, row, "summarise")
+        if row["stage"] != "disclosed" or self.now() < (row["embargo_until"] or 0):
+            raise _conflict(
+                f"{act.disclosure}'s public summary comes after its embargo"
+                + (f" ({stamp(row['embargo_until']).isoformat()})" if row["embargo_until"] else ""),
+                "embargoed",
+            )
+
+        def change(conn: Connection, index: int, out: _Out) -> None:
+            current = self._row(conn, act.disclosure)
+            state = replace(state_of(conn, current), summary=body, modified=self._modified(current))
+            save_state(
+                conn,
+                state,
+                self._audience_of(current),
+                index=index,
+                reporter=current["reporter"],
+            )
+            public = Audience(tlp="clear", stage="disclosed", origin=self.jurisdiction)
+            out.keep(
+                put_object(conn, obj, owner=self.jurisdiction, audience=public, disclosure=state.id)
+                for obj in summary_objects(state)
+            )
+
+        return change, "clear", None
+
+    # -- status ----------------------------------------------------------------------
+    def _status(self, act: RedteamAct, body: StatusBody, principal: Principal) -> Any:
+        row = self._read_row(act.disclosure)
+        affected = self._home_agent(row, body.agent_id)
+        if body.status == "exposed":
+            raise _forbidden(
+                "exposed is logged by the agent's home node itself when the disclosure reaches it",
+                "wrong_role",
+            )
+        if body.status in _CLAIMS:
+            self._operator_of(principal, affected, body.status)
+        else:
+            self._retester(principal, affected)
+            self._check_retest(act.disclosure, body)
+        change = self._status_change(act.disclosure, body)
+        return change, row["tlp"], None
+
+    def _home_agent(self, row: dict[str, Any], agent_id: str) -> Affected:
+        if row["stage"] != "disclosed":
+            raise _conflict(f"{row['id']} is not disclosed yet", "stage")
+        found = next((a for a in affected_of(row) if a.agent_id == agent_id), None)
+        if found is None:
+            raise NotFound(
+                f"agent {agent_id} is not among {row['id']}'s affected agents",
+                code="unknown_agent",
+            )
+        if found.home != self.jurisdiction:
+            raise _conflict(
+                f"agent {agent_id}'s status is logged at its home, the {found.home} node",
+                "not_home",
+            )
+        return found
+
+    def _operator_of(self, principal: Principal, affected: Affected, status: str) -> None:
+        if principal.role != "operator" or principal.id != affected.operator:
+            raise _forbidden(
+                f"only {affected.operator}, the operator of {affected.agent_id}, claims it "
+                f"{status}; {principal.id} is not",
+                "not_operator",
+            )
+
+    def _retester(self, principal: Principal, affected: Affected) -> None:
+        allowed = principal.role in ("regulator", "auditor") or principal.id == affected.operator
+        if not allowed or principal.jurisdiction != self.jurisdiction:
+            raise _forbidden(
+                f"a re-test's outcome is logged by a regulator or auditor of "
+                f"{self.jurisdiction}, or the agent's operator; {principal.id} is not",
+                "wrong_role",
+            )
+
+    def _check_retest(self, disclosure: str, body: StatusBody) -> None:
+        assert body.evidence is not None  # StatusBody requires it for a re-test
+        result = self._result_at(body.evidence.origin, body.evidence.index, body.evidence.leaf_hash)
+        outcome, failures = check_retest(
+            result,
+            disclosure=disclosure,
+            agent_id=body.agent_id,
+            max_asr=self.max_asr(disclosure),
+        )
+        if failures:
+            raise _unprocessable(
+                "the re-test does not support this status: "
+                + "; ".join(f"{f.condition}: {f.reason}" for f in failures),
+                "retest_refused",
+                failures=[{"condition": f.condition, "reason": f.reason} for f in failures],
+            )
+        if outcome != body.status:
+            raise _unprocessable(
+                f"the re-test's result says {outcome}, not {body.status}", "retest_outcome"
+            )
+
+    def _result_at(self, origin: str, index: int, leaf: str) -> EvalResult:
+        if origin != self.origin:
+            raise _unprocessable(
+                f"the re-test's result must be logged here ({self.origin}), not on {origin}",
+                "evidence_elsewhere",
+            )
+        with read_tx(self._engine) as conn:
+            data = SqlLogStore.entry_data(conn, index, index + 1)
+        if not data or leaf_hash(data[0]).hex() != leaf:
+            raise _unprocessable(
+                f"entry {index} of this log is not the one cited (leaf hash {leaf})",
+                "evidence_mismatch",
+            )
+        envelope = parse_envelope(orjson.loads(data[0]))
+        if envelope.payload_type != RESULT_TYPE:
+            raise _unprocessable(f"entry {index} is not a signed eval result", "evidence_type")
+        result: EvalResult = _parse(EvalResult, envelope.payload, "eval result")
+        return result
+
+    def _status_change(self, disclosure: str, body: StatusBody, *, once: bool = False) -> Change:
+        def change(conn: Connection, index: int, out: _Out) -> None:
+            row = self._row(conn, disclosure)
+            known = exposure_row(conn, disclosure, body.agent_id)
+            if once and known is not None:
+                raise _AlreadyExposed(f"{body.agent_id}'s exposure is logged already")
+            affected = self._affected_in(row, body.agent_id)
+            values = {
+                "disclosure": disclosure,
+                "agent_id": body.agent_id,
+                "home": affected.home,
+                "operator": affected.operator,
+                "status": body.status,
+                "evidence": None if body.evidence is None else body.evidence.model_dump_json(),
+                "note": body.note,
+                "updated_at": self._exposure_time(known),
+                "entry_index": index,
+            }
+            save_exposure(conn, values)
+            audience = self._audience_of(row)
+            out.keep([self._store_sighting(conn, values, audience)])
+            out.events.append(_exposure_event(row, values, audience))
+
+        return change
+
+    def _exposure_time(self, known: dict[str, Any] | None) -> float:
+        now = self.now()
+        if known is not None and now <= known["updated_at"] + 0.001:
+            now = known["updated_at"] + 0.001
+        return round(now, 3)
+
+    def _affected_in(self, row: dict[str, Any], agent_id: str) -> Affected:
+        return next(a for a in affected_of(row) if a.agent_id == agent_id)
+
+    def _store_sighting(
+        self, conn: Connection, values: dict[str, Any], audience: Audience
+    ) -> StoredObject | None:
+        sid = stable_id("sighting", values["disclosure"], values["agent_id"])
+        previous = latest_object(conn, sid)
+        modified = stamp(values["updated_at"])
+        first_seen = modified if previous is None else _parse_ts(previous["first_seen"])
+        obj = sighting_object(
+            disclosure=values["disclosure"],
+            agent_id=values["agent_id"],
+            home=values["home"],
+            status=values["status"],
+            evidence=values["evidence"] and orjson.loads(values["evidence"]),
+            note=values["note"],
+            tlp=audience.tlp,
+            first_seen=first_seen,
+            modified=modified,
+            operator=values["operator"],
+        )
+        return put_object(
+            conn, obj, owner=self.jurisdiction, audience=audience, disclosure=values["disclosure"]
+        )
+
+    def expose_local(self, disclosure: str) -> list[int]:
+        """Log ``exposed`` (the node's own act) for each affected agent homed here that
+        has no status yet; the indices logged."""
+        row = self._read_row(disclosure)
+        if row["stage"] != "disclosed":
+            return []
+        indices = []
+        for affected in affected_of(row):
+            if affected.home != self.jurisdiction:
+                continue
+            index = self._log_exposed(disclosure, row["tlp"], affected.agent_id)
+            if index is not None:
+                indices.append(index)
+        return indices
+
+    def _log_exposed(self, disclosure: str, tlp: str, agent_id: str) -> int | None:
+        with read_tx(self._engine) as conn:
+            if exposure_row(conn, disclosure, agent_id) is not None:
+                return None
+        body = StatusBody(agent_id=agent_id, status="exposed")
+        opening = ActOpening(
+            salt=secrets.token_urlsafe(16), body=body.model_dump(mode="json", exclude_none=True)
+        )
+        act = self._node_act("status", disclosure, tlp, opening, actor=self.node_actor)
+        envelope = sign_envelope(REDTEAM_TYPE, act.model_dump_json().encode(), [self._signer])
+        try:
+            return self._append(
+                envelope, act, opening, self._status_change(disclosure, body, once=True)
+            )
+        except _AlreadyExposed:
+            return None
+
+    # -- deliveries from peers -------------------------------------------------------
+    def on_received(self, stored: list[StoredObject], sender: str) -> None:
+        """Objects ``sender`` (their owner) delivered, stored here by the federation:
+        keep the disclosures and exposures they describe, log ``exposed`` for the
+        affected agents homed here, and tell the operators."""
+        arrived: list[str] = []
+        for obj in stored:
+            if obj.owner == self.jurisdiction:
+                continue
+            try:
+                if obj.type == "vulnerability":
+                    arrived.append(self._receive_disclosure(obj))
+                elif obj.type == "sighting":
+                    self._receive_exposure(obj)
+            except (CustodesError, ValueError, KeyError):
+                log.exception("could not read %s delivered by %s", obj.id, sender)
+        for disclosure in arrived:
+            self.expose_local(disclosure)
+
+    def _receive_disclosure(self, obj: StoredObject) -> str:
+        values = _received_values(read_disclosure(obj.object), obj)
+        with write_tx(self._engine) as conn:
+            row = disclosure_row(conn, obj.id)
+            if row is not None and row["updated_at"] > values["updated_at"]:
+                return obj.id  # an older version, delivered late
+            values |= _bodies(objects_of(conn, obj.id, _parts(obj.id)))
+            save_received(conn, values, exists=row is not None)
+        self._event(_row_event(values, obj.audience))
+        return obj.id
+
+    def _receive_exposure(self, obj: StoredObject) -> None:
+        fields = read_exposure(obj.object)
+        with write_tx(self._engine) as conn:
+            row = disclosure_row(conn, fields["disclosure"])
+            if row is None or fields.get("home") == self.jurisdiction:
+                return
+            values = _exposure_values(fields, row, obj)
+            save_exposure(conn, values)
+        self._event(_exposure_event(row, values, obj.audience))
+
+    # -- reads -----------------------------------------------------------------------
+    def readable(self, row: dict[str, Any], reader: Reader) -> bool:
+        return can_read(self._audience_of(row), reader)
+
+    def disclosures(
+        self,
+        reader: Reader,
+        *,
+        stage: str | None = None,
+        severity: str | None = None,
+        agent_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """The disclosures ``reader`` may read, oldest first, a page at a time."""
+        query = select(redteam_disclosures).order_by(
+            redteam_disclosures.c.created_at, redteam_disclosures.c.id
+        )
+        if stage is not None:
+            query = query.where(redteam_disclosures.c.stage == stage)
+        if severity is not None:
+            query = query.where(redteam_disclosures.c.severity == severity)
+        if agent_id is not None:
+            query = query.where(
+                redteam_disclosures.c.id.in_(
+                    select(redteam_exposures.c.disclosure).where(
+                        redteam_exposures.c.agent_id == agent_id
+                    )
+                )
+            )
+        with read_tx(self._engine) as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        visible = [summary_of(r) for r in rows if self.readable(r, reader)]
+        page = visible[offset : offset + limit]
+        more = offset + limit < len(visible)
+        return {"disclosures": page, "next": offset + limit if more else None}
+
+    def disclosure(self, disclosure: str, reader: Reader) -> dict[str, Any]:
+        """One disclosure, its exposures and this node's acts on it; 404 when ``reader``
+        may not read it (its existence is not confirmed)."""
+        with read_tx(self._engine) as conn:
+            row = disclosure_row(conn, disclosure)
+            if row is None or not self.readable(row, reader):
+                raise NotFound(
+                    f"no disclosure {disclosure} is known here", code="unknown_disclosure"
+                )
+            exposures = conn.execute(
+                select(redteam_exposures)
+                .where(redteam_exposures.c.disclosure == disclosure)
+                .order_by(redteam_exposures.c.agent_id)
+            ).all()
+            acts = conn.execute(
+                select(redteam_openings.c.idx, redteam_openings.c.op, redteam_openings.c.content)
+                .where(redteam_openings.c.disclosure == disclosure)
+                .order_by(redteam_openings.c.idx)
+            ).all()
+        return summary_of(row) | {
+            "audience": orjson.loads(row["audience"]),
+            "bodies": {k: row[k] and orjson.loads(row[k]) for k in _TEXT_COLUMNS},
+            "exposures": [exposure_json(dict(e._mapping)) for e in exposures],
+            "acts": [{"index": a.idx, "op": a.op, "content": a.content} for a in acts],
+        }
+
+    def exposures_of(self, agent_id: str, reader: Reader) -> list[dict[str, Any]]:
+        """``agent_id``'s exposures in the disclosures ``reader`` may read."""
+        query = (
+            select(redteam_exposures, redteam_disclosures.c.audience, redteam_disclosures.c.title)
+            .join(redteam_disclosures, redteam_disclosures.c.id == redteam_exposures.c.disclosure)
+            .where(redteam_exposures.c.agent_id == agent_id)
+            .order_by(redteam_exposures.c.updated_at)
+        )
+        with read_tx(self._engine) as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        return [
+            exposure_json(r) | {"title": r["title"]}
+            for r in rows
+            if self.readable(r, reader) or _operates(reader, r)
+        ]
+
+    def snapshot(self, reader: Reader) -> list[dict[str, Any]]:
+        """The exposure events ``reader`` would see now (a stream's first events)."""
+        query = select(redteam_exposures, redteam_disclosures).join(
+            redteam_disclosures, redteam_disclosures.c.id == redteam_exposures.c.disclosure
+        )
+        if reader.role == "operator":
+            query = query.where(redteam_exposures.c.operator == reader.principal)
+        with read_tx(self._engine) as conn:
+            rows = [
+                dict(r._mapping)
+                for r in conn.execute(query.order_by(redteam_exposures.c.updated_at))
+            ]
+        events = []
+        for row in rows:
+            audience = self._audience_of(row)
+            event = _exposure_event(row | {"id": row["disclosure"]}, row, audience)
+            if visible(event, reader):
+                events.append(event)
+        return events
+
+
+@dataclass
+class _Out:
+    """What one act's transaction stored and the events to publish once it commits."""
+
+    stored: list[StoredObject] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.stored.clear()
+        self.events.clear()
+
+    def keep(self, found: Iterable[StoredObject | None]) -> None:
+        self.stored.extend(s for s in found if s is not None)
+
+
+class _AlreadyExposed(CustodesError):
+    """The agent's exposure was logged meanwhile (another worker, a second delivery)."""
+
+
+def _vulnerability_id(objects: list[dict[str, Any]]) -> str:
+
+    found = [o.get("id", "") for o in objects if o.get("type") == "vulnerability"]
+    if len(found) != 1 or not re.fullmatch(DISCLOSURE_ID, str(found[0])):
+        raise _unprocessable(
+            "a report over TAXII holds exactly one vulnerability, with a UUIDv4 id",
+            "invalid_stix",
+        )
+    return str(found[0])
+
+
+def _parse_ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+_TEXT_COLUMNS = ("report", "triage", "disclose", "summary")
+_COLUMNS = ("origin", "stage", "tlp", "severity", "title", "embargo_until", *_TEXT_COLUMNS)
+
+
+def _column(name: str, value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    if name in _TEXT_COLUMNS and value is not None and not isinstance(value, str):
+        return orjson.dumps(value).decode()
+    if name == "embargo_until" and isinstance(value, datetime):
+        return value.timestamp()
+    if name == "embargo_until" and isinstance(value, str):
+        return _parse_ts(value).timestamp()
+    return value
+
+
+def _received_values(fields: dict[str, Any], obj: StoredObject) -> dict[str, Any]:
+    """A delivered vulnerability's row (``read_disclosure``'s fields, its audience)."""
+    if "triage" not in fields and "affected" in fields:
+        fields = fields | {"triage": {"affected": fields["affected"]}}
+    values = {k: _column(k, fields.get(k)) for k in _COLUMNS}
+    values |= {
+        "id": obj.id,
+        "origin": values["origin"] or obj.owner,
+        "stage": values["stage"] or obj.audience.stage,
+        "tlp": obj.audience.tlp,
+        "audience": obj.audience.model_dump_json(),
+        "title": values["title"] or str(obj.object.get("name", obj.id)),
+        "report": values["report"] or "{}",
+        "reporter": obj.audience.reporter,
+        "created_at": _parse_ts(str(obj.object.get("created", obj.modified))).timestamp(),
+        "updated_at": _parse_ts(obj.modified).timestamp(),
+        "entry_index": None,
+    }
+    return values
+
+
+def _exposure_values(
+    fields: dict[str, Any], row: dict[str, Any], obj: StoredObject
+) -> dict[str, Any]:
+    """A delivered sighting's exposure row (``read_exposure``'s fields)."""
+    agent_id = str(fields["agent_id"])
+    operator = fields.get("operator") or next(
+        (a.operator for a in affected_of(row) if a.agent_id == agent_id), ""
+    )
+    evidence = fields.get("evidence")
+    return {
+        "disclosure": row["id"],
+        "agent_id": agent_id,
+        "home": fields.get("home") or obj.owner,
+        "operator": operator,
+        "status": fields["status"],
+        "evidence": None if evidence is None else orjson.dumps(evidence).decode(),
+        "note": fields.get("note"),
+        "updated_at": _parse_ts(obj.modified).timestamp(),
+        "entry_index": None,
+    }
+
+
+def _parts(disclosure: str) -> tuple[str, ...]:
+    """The ids of a disclosure's attack-pattern, course of action and public summary."""
+    return (
+        stable_id("attack-pattern", disclosure),
+        stable_id("course-of-action", disclosure),
+        stable_id("report", disclosure, "summary"),
+    )
+
+
+def _bodies(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The full bodies of a delivered disclosure, once its attack-pattern is here too."""
+    try:
+        state = read_state(objects)
+    except (CustodesError, ValidationError, KeyError, ValueError):
+        return {}  # the rest of the disclosure arrives in a later delivery
+    return {
+        "report": state.report.model_dump_json(),
+        "disclose": None if state.disclose is None else state.disclose.model_dump_json(),
+        "summary": None if state.summary is None else state.summary.model_dump_json(),
+    }
+
+
+def affected_of(row: dict[str, Any]) -> list[Affected]:
+    """The affected agents a disclosure's row names (its triage's)."""
+    if not row.get("triage"):
+        return []
+    triage = orjson.loads(row["triage"])
+    return [Affected.model_validate(a) for a in triage.get("affected", ())]
+
+
+def _disclosure_event(state: DisclosureState, audience: Audience) -> dict[str, Any]:
+    return {
+        "kind": "disclosure",
+        "disclosure": state.id,
+        "origin": state.origin,
+        "stage": state.stage,
+        "title": state.report.title,
+        "severity": None if state.triage is None else state.triage.severity,
+        "tlp": audience.tlp,
+        "audience": audience.model_dump(mode="json"),
+        "at": state.modified.isoformat(),
+    }
+
+
+def _row_event(values: dict[str, Any], audience: Audience) -> dict[str, Any]:
+    return {
+        "kind": "disclosure",
+        "disclosure": values["id"],
+        "origin": values["origin"],
+        "stage": values["stage"],
+        "title": values["title"],
+        "severity": values["severity"],
+        "tlp": audience.tlp,
+        "audience": audience.model_dump(mode="json"),
+        "at": stamp(values["updated_at"]).isoformat(),
+    }
+
+
+def _exposure_event(
+    row: dict[str, Any], values: dict[str, Any], audience: Audience
+) -> dict[str, Any]:
+    return {
+        "kind": "exposure",
+        "disclosure": row["id"],
+        "title": row["title"],
+        "severity": row["severity"],
+        "agent_id": values["agent_id"],
+        "home": values["home"],
+        "operator": values["operator"],
+        "status": values["status"],
+        "index": values.get("entry_index"),
+        "tlp": audience.tlp,
+        "audience": audience.model_dump(mode="json"),
+        "at": stamp(values["updated_at"]).isoformat(),
+    }
+
+
+def summary_of(row: dict[str, Any]) -> dict[str, Any]:
+    """A disclosure's row as listed (no bodies)."""
+    return {
+        "id": row["id"],
+        "origin": row["origin"],
+        "stage": row["stage"],
+        "tlp": row["tlp"],
+        "severity": row["severity"],
+        "title": row["title"],
+        "embargo_until": None
+        if row["embargo_until"] is None
+        else stamp(row["embargo_until"]).isoformat(),
+        "created": stamp(row["created_at"]).isoformat(),
+        "modified": stamp(row["updated_at"]).isoformat(),
+    }
+
+
+def exposure_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "disclosure": row["disclosure"],
+        "agent_id": row["agent_id"],
+        "home": row["home"],
+        "operator": row["operator"],
+        "status": row["status"],
+        "evidence": row["evidence"] and orjson.loads(row["evidence"]),
+        "note": row["note"],
+        "updated": stamp(row["updated_at"]).isoformat(),
+        "entry_index": row["entry_index"],
+    }
+
+
+def _operates(reader: Reader, row: dict[str, Any]) -> bool:
+    """The operator of an agent reads its exposures (at its home)."""
+    return (
+        reader.role == "operator"
+        and reader.principal == row["operator"]
+        and reader.party == row["home"]
+    )

@@ -1,0 +1,146 @@
+"""The red-teaming repository from a principal's side (docs/design/0029).
+
+* ``act_request``: a step of a disclosure's life as the node takes it: the
+  ``RedteamAct`` (public metadata and a salted commitment to the body) signed with the
+  principal's key, and the opening (salt and body) beside it.
+* ``new_disclosure``: a fresh disclosure id (``vulnerability--<uuid4>``).
+* ``RedteamWatch``: an operator follows the exposures of its agents (and a regulator
+  every disclosure it may read) over the node's server-sent events, with a callback;
+  it reconnects after a drop, and a reconnection's first events are the current
+  exposures, so nothing is missed (a status may be seen twice).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import BaseModel
+
+from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
+from custodes.redteam.models import REDTEAM_TYPE, RedteamAct, act_commitment
+from custodes.sdk.pushes import sse_events
+
+__all__ = ["RedteamWatch", "act_request", "new_disclosure"]
+
+log = logging.getLogger("custodes.sdk.redteam")
+
+
+def new_disclosure() -> str:
+    return f"vulnerability--{uuid.uuid4()}"
+
+
+def act_request(
+    op: str,
+    disclosure: str,
+    body: BaseModel | Mapping[str, Any],
+    *,
+    key: EnvelopeSigner,
+    actor: str,
+    tlp: str,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """``{"envelope", "opening"}`` for ``op`` on ``disclosure``, signed with ``key``."""
+    clear = (
+        body.model_dump(mode="json", exclude_none=True)
+        if isinstance(body, BaseModel)
+        else dict(body)
+    )
+    salt = secrets.token_urlsafe(16)
+    act = RedteamAct.model_validate(
+        {
+            "op": op,
+            "disclosure": disclosure,
+            "tlp": tlp,
+            "content": act_commitment(salt, clear),
+            "actor": actor,
+            "at": at or datetime.now(UTC),
+        }
+    )
+    envelope = sign_envelope(REDTEAM_TYPE, act.model_dump_json().encode(), [key])
+    return {"envelope": envelope.to_json(), "opening": {"salt": salt, "body": clear}}
+
+
+Callback = Callable[[str, dict[str, Any]], None]
+
+
+class RedteamWatch:
+    """Follow ``/api/v1/redteam/events`` on a thread; ``callback(kind, event)`` for each
+    ``exposure`` and ``disclosure`` event. ``start``/``stop``, or use as a context."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        callback: Callback,
+        *,
+        http: httpx.Client | None = None,
+        retry: float = 1.0,
+        retry_max: float = 30.0,
+    ) -> None:
+        self.url = url.rstrip("/") + "/api/v1/redteam/events"
+        self._token, self._callback = token, callback
+        self._own = http is None
+        self._http = http or httpx.Client(timeout=httpx.Timeout(30.0, read=60.0))
+        self._retry, self._retry_max = retry, retry_max
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="redteam-watch", daemon=True)
+        self.connected = threading.Event()
+        self.connections = 0
+
+    def __enter__(self) -> RedteamWatch:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if self._own:
+            self._http.close()
+
+    def _run(self) -> None:
+        delay = self._retry
+        while not self._stop.is_set():
+            try:
+                self._follow()
+                delay = self._retry
+            except (httpx.HTTPError, OSError) as exc:
+                log.warning("the red-teaming event stream dropped (%s); reconnecting", exc)
+            self.connected.clear()
+            if self._stop.wait(delay):
+                return
+            delay = min(delay * 2, self._retry_max)
+
+    def _follow(self) -> None:
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "text/event-stream"}
+        with self._http.stream("GET", self.url, headers=headers) as response:
+            if response.status_code != 200:
+                response.read()
+                log.warning("the node refused the event stream: %s", response.text[:200])
+                return
+            self.connections += 1
+            self.connected.set()
+            for found in sse_events(response.iter_lines()):
+                if self._stop.is_set():
+                    return
+                if found is not None:
+                    self._deliver(*found)
+
+    def _deliver(self, kind: str, data: str) -> None:
+        try:
+            self._callback(kind, orjson.loads(data))
+        except Exception:  # the user's callback: keep following
+            log.exception("the red-teaming callback failed on a %s event", kind)
