@@ -10,23 +10,24 @@ node means that node's pull scanned past it.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select
 
+from custodes.redteam.stix import disclosure_objects, sighting_object
 from custodes.redteam.store import put_object, stix_objects
 from custodes.redteam.tlp import Audience
 from custodes.store.db import open_engine, read_tx, write_tx
 from tests.integration.alliance import Alliance, running_alliance
 from tests.integration.procs import wait_until
+from tests.redteam.lifecycle import DISCLOSE, DISCLOSED, REPORT, TRIAGE, at
 
 MEMBERS = ("GB", "FR", "DE", "CA")
 EVERYONE = (*MEMBERS, "AU")
-DISCLOSURE = f"vulnerability--{uuid.uuid4()}"
 WAIT = 40.0
 
 
@@ -39,10 +40,14 @@ class Stores:
             for code, n in alliance.nodes.items()
         }
 
-    def publish(self, code: str, obj: dict[str, Any], audience: Audience) -> dict[str, Any]:
+    def publish(
+        self, code: str, objects: list[dict[str, Any]], audience: Audience
+    ) -> dict[str, Any]:
+        """Store ``objects`` at ``code`` as its own; the first (the one waited for)."""
         with write_tx(self.engines[code]) as conn:
-            put_object(conn, obj, owner=code, audience=audience, disclosure=DISCLOSURE)
-        return obj
+            for obj in objects:
+                put_object(conn, obj, owner=code, audience=audience, disclosure=None)
+        return objects[0]
 
     def versions(self, code: str, oid: str) -> set[tuple[str, str]]:
         """(modified, owner) of every version of ``oid`` the node holds."""
@@ -57,7 +62,8 @@ class Stores:
 
     def wait(self, codes: tuple[str, ...], obj: dict[str, Any]) -> None:
         for code in codes:
-            wait_until(f"{code} holds {obj['name']}", lambda c=code: self.has(c, obj), WAIT)
+            what = f"{code} holds {obj.get('name', obj['id'])}"
+            wait_until(what, lambda c=code: self.has(c, obj), WAIT)
 
     def close(self) -> None:
         for engine in self.engines.values():
@@ -81,18 +87,35 @@ def stores(alliance: Alliance) -> Iterator[Stores]:
         opened.close()
 
 
-def _obj(
-    name: str, *, kind: str = "vulnerability", oid: str | None = None, modified: str | None = None
-) -> dict[str, Any]:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-    return {
-        "type": kind,
-        "spec_version": "2.1",
-        "id": oid or f"{kind}--{uuid.uuid4()}",
-        "created": stamp,
-        "modified": modified or stamp,
-        "name": name,
-    }
+def _disclosure(
+    name: str, tlp: str, *, oid: str | None = None, minutes: int = 20
+) -> list[dict[str, Any]]:
+    """A disclosure's STIX objects as FR's service makes them (no agent affected)."""
+    state = replace(
+        DISCLOSED,
+        id=oid or f"vulnerability--{uuid.uuid4()}",
+        report=REPORT.model_copy(update={"title": name}),
+        triage=TRIAGE.model_copy(update={"affected": ()}),
+        disclose=DISCLOSE.model_copy(update={"tlp": tlp}),
+        modified=at(minutes),
+    )
+    return disclosure_objects(state)
+
+
+def _sighting(disclosure: str, status: str) -> list[dict[str, Any]]:
+    return [
+        sighting_object(
+            disclosure=disclosure,
+            agent_id="urn:custodes:gb:agent:helpdesk",
+            home="GB",
+            status=status,
+            evidence=None,
+            note=None,
+            tlp="amber",
+            first_seen=at(20),
+            modified=at(30),
+        )
+    ]
 
 
 def _audience(tlp: str, origin: str = "FR", **kw: Any) -> Audience:
@@ -111,8 +134,8 @@ def _absent(stores: Stores, codes: tuple[str, ...], obj: dict[str, Any]) -> None
 def test_amber_to_the_members_reaches_the_members_and_never_the_partner(
     stores: Stores,
 ) -> None:
-    amber = stores.publish("FR", _obj("jailbreak, AMBER to members"), AMBER_MEMBERS)
-    marker = stores.publish("FR", _obj("marker after the AMBER one"), GREEN)
+    amber = stores.publish("FR", _disclosure("jailbreak, AMBER to members", "amber"), AMBER_MEMBERS)
+    marker = stores.publish("FR", _disclosure("marker after the AMBER one", "green"), GREEN)
     stores.wait(("GB", "DE", "CA"), amber)
     stores.wait(EVERYONE, marker)  # AU's pull has scanned past the AMBER object
     _absent(stores, ("AU",), amber)
@@ -123,13 +146,13 @@ def test_amber_to_the_members_reaches_the_members_and_never_the_partner(
 def test_green_reaches_the_partner_and_red_only_the_named_principals_party(
     stores: Stores,
 ) -> None:
-    green = stores.publish("FR", _obj("probe, GREEN"), GREEN)
+    green = stores.publish("FR", _disclosure("probe, GREEN", "green"), GREEN)
     red = stores.publish(
         "FR",
-        _obj("exploit, RED to GB's regulator"),
+        _disclosure("exploit, RED to GB's regulator", "red"),
         _audience("red", parties=("GB",), principals=("GB/regulator:gb",)),
     )
-    marker = stores.publish("FR", _obj("marker after the RED one"), GREEN)
+    marker = stores.publish("FR", _disclosure("marker after the RED one", "green"), GREEN)
     stores.wait(EVERYONE, green)
     stores.wait(("GB",), red)
     stores.wait(EVERYONE, marker)
@@ -143,11 +166,11 @@ def test_a_node_down_during_a_disclosure_catches_up_and_versions_never_fork(
     de = alliance["DE"].process
     de.stop()
     try:
-        first = stores.publish("FR", _obj("fix pending, version 1"), AMBER_MEMBERS)
-        later = "2099-01-01T00:00:00.000Z"
+        first = stores.publish("FR", _disclosure("fix pending", "amber"), AMBER_MEMBERS)
         second = stores.publish(
-            "FR", _obj("fix pending, version 2", oid=first["id"], modified=later), AMBER_MEMBERS
+            "FR", _disclosure("fix pending", "amber", oid=first["id"], minutes=25), AMBER_MEMBERS
         )
+        later = second["modified"]
         stores.wait(("GB", "CA"), second)
         assert not stores.has("DE", first)
     finally:
@@ -160,10 +183,13 @@ def test_a_node_down_during_a_disclosure_catches_up_and_versions_never_fork(
 
 
 def test_a_status_change_at_the_agents_home_propagates_back(stores: Stores) -> None:
+    disclosure = f"vulnerability--{uuid.uuid4()}"
     sighting = stores.publish(
-        "GB", _obj("GB agent patched", kind="sighting"), _audience("amber", parties=MEMBERS)
+        "GB", _sighting(disclosure, "patched"), _audience("amber", parties=MEMBERS)
     )
-    marker = stores.publish("GB", _obj("GB marker", kind="sighting"), _audience("green"))
+    marker = stores.publish(
+        "GB", _sighting(f"vulnerability--{uuid.uuid4()}", "exposed"), _audience("green")
+    )
     stores.wait(("FR", "DE", "CA"), sighting)
     stores.wait(EVERYONE, marker)
     _absent(stores, ("AU",), sighting)
