@@ -5,7 +5,9 @@ storing them in that node's own database (as its service does, owner = that part
 reads every node's store the same way; the nodes move them between themselves, by pull
 (every half second here) and, for what the service publishes, by push. "Never reaches"
 is observed, not waited out: a marker published after the withheld object reaching a
-node means that node's pull scanned past it.
+node means that node's pull scanned past it. The last test goes through the service
+itself on three nodes with pulling off: a FR researcher's report, triaged and disclosed
+by FR's regulator over the REST API, is pushed to GB and read there, never to AU.
 """
 
 from __future__ import annotations
@@ -13,17 +15,26 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, select
 
+from custodes.client import Client
+from custodes.ledger.canonical import canonical_dumps
+from custodes.ledger.dsse import EnvelopeSigner
+from custodes.redteam.models import TriageBody
 from custodes.redteam.stix import disclosure_objects, sighting_object
 from custodes.redteam.store import put_object, stix_objects
 from custodes.redteam.tlp import Audience
+from custodes.sdk.bootstrap import register_principal
+from custodes.sdk.redteam import act_request, new_disclosure
 from custodes.store.db import open_engine, read_tx, write_tx
 from tests.integration.alliance import Alliance, running_alliance
-from tests.integration.procs import wait_until
+from tests.integration.procs import ADMIN_TOKEN, wait_until
 from tests.redteam.lifecycle import DISCLOSE, DISCLOSED, REPORT, TRIAGE, at
 
 MEMBERS = ("GB", "FR", "DE", "CA")
@@ -195,3 +206,91 @@ def test_a_status_change_at_the_agents_home_propagates_back(stores: Stores) -> N
     _absent(stores, ("AU",), sighting)
     for code in MEMBERS:
         assert stores.versions(code, sighting["id"]) == {(sighting["modified"], "GB")}
+
+
+# -- through the service: a FR researcher reports, FR's regulator discloses -------------------
+def _act(http: httpx.Client, token: str, path: str, request: dict[str, Any]) -> dict[str, Any]:
+    answer = http.post(
+        path, content=canonical_dumps(request), headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 201, answer.text
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def _token(node: Client, principal: str) -> str:
+    return str(node.acting_as(admin_token=ADMIN_TOKEN).issue_token(principal)["token"])
+
+
+def _disclose_at_fr(alliance: Alliance, http: httpx.Client) -> str:
+    """Report (researcher), triage and disclose AMBER to GB and FR (regulator), at FR."""
+    fr = alliance["FR"]
+    researcher, key = "researcher:fr-red", EnvelopeSigner.generate()
+    with Client(fr.url, timeout=10.0) as node:
+        token = register_principal(
+            node, ADMIN_TOKEN, researcher, role="researcher", jurisdiction="FR", key=key
+        )
+        reg_token = str(
+            node.acting_as(admin_token=ADMIN_TOKEN).issue_token(fr.regulator_id)["token"]
+        )
+    disclosure = new_disclosure()
+    base = "/api/v1/redteam/disclosures"
+    report = REPORT.model_copy(update={"reported_at": datetime.now(UTC)})
+    _act(
+        http,
+        token,
+        base,
+        act_request("report", disclosure, report, key=key, actor=researcher, tlp="amber"),
+    )
+    triage = TriageBody(severity="high", criteria=report.affects, affected=())
+    _act(
+        http,
+        reg_token,
+        f"{base}/{disclosure}/triage",
+        act_request(
+            "triage", disclosure, triage, key=fr.regulator_key, actor=fr.regulator_id, tlp="amber"
+        ),
+    )
+    body = DISCLOSE.model_copy(
+        update={"recipients": ("GB", "FR"), "embargo_until": datetime.now(UTC) + timedelta(days=30)}
+    )
+    _act(
+        http,
+        reg_token,
+        f"{base}/{disclosure}/disclose",
+        act_request(
+            "disclose", disclosure, body, key=fr.regulator_key, actor=fr.regulator_id, tlp="amber"
+        ),
+    )
+    return disclosure
+
+
+def test_a_disclosure_logged_at_fr_is_pushed_to_the_named_member_not_the_partner(
+    tmp_path: Path,
+) -> None:
+    parties = {"FR": "member", "GB": "member", "AU": "partner"}
+    settings = {"redteam_pull_interval": "0", "gossip_interval": "30"}  # push alone
+    with running_alliance(tmp_path, parties=parties, settings=settings) as alliance:
+        stores = Stores(alliance)
+        try:
+            with httpx.Client(base_url=alliance["FR"].url, timeout=10.0) as http:
+                disclosure = _disclose_at_fr(alliance, http)
+            vulnerability = {"id": disclosure, "name": "the disclosed vulnerability"}
+            wait_until(
+                "GB holds the disclosed vulnerability",
+                lambda: any(o == "FR" for _m, o in stores.versions("GB", disclosure)),
+                WAIT,
+            )
+            assert stores.versions("AU", vulnerability["id"]) == set()
+            stages = {m for m, _o in stores.versions("GB", disclosure)}
+            assert len(stages) == 1  # only the disclosed version left FR, never the report
+            with Client(alliance["GB"].url, timeout=10.0) as gb:
+                token = _token(gb, "regulator:gb")
+            with httpx.Client(base_url=alliance["GB"].url, timeout=10.0) as http:
+                read = http.get(
+                    f"/api/v1/redteam/disclosures/{disclosure}",
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            assert read.status_code == 200, read.text  # the service took it in at GB
+        finally:
+            stores.close()
