@@ -1,15 +1,18 @@
-"""Red-teaming fan-out: a disclosure published on FR, present on GB, DE and CA.
+"""Red-teaming fan-out: a disclosure logged on FR, present on GB, DE and CA.
 
 Four real member nodes on loopback (``custodes serve``: GB, FR, DE, CA, one genesis
 roster: tests/integration/alliance.py), pulling every 60 s (so what is measured is the
-push). Each disclosure is six STIX objects under TLP:AMBER to the members (vulnerability,
-attack-pattern, course-of-action, two relationships, FR's identity), stored in FR's
-database as FR's service stores them (``put_object``, owner FR) and handed to FR's
-pusher (``custodes.federation.redteam_sync.RedteamPusher``, signing with FR's node entry
-key from its data directory, as the node's ``published`` hook does): the push code is
-the node's own, run in this process. Measured per disclosure and node: from the commit
-at FR to the vulnerability's row being readable in that node's database (SQLite, polled
-every 5 ms by one thread per node from this process). Disclosures are 0-200 ms apart.
+push). For each disclosure, through FR's REST API as the principals would: a FR
+researcher's signed ``report``, FR's regulator's ``triage`` (no agent affected) and then,
+timed, its ``disclose`` under TLP:AMBER to the four members. FR's service logs the act,
+stores the disclosure's STIX objects (vulnerability, attack-pattern with the probe,
+course-of-action, relationships) and hands them to the node's pusher, which delivers
+them to each peer; each peer checks them (roster, signature, audience, owner,
+stix2-validator) and stores them in one transaction. Measured per disclosure and peer:
+from the moment the ``disclose`` request is sent (so the act's own signing check and
+logging at FR are included: an upper bound) to the vulnerability being readable in the
+peer's database (SQLite, polled every 5 ms by one thread per peer from this process;
+before ``disclose`` no version of it may reach a peer). Disclosures 0-200 ms apart.
 
 Target: p99 < 2 s end to end across the four nodes.
 
@@ -24,89 +27,34 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from _common import REPO_ROOT, console, fmt_ms, percentile, print_conditions, print_table
 
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+import httpx
+from pydantic import BaseModel
 from sqlalchemy import Engine, select
 from tests.integration.alliance import Alliance, start_alliance
+from tests.integration.procs import ADMIN_TOKEN
+from tests.redteam.lifecycle import DISCLOSE, REPORT
 
-from custodes.federation.redteam_sync import RedteamPusher
-from custodes.federation.state import Federation
-from custodes.ledger.keys import load_or_create_entry_signer
-from custodes.redteam.store import StoredObject, put_object, stix_objects
-from custodes.redteam.tlp import MARKING_IDS, Audience
-from custodes.store.db import open_engine, read_tx, write_tx
+from custodes.client import Client
+from custodes.ledger.canonical import canonical_dumps
+from custodes.ledger.dsse import EnvelopeSigner
+from custodes.redteam.models import TriageBody
+from custodes.redteam.store import stix_objects
+from custodes.sdk.bootstrap import register_principal
+from custodes.sdk.redteam import act_request, new_disclosure
+from custodes.store.db import open_engine, read_tx
 
 MEMBERS = {"GB": "member", "FR": "member", "DE": "member", "CA": "member"}
 PEERS = ("GB", "DE", "CA")
 TARGET_P99_S = 2.0
-AUDIENCE = Audience(tlp="amber", stage="disclosed", origin="FR", parties=tuple(MEMBERS))
-
-
-def _stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-
-
-def _bundle(n: int) -> list[dict[str, Any]]:
-    """One disclosure's objects (shaped as the STIX module makes them)."""
-    stamp, identity = _stamp(), "identity--5b1f0d3e-0c1d-4a3e-8f00-00000000f0f0"
-    common = {
-        "spec_version": "2.1",
-        "created": stamp,
-        "modified": stamp,
-        "created_by_ref": identity,
-        "object_marking_refs": [MARKING_IDS["amber"]],
-    }
-    vuln = {
-        "type": "vulnerability",
-        "id": f"vulnerability--{uuid.uuid4()}",
-        **common,
-        "name": f"jailbreak {n}",
-        "description": "role-play bypass " * 40,
-    }
-    attack = {
-        "type": "attack-pattern",
-        "id": f"attack-pattern--{uuid.uuid4()}",
-        **common,
-        "name": f"probe {n}",
-        "external_references": [
-            {"source_name": "mitre-atlas", "external_id": "AML.T0054"},
-            {"source_name": "owasp-llm", "external_id": "LLM01"},
-        ],
-    }
-    fix = {
-        "type": "course-of-action",
-        "id": f"course-of-action--{uuid.uuid4()}",
-        **common,
-        "name": "refuse role-play that asks for the forbidden tool",
-    }
-    rels = [
-        {
-            "type": "relationship",
-            "id": f"relationship--{uuid.uuid4()}",
-            **common,
-            "relationship_type": kind,
-            "source_ref": src["id"],
-            "target_ref": vuln["id"],
-        }
-        for kind, src in (("targets", attack), ("mitigates", fix))
-    ]
-    me = {
-        "type": "identity",
-        "id": identity,
-        "spec_version": "2.1",
-        "created": stamp,
-        "modified": stamp,
-        "name": "France",
-        "identity_class": "organization",
-    }
-    return [vuln, attack, fix, *rels, me]
+BASE = "/api/v1/redteam/disclosures"
 
 
 class Watcher(threading.Thread):
@@ -138,40 +86,77 @@ class Watcher(threading.Thread):
                     self.seen[oid] = now - self.pending.pop(oid)
 
 
-def _publisher(alliance: Alliance) -> RedteamPusher:
-    federation = Federation("FR")
-    federation.install(alliance.roster)
-    key = load_or_create_entry_signer(alliance["FR"].data_dir / "node.key", "node")[1]
-    return RedteamPusher(federation, key, timeout=5.0, budget=2 * 1024 * 1024)
+class Fr:
+    """FR's researcher and regulator, with tokens, acting over FR's REST API."""
 
+    def __init__(self, alliance: Alliance, http: httpx.Client) -> None:
+        node = alliance["FR"]
+        self.http, self.regulator, self.regulator_key = http, node.regulator_id, node.regulator_key
+        self.researcher, self.researcher_key = "researcher:fr-bench", EnvelopeSigner.generate()
+        with Client(node.url, timeout=10.0) as client:
+            self.researcher_token = register_principal(
+                client,
+                ADMIN_TOKEN,
+                self.researcher,
+                role="researcher",
+                jurisdiction="FR",
+                key=self.researcher_key,
+            )
+            admin = client.acting_as(admin_token=ADMIN_TOKEN)
+            self.regulator_token = str(admin.issue_token(self.regulator)["token"])
 
-def _publish(engine: Engine, objects: list[dict[str, Any]]) -> list[StoredObject]:
-    with write_tx(engine) as conn:
-        stored = [
-            put_object(conn, o, owner="FR", audience=AUDIENCE, disclosure=objects[0]["id"])
-            for o in objects
-        ]
-    return [s for s in stored if s is not None]
+    def act(self, op: str, disclosure: str, body: BaseModel, *, regulator: bool = True) -> None:
+        who, key, token = (
+            (self.regulator, self.regulator_key, self.regulator_token)
+            if regulator
+            else (self.researcher, self.researcher_key, self.researcher_token)
+        )
+        request = act_request(op, disclosure, body, key=key, actor=who, tlp="amber")
+        path = BASE if op == "report" else f"{BASE}/{disclosure}/{op}"
+        answer = self.http.post(
+            path, content=canonical_dumps(request), headers={"Authorization": f"Bearer {token}"}
+        )
+        if answer.status_code != 201:
+            raise RuntimeError(f"{op} refused: {answer.status_code} {answer.text[:300]}")
+
+    def triaged(self, n: int) -> str:
+        disclosure = new_disclosure()
+        report = REPORT.model_copy(
+            update={"title": f"jailbreak {n}", "reported_at": datetime.now(UTC)}
+        )
+        self.act("report", disclosure, report, regulator=False)
+        triage = TriageBody(severity="high", criteria=report.affects, affected=())
+        self.act("triage", disclosure, triage)
+        return disclosure
+
+    def disclose(self, disclosure: str) -> None:
+        body = DISCLOSE.model_copy(
+            update={
+                "recipients": tuple(MEMBERS),
+                "embargo_until": datetime.now(UTC) + timedelta(days=30),
+            }
+        )
+        self.act("disclose", disclosure, body)
 
 
 def measure(alliance: Alliance, count: int) -> dict[str, list[float]]:
     engines = {
-        c: open_engine(f"sqlite:///{(n.data_dir / 'custodes.db').resolve()}")
-        for c, n in alliance.nodes.items()
+        c: open_engine(f"sqlite:///{(alliance[c].data_dir / 'custodes.db').resolve()}")
+        for c in PEERS
     }
     watchers = {c: Watcher(c, engines[c]) for c in PEERS}
-    pusher = _publisher(alliance)
     try:
-        for w in watchers.values():
-            w.start()
-        for n in range(count):
-            objects = _bundle(n)
-            stored = _publish(engines["FR"], objects)
-            at = time.perf_counter()
+        with httpx.Client(base_url=alliance["FR"].url, timeout=10.0) as http:
+            fr = Fr(alliance, http)
             for w in watchers.values():
-                w.expect(objects[0]["id"], at)
-            pusher.push(stored)
-            time.sleep(random.uniform(0.0, 0.2))
+                w.start()
+            for n in range(count):
+                disclosure = fr.triaged(n)
+                at = time.perf_counter()
+                for w in watchers.values():
+                    w.expect(disclosure, at)
+                fr.disclose(disclosure)
+                time.sleep(random.uniform(0.0, 0.2))
         deadline = time.monotonic() + 30
         while any(w.pending for w in watchers.values()) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -179,7 +164,6 @@ def measure(alliance: Alliance, count: int) -> dict[str, list[float]]:
         for w in watchers.values():
             w.stop.set()
             w.join(timeout=5)
-        pusher.close()
         for engine in engines.values():
             engine.dispose()
     missing = {c: len(w.pending) for c, w in watchers.items() if w.pending}
@@ -204,7 +188,7 @@ def report(latencies: dict[str, list[float]], count: int) -> None:
     p99 = percentile(everything, 99)
     verdict = "meets" if p99 < TARGET_P99_S else "MISSES"
     print_table(
-        "Disclosure fan-out FR → GB, DE, CA (commit at FR → row readable at the peer)",
+        "Disclosure fan-out FR → GB, DE, CA (disclose sent at FR → row readable at the peer)",
         ["node", "arrived", "p50", "p99", "max"],
         rows,
         caption=f"target p99 < {TARGET_P99_S:.0f} s: {verdict} ({fmt_ms(p99)})",
