@@ -472,3 +472,14 @@ def test_a_pull_answer_from_someone_else_is_refused(gb: TestClient, alliance: Pa
     with pytest.raises(AuthError) as raised:
         open_delivery(body, federation, sender="FR")
     assert raised.value.code == "wrong_sender"
+
+
+def test_an_object_stix2_validator_refuses_refuses_the_delivery(
+    gb: TestClient, alliance: Parties
+) -> None:
+    nameless = {k: v for k, v in _vulnerability().items() if k != "name"}
+    body = _delivery(alliance, [_item(_vulnerability()), _item(nameless)])
+    answer = gb.post(DELIVERIES_PATH, json=body)
+    _refused(answer, 422, "invalid_stix")
+    assert list(answer.json()["error"]["detail"]["invalid"]) == [nameless["id"]]
+    assert _count(gb) == 0
