@@ -47,6 +47,7 @@ SCRIPTS = (
     "bench_counterparty.py",
     # issue 11: the red-teaming repository
     "bench_taxii.py",
+    "bench_redteam_fanout.py",
 )
 TIMEOUT_S = {"quick": 600, "full": 3600}
 

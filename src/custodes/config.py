@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     forward_retry_initial: float = Field(default=0.5, gt=0)
     forward_retry_max: float = Field(default=30.0, gt=0)
     forward_timeout: float = Field(default=5.0, gt=0)
+    # The red-teaming repository across the alliance (docs/design/0029): seconds between
+    # the leader's pulls of each peer's own objects (catch-up after an outage; also once
+    # at start; 0 turns pulling off), the most objects one pull answer carries, and the
+    # timeout of one push or pull.
+    redteam_pull_interval: float = Field(default=3.0, ge=0)
+    redteam_pull_batch: int = Field(default=500, gt=0, le=1000)
+    redteam_push_timeout: float = Field(default=5.0, gt=0)
     lease_ttl_critical: int = Field(default=60, gt=0, le=60)
     lease_ttl_default: int = Field(default=300, gt=0)
     # The deployment gate (docs/design/0028): a critical-sector agent is leased only where

@@ -29,6 +29,7 @@ from custodes.api import (
     principals,
     proofs,
     redteam,
+    redteam_federation,
     registry,
     roster,
     splitview,
@@ -50,6 +51,7 @@ from custodes.federation.gossip import CheckpointGossip
 from custodes.federation.lookup_service import open_lookups
 from custodes.federation.recognitions import AllianceRecognitions
 from custodes.federation.redteam_agents import AllianceAgents
+from custodes.federation.redteam_sync import open_redteam_sync
 from custodes.federation.rostersync import RosterSync
 from custodes.federation.witnessing import WitnessRequester
 from custodes.node import Node
@@ -89,7 +91,7 @@ def _wrapped(
     return build
 
 
-def create_app(
+def create_app(  # noqa: PLR0915 - the lifespan starts and stops every background part in one place
     settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
 ) -> FastAPI:
     """Build the app; the node opens (migrations, keys, threads) when the app starts.
@@ -131,6 +133,9 @@ def create_app(
         audit_watch.start()
         # Red-teaming triage searches this node's and every mirror's agents (0029).
         node.redteam.agents = AllianceAgents(node.engine, node.federation, lookups.mirrors.get)
+        # Red-teaming objects across the alliance (docs/design/0029): push, pull (leader).
+        redteam_sync = app.state.redteam_sync = open_redteam_sync(node)
+        redteam_sync.start()
 
         def end_streams() -> None:
             node.broadcaster.close()
@@ -141,6 +146,7 @@ def create_app(
             yield {END_STREAMS: end_streams}
         finally:
             end_streams()
+            redteam_sync.stop()
             audit_watch.stop()
             lookups.close()
             roster_sync.stop()
@@ -174,6 +180,7 @@ def create_app(
         conformance.router,
         roster.router,
         forwarding.router,
+        redteam_federation.router,
         tlog.log_router,
         tlog.witness_router,
         alliance.router,
