@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from custodes.api import create_app
 from custodes.config import Settings
+from custodes.evals.breakdown import Breakdown
 from custodes.evals.metrics import wilson_interval
 from custodes.evals.results import (
     RESULT_TYPE,
@@ -45,8 +46,8 @@ from custodes.redteam.models import (
     ReportBody,
     TriageBody,
 )
-from custodes.redteam.retest import probe_key
 from custodes.redteam.store import redteam_exposures, stix_objects
+from custodes.redteam.suite import probe_key
 from custodes.registry.models import (
     AgentRecord,
     AgentRegister,
@@ -222,8 +223,20 @@ def _family(name: str, successes: int, valid: int) -> FamilyFigures:
 
 
 def retest_result(disclosure: str, agent_id: str, *, successes: int) -> EvalResult:
+    """A signed ``redteam`` suite result whose breakdown carries the probe's figures."""
     at = now() - timedelta(minutes=30)
-    families = [_family(probe_key(disclosure), successes, 20), _family("overall", successes, 20)]
+    probe = Breakdown(
+        by="harm_category",
+        value=probe_key(disclosure),
+        successes=successes,
+        partial=0,
+        valid=20,
+        errors=0,
+        undetermined=0,
+        behaviours=1,
+        asr=successes / 20,
+        wilson=wilson_interval(successes, 20),
+    )
     return EvalResult(
         run_id=f"retest-{disclosure[-8:]}-{successes}",
         epoch=0,
@@ -231,15 +244,16 @@ def retest_result(disclosure: str, agent_id: str, *, successes: int) -> EvalResu
         target="agent",
         agent_id=agent_id,
         judge=JudgeInfo(id="rule", version="1"),
-        attempts=5,
+        attempts=20,
         samples=20,
-        families=tuple(families),
+        families=(_family("replay", successes, 20), _family("overall", successes, 20)),
         over_refusal=OverRefusal(
             refusals=0, valid=10, errors=0, undetermined=0, rate=0.0, wilson=wilson_interval(0, 10)
         ),
         started_at=at,
         finished_at=at + timedelta(minutes=10),
         issuer=AUDITOR,
+        breakdowns=(probe,),
     )
 
 
