@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from custodes.api.bodies import body_gate, read_body
 from custodes.api.deps import caller, require_caller
-from custodes.api.openapi import bearer, errors
+from custodes.api.openapi import bearer, errors, optional_token
 from custodes.errors import BadRequest
 from custodes.redteam.events import Watcher
 from custodes.redteam.service import RedteamService
@@ -50,6 +50,10 @@ def _loads(raw: bytes) -> Any:
 
 async def _act(request: Request, op: str, disclosure: str | None) -> JSONResponse:
     principal = await run_in_threadpool(require_caller, request)
+    if disclosure is not None and op not in _OPS:
+        raise BadRequest(
+            f"unknown step {op}; one of {', '.join(_OPS)}", code="unknown_step", status=404
+        )
     raw = await read_body(request, _MAX_ACT)
     body = await body_gate(request).run(_loads, raw)
     service = _service(request)
@@ -86,10 +90,6 @@ async def act(disclosure: str, op: str, request: Request) -> JSONResponse:
     """The next step of a disclosure: ``triage``, ``disclose``, ``relabel``, ``summary``
     (a regulator of the origin) or ``status`` (at the agent's home: its operator claims
     ``mitigated``/``patched``; a re-test's signed result backs ``verified``/``regressed``)."""
-    if op not in _OPS:
-        raise BadRequest(
-            f"unknown step {op}; one of {', '.join(_OPS)}", code="unknown_step", status=404
-        )
     return await _act(request, op, disclosure)
 
 
@@ -97,7 +97,7 @@ async def act(disclosure: str, op: str, request: Request) -> JSONResponse:
     "/disclosures",
     summary="The disclosures the caller may read",
     responses=errors(401, 422),
-    openapi_extra=bearer(),
+    openapi_extra=optional_token(),
 )
 async def list_disclosures(
     request: Request,
@@ -127,9 +127,12 @@ async def list_disclosures(
     "/disclosures/{disclosure}",
     summary="One disclosure: its bodies, exposures and the acts logged here",
     responses=errors(401, 404),
-    openapi_extra=bearer(),
+    openapi_extra=optional_token(),
 )
 async def get_disclosure(disclosure: str, request: Request) -> dict[str, Any]:
+    """What the caller may read of one disclosure: stage, TLP, audience, the bodies so
+    far, each affected agent's exposure and the acts logged on this node (index, step,
+    commitment). A disclosure the caller may not read answers 404, like an unknown one."""
     reader = await _reader(request)
     return await run_in_threadpool(_service(request).disclosure, disclosure, reader)
 
@@ -161,9 +164,11 @@ async def affected(
     "/agents/{agent_id}/exposures",
     summary="One agent's exposures, in the disclosures the caller may read",
     responses=errors(401),
-    openapi_extra=bearer(),
+    openapi_extra=optional_token(),
 )
 async def agent_exposures(agent_id: str, request: Request) -> dict[str, Any]:
+    """Each disclosure affecting ``agent_id`` the caller may read (its operator reads its
+    own agents'), with the agent's status, evidence and when it last changed."""
     reader = await _reader(request)
     found = await run_in_threadpool(_service(request).exposures_of, agent_id, reader)
     return {"agent_id": agent_id, "exposures": found}
