@@ -112,7 +112,7 @@ async def list_disclosures(
     reader = await _reader(request)
     service = _service(request)
     return await run_in_threadpool(
-        lambda: service.disclosures(
+        lambda: service.reads.disclosures(
             reader,
             stage=stage,
             severity=severity,
@@ -134,7 +134,7 @@ async def get_disclosure(disclosure: str, request: Request) -> dict[str, Any]:
     far, each affected agent's exposure and the acts logged on this node (index, step,
     commitment). A disclosure the caller may not read answers 404, like an unknown one."""
     reader = await _reader(request)
-    return await run_in_threadpool(_service(request).disclosure, disclosure, reader)
+    return await run_in_threadpool(_service(request).reads.disclosure, disclosure, reader)
 
 
 @router.get(
@@ -170,7 +170,7 @@ async def agent_exposures(agent_id: str, request: Request) -> dict[str, Any]:
     """Each disclosure affecting ``agent_id`` the caller may read (its operator reads its
     own agents'), with the agent's status, evidence and when it last changed."""
     reader = await _reader(request)
-    found = await run_in_threadpool(_service(request).exposures_of, agent_id, reader)
+    found = await run_in_threadpool(_service(request).reads.exposures_of, agent_id, reader)
     return {"agent_id": agent_id, "exposures": found}
 
 
@@ -215,7 +215,7 @@ async def stream_events(request: Request) -> StreamingResponse:
     reader = Reader.of(principal)
     service = _service(request)
     watcher = service.events.subscribe(reader)  # before the snapshot: no gap
-    snapshot = await run_in_threadpool(service.snapshot, reader)
+    snapshot = await run_in_threadpool(service.reads.snapshot, reader)
     return StreamingResponse(
         _events(request, watcher, snapshot, service),
         media_type="text/event-stream",
