@@ -9,6 +9,8 @@ its own key and token. ``act`` signs a step as a principal and posts it.
 from __future__ import annotations
 
 import base64
+import socket
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,11 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from custodes.api import create_app
+from custodes.api.server import server_config
 from custodes.config import Settings
 from custodes.evals.breakdown import Breakdown
 from custodes.evals.metrics import wilson_interval
@@ -60,6 +64,7 @@ from custodes.registry.models import (
 from custodes.sdk.redteam import act_request, new_disclosure
 from custodes.store.db import read_tx
 from tests.api.support import node_of
+from tests.integration.procs import wait_until
 from tests.enrol import CONTACT, OPERATOR_KEY, REGULATOR_KEY, principal, submit
 
 REGULATOR = "regulator:gb"
@@ -333,3 +338,25 @@ def world_for(settings: Settings) -> Iterator[World]:
 def world(settings: Settings) -> Iterator[World]:
     with world_for(settings) as built:
         yield built
+
+
+@contextmanager
+def served_world(settings: Settings) -> Iterator[tuple[World, str]]:
+    """The world on a GB node served by the real HTTP server on loopback (streams, the
+    CLI): the world talks to it over HTTP; its URL."""
+    gb = settings.model_copy(update={"jurisdiction": "GB"})
+    app = create_app(gb)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(server_config(app, gb, "127.0.0.1", port, log_config=None))
+    thread = threading.Thread(target=server.run, name="served-world", daemon=True)
+    thread.start()
+    try:
+        wait_until("the node to start", lambda: server.started, timeout=30)
+        url = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=url, timeout=30) as http:
+            yield build_world(http, app.state.node), url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
