@@ -64,8 +64,8 @@ from custodes.registry.models import (
 from custodes.sdk.redteam import act_request, new_disclosure
 from custodes.store.db import read_tx
 from tests.api.support import node_of
-from tests.integration.procs import wait_until
 from tests.enrol import CONTACT, OPERATOR_KEY, REGULATOR_KEY, principal, submit
+from tests.integration.procs import wait_until
 
 REGULATOR = "regulator:gb"
 OPERATOR = "operator:acme"
