@@ -792,6 +792,10 @@ class RedteamService:
                 return obj.id  # an older version, delivered late
             values |= bodies(objects_of(conn, obj.id, parts(obj.id)))
             save_received(conn, values, exists=row is not None)
+            relabelled = row is not None and row["audience"] != values["audience"]
+            # Our sightings follow the disclosure's new audience (a relabel at the origin).
+            ours = self._relabel_sightings(conn, obj.id, obj.audience) if relabelled else []
+        self._publish(ours)
         self._event(row_event(values, obj.audience))
         return obj.id
 
