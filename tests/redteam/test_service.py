@@ -18,6 +18,7 @@ from custodes.redteam.models import Affected, Affects, RedteamAct, RelabelBody, 
 from custodes.redteam.stix import (
     DisclosureState,
     disclosure_objects,
+    read_exposure,
     read_state,
     sighting_object,
 )
@@ -213,3 +214,18 @@ def test_a_relabel_at_the_origin_moves_the_sightings_homed_here(world: World) ->
     (sighting,) = batch
     assert (sighting.type, sighting.audience) == ("sighting", wider)
     assert sighting.object["object_marking_refs"] == [MARKING_IDS["green"]]
+
+
+def test_the_operator_patches_at_home_a_disclosure_from_another_party(world: World) -> None:
+    disclosure, objects, audience = _fr_disclosure(world)
+    _deliver(world, objects, audience)
+    published: list[list[StoredObject]] = []
+    world.node.redteam.published.append(published.append)
+    patched = world.act(
+        OPERATOR, "status", disclosure, {"agent_id": MODEL_AGENT, "status": "patched"}, tlp="amber"
+    )
+    assert patched.status_code == 201, patched.text
+    (batch,) = published
+    (sighting,) = batch
+    assert sighting.audience == audience  # the origin's audience: FR reads it back
+    assert read_exposure(sighting.object)["status"] == "patched"
