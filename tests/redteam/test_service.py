@@ -229,3 +229,21 @@ def test_the_operator_patches_at_home_a_disclosure_from_another_party(world: Wor
     (sighting,) = batch
     assert sighting.audience == audience  # the origin's audience: FR reads it back
     assert read_exposure(sighting.object)["status"] == "patched"
+
+
+def test_a_status_is_logged_at_the_agents_home_only(world: World) -> None:
+    disclosure, objects, audience = _fr_disclosure(world)
+    state = read_state(objects)
+    assert state.triage is not None
+    fr_agent = Affected(
+        agent_id="urn:custodes:fr:agent:assistant", home="FR", operator=OPERATOR, matched=("named",)
+    )
+    triage = state.triage.model_copy(update={"affected": (*state.triage.affected, fr_agent)})
+    _deliver(world, disclosure_objects(replace(state, triage=triage)), audience)
+    before = world.written()
+    body = {"agent_id": fr_agent.agent_id, "status": "patched"}
+    answer = world.act(OPERATOR, "status", disclosure, body, tlp="amber")
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"]["code"] == "not_home"
+    assert "FR" in answer.json()["error"]["message"]
+    assert world.written() == before
