@@ -7,7 +7,8 @@
 * ``RedteamWatch``: an operator follows the exposures of its agents (and a regulator
   every disclosure it may read) over the node's server-sent events, with a callback;
   it reconnects after a drop, and a reconnection's first events are the current
-  exposures, so nothing is missed (a status may be seen twice).
+  exposures, so nothing is missed (a status may be seen twice). Like every SDK client,
+  it refuses a plain ``http://`` node URL except on loopback.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 import orjson
 
+from custodes.client import check_node_url
 from custodes.redteam.signing import act_request, new_disclosure
 from custodes.sdk.pushes import sse_events
 
@@ -45,7 +47,7 @@ class RedteamWatch:
         retry: float = 1.0,
         retry_max: float = 30.0,
     ) -> None:
-        self.url = url.rstrip("/") + "/api/v1/redteam/events"
+        self.url = check_node_url(url) + "/api/v1/redteam/events"
         self._token, self._callback = token, callback
         self._own = http is None
         self._http = http or httpx.Client(timeout=httpx.Timeout(30.0, read=60.0))
