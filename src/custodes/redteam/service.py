@@ -333,13 +333,19 @@ class RedteamService:
         return Audience.model_validate_json(row["audience"])
 
     # -- report ----------------------------------------------------------------------
-    def _report(self, act: RedteamAct, body: ReportBody, principal: Principal) -> Any:
+    def _reporter(self, principal: Principal) -> None:
+        """A researcher (with the ``redteam:write`` scope) or an auditor of this node."""
         if principal.role not in _REPORTERS or principal.jurisdiction != self.jurisdiction:
             raise _forbidden(
                 f"reports come from a researcher or auditor of {self.jurisdiction}; "
                 f"{principal.id} is {principal.role} of {principal.jurisdiction}",
                 "wrong_role",
             )
+        if principal.role == "researcher" and not principal.can("redteam:write"):
+            raise _forbidden("this token lacks the redteam:write scope", "missing_scope")
+
+    def _report(self, act: RedteamAct, body: ReportBody, principal: Principal) -> Any:
+        self._reporter(principal)
         return self._report_change(act, body, principal.id), body.tlp, None
 
     def _report_change(self, act: RedteamAct, body: ReportBody, reporter: str) -> Change:
@@ -370,12 +376,7 @@ class RedteamService:
     def intake(self, principal: Principal, objects: list[dict[str, Any]]) -> dict[str, Any]:
         """A TAXII POST by a researcher or auditor: the objects as a report, logged with
         the node's entry key on the principal's behalf (``via: taxii``)."""
-        if principal.role not in _REPORTERS or principal.jurisdiction != self.jurisdiction:
-            raise _forbidden(
-                f"only a researcher or auditor of {self.jurisdiction} reports here; "
-                f"{principal.id} is {principal.role} of {principal.jurisdiction}",
-                "wrong_role",
-            )
+        self._reporter(principal)
         invalid = validate_objects(objects)
         if invalid:
             raise _unprocessable(
