@@ -24,6 +24,7 @@ from custodes.api.deps import caller, require_caller
 from custodes.api.openapi import bearer, errors, optional_token
 from custodes.errors import BadRequest
 from custodes.redteam.events import Watcher
+from custodes.redteam.models import REDTEAM_TYPE
 from custodes.redteam.service import RedteamService
 from custodes.redteam.tlp import Reader
 
@@ -34,6 +35,35 @@ _WRITE = errors(400, 401, 403, 404, 409, 413, 422)
 _MAX_ACT = 256 * 1024  # the envelope and the opening's body (a report with its probe)
 _HEARTBEAT = 15.0
 _OPS = ("triage", "disclose", "relabel", "status", "summary")
+# The body of every act: the signed RedteamAct and, beside it, the body it commits to.
+_ACT_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": f"a RedteamAct ({REDTEAM_TYPE}) signed by the caller's registered key, "
+        "and the opening of its content: the salt and the step's body",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["envelope", "opening"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "envelope": {"$ref": "#/components/schemas/DsseEnvelope"},
+                        "opening": {
+                            "type": "object",
+                            "required": ["salt", "body"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "salt": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22,128}$"},
+                                "body": {"type": "object"},
+                            },
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 def _service(request: Request) -> RedteamService:
@@ -69,7 +99,7 @@ async def _reader(request: Request) -> Reader:
     "/disclosures",
     status_code=201,
     responses=_WRITE,
-    openapi_extra=bearer(),
+    openapi_extra=bearer(_ACT_BODY),
     summary="Report a vulnerability (a researcher's or auditor's signed report act)",
 )
 async def report(request: Request) -> JSONResponse:
@@ -83,7 +113,7 @@ async def report(request: Request) -> JSONResponse:
     "/disclosures/{disclosure}/{op}",
     status_code=201,
     responses=_WRITE,
-    openapi_extra=bearer(),
+    openapi_extra=bearer(_ACT_BODY),
     summary="Triage, disclose, relabel, summarise, or set an agent's status",
 )
 async def act(disclosure: str, op: str, request: Request) -> JSONResponse:
