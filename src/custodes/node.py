@@ -52,6 +52,7 @@ from custodes.ledger.signers import SignerDirectory, signer_entry
 from custodes.ledger.store import SqlLogStore
 from custodes.ledger.witness import Witness
 from custodes.metrics import NULL_METRICS, Metrics
+from custodes.redteam.retest import max_asr_for
 from custodes.redteam.service import RedteamService
 from custodes.registry.audit import AuditReport, LogAuditor
 from custodes.registry.decisions import DecisionDisclosure
@@ -167,6 +168,7 @@ class Node:
             parties=self._party_codes,
         )
         self.redteam.attach_bus(self.bus)
+        self.redteam.max_asr = self._redteam_max_asr
         self.witness = Witness(
             self.engine, self.cosigner, [parse_vkey(v) for v in settings.witnessed_logs]
         )
@@ -213,6 +215,11 @@ class Node:
             self.know_signer,
             lambda keyid: self.signers.public_key(keyid) is not None,
         )
+
+    def _redteam_max_asr(self, _disclosure: str) -> float:
+        """The re-test threshold of the common scheme in force here (or the default)."""
+        scheme = self.audits.scheme()
+        return max_asr_for(None if scheme is None else scheme.body)
 
     def _party_codes(self) -> set[str] | None:
         roster = self.federation.roster

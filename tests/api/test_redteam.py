@@ -327,3 +327,16 @@ def test_who_reads_a_disclosure_follows_its_tlp(world: World) -> None:
     assert_error(world.get(None, path), 404, "unknown_disclosure")
     listed = world.get(OPERATOR, "/api/v1/redteam/disclosures", agent_id=MODEL_AGENT).json()
     assert [d["id"] for d in listed["disclosures"]] == [disclosure]
+
+
+def test_a_researcher_token_without_the_redteam_scope_reports_nothing(world: World) -> None:
+    token = str(world.node.tokens.issue(RESEARCHER, ["read:private"], 3600)["token"])
+    request = _as(world, RESEARCHER, "report", new_disclosure())
+    before = world.written()
+    answer = world.http.post(
+        "/api/v1/redteam/disclosures",
+        content=orjson.dumps(request),
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert_error(answer, 403, "missing_scope")
+    assert world.written() == before

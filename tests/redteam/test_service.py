@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -13,8 +14,14 @@ from sqlalchemy import select
 from custodes.errors import AuthError, BadRequest
 from custodes.ledger.dsse import parse_envelope
 from custodes.ledger.store import SqlLogStore
-from custodes.redteam.models import Affected, Affects, RedteamAct, TriageBody
-from custodes.redteam.stix import DisclosureState, disclosure_objects, sighting_object
+from custodes.redteam.models import Affected, Affects, RedteamAct, RelabelBody, TriageBody
+from custodes.redteam.stix import (
+    DisclosureState,
+    disclosure_objects,
+    read_exposure,
+    read_state,
+    sighting_object,
+)
 from custodes.redteam.store import (
     StoredObject,
     put_object,
@@ -22,7 +29,7 @@ from custodes.redteam.store import (
     stix_objects,
     stored_object,
 )
-from custodes.redteam.tlp import Audience
+from custodes.redteam.tlp import MARKING_IDS, Audience
 from custodes.sdk.redteam import new_disclosure
 from custodes.store.db import read_tx, write_tx
 from tests.redteam.world import (
@@ -188,3 +195,55 @@ def test_a_peers_sighting_updates_the_exposure_here(world: World) -> None:
     _deliver(world, [sighting], audience)
     exposures = world.get("regulator:gb", f"/api/v1/redteam/agents/{fr_agent}/exposures").json()
     assert [(e["home"], e["status"]) for e in exposures["exposures"]] == [("FR", "patched")]
+
+
+def test_a_relabel_at_the_origin_moves_the_sightings_homed_here(world: World) -> None:
+    published: list[list[StoredObject]] = []
+    _disclosure, objects, audience = _fr_disclosure(world)
+    _deliver(world, objects, audience)
+    world.node.redteam.published.append(published.append)
+    state = read_state(objects)
+    green = replace(
+        state,
+        relabel=RelabelBody(tlp="green", reason="wider"),
+        modified=state.modified + timedelta(seconds=1),
+    )
+    wider = Audience(tlp="green", stage="disclosed", origin="FR")
+    _deliver(world, disclosure_objects(green, previous=objects), wider)
+    (batch,) = published
+    (sighting,) = batch
+    assert (sighting.type, sighting.audience) == ("sighting", wider)
+    assert sighting.object["object_marking_refs"] == [MARKING_IDS["green"]]
+
+
+def test_the_operator_patches_at_home_a_disclosure_from_another_party(world: World) -> None:
+    disclosure, objects, audience = _fr_disclosure(world)
+    _deliver(world, objects, audience)
+    published: list[list[StoredObject]] = []
+    world.node.redteam.published.append(published.append)
+    patched = world.act(
+        OPERATOR, "status", disclosure, {"agent_id": MODEL_AGENT, "status": "patched"}, tlp="amber"
+    )
+    assert patched.status_code == 201, patched.text
+    (batch,) = published
+    (sighting,) = batch
+    assert sighting.audience == audience  # the origin's audience: FR reads it back
+    assert read_exposure(sighting.object)["status"] == "patched"
+
+
+def test_a_status_is_logged_at_the_agents_home_only(world: World) -> None:
+    disclosure, objects, audience = _fr_disclosure(world)
+    state = read_state(objects)
+    assert state.triage is not None
+    fr_agent = Affected(
+        agent_id="urn:custodes:fr:agent:assistant", home="FR", operator=OPERATOR, matched=("named",)
+    )
+    triage = state.triage.model_copy(update={"affected": (*state.triage.affected, fr_agent)})
+    _deliver(world, disclosure_objects(replace(state, triage=triage)), audience)
+    before = world.written()
+    body = {"agent_id": fr_agent.agent_id, "status": "patched"}
+    answer = world.act(OPERATOR, "status", disclosure, body, tlp="amber")
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"]["code"] == "not_home"
+    assert "FR" in answer.json()["error"]["message"]
+    assert world.written() == before

@@ -9,6 +9,8 @@ its own key and token. ``act`` signs a step as a principal and posts it.
 from __future__ import annotations
 
 import base64
+import socket
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,12 +19,15 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from custodes.api import create_app
+from custodes.api.server import server_config
 from custodes.config import Settings
+from custodes.evals.breakdown import Breakdown
 from custodes.evals.metrics import wilson_interval
 from custodes.evals.results import (
     RESULT_TYPE,
@@ -45,8 +50,8 @@ from custodes.redteam.models import (
     ReportBody,
     TriageBody,
 )
-from custodes.redteam.retest import probe_key
 from custodes.redteam.store import redteam_exposures, stix_objects
+from custodes.redteam.suite import probe_key
 from custodes.registry.models import (
     AgentRecord,
     AgentRegister,
@@ -60,6 +65,7 @@ from custodes.sdk.redteam import act_request, new_disclosure
 from custodes.store.db import read_tx
 from tests.api.support import node_of
 from tests.enrol import CONTACT, OPERATOR_KEY, REGULATOR_KEY, principal, submit
+from tests.integration.procs import wait_until
 
 REGULATOR = "regulator:gb"
 OPERATOR = "operator:acme"
@@ -222,8 +228,20 @@ def _family(name: str, successes: int, valid: int) -> FamilyFigures:
 
 
 def retest_result(disclosure: str, agent_id: str, *, successes: int) -> EvalResult:
+    """A signed ``redteam`` suite result whose breakdown carries the probe's figures."""
     at = now() - timedelta(minutes=30)
-    families = [_family(probe_key(disclosure), successes, 20), _family("overall", successes, 20)]
+    probe = Breakdown(
+        by="harm_category",
+        value=probe_key(disclosure),
+        successes=successes,
+        partial=0,
+        valid=20,
+        errors=0,
+        undetermined=0,
+        behaviours=1,
+        asr=successes / 20,
+        wilson=wilson_interval(successes, 20),
+    )
     return EvalResult(
         run_id=f"retest-{disclosure[-8:]}-{successes}",
         epoch=0,
@@ -231,15 +249,16 @@ def retest_result(disclosure: str, agent_id: str, *, successes: int) -> EvalResu
         target="agent",
         agent_id=agent_id,
         judge=JudgeInfo(id="rule", version="1"),
-        attempts=5,
+        attempts=20,
         samples=20,
-        families=tuple(families),
+        families=(_family("replay", successes, 20), _family("overall", successes, 20)),
         over_refusal=OverRefusal(
             refusals=0, valid=10, errors=0, undetermined=0, rate=0.0, wilson=wilson_interval(0, 10)
         ),
         started_at=at,
         finished_at=at + timedelta(minutes=10),
         issuer=AUDITOR,
+        breakdowns=(probe,),
     )
 
 
@@ -319,3 +338,25 @@ def world_for(settings: Settings) -> Iterator[World]:
 def world(settings: Settings) -> Iterator[World]:
     with world_for(settings) as built:
         yield built
+
+
+@contextmanager
+def served_world(settings: Settings) -> Iterator[tuple[World, str]]:
+    """The world on a GB node served by the real HTTP server on loopback (streams, the
+    CLI): the world talks to it over HTTP; its URL."""
+    gb = settings.model_copy(update={"jurisdiction": "GB"})
+    app = create_app(gb)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(server_config(app, gb, "127.0.0.1", port, log_config=None))
+    thread = threading.Thread(target=server.run, name="served-world", daemon=True)
+    thread.start()
+    try:
+        wait_until("the node to start", lambda: server.started, timeout=30)
+        url = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=url, timeout=30) as http:
+            yield build_world(http, app.state.node), url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -21,9 +21,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from custodes.api.bodies import body_gate, read_body
 from custodes.api.deps import caller, require_caller
-from custodes.api.openapi import bearer, errors
+from custodes.api.openapi import bearer, errors, optional_token
 from custodes.errors import BadRequest
 from custodes.redteam.events import Watcher
+from custodes.redteam.models import REDTEAM_TYPE
 from custodes.redteam.service import RedteamService
 from custodes.redteam.tlp import Reader
 
@@ -34,6 +35,35 @@ _WRITE = errors(400, 401, 403, 404, 409, 413, 422)
 _MAX_ACT = 256 * 1024  # the envelope and the opening's body (a report with its probe)
 _HEARTBEAT = 15.0
 _OPS = ("triage", "disclose", "relabel", "status", "summary")
+# The body of every act: the signed RedteamAct and, beside it, the body it commits to.
+_ACT_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": f"a RedteamAct ({REDTEAM_TYPE}) signed by the caller's registered key, "
+        "and the opening of its content: the salt and the step's body",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["envelope", "opening"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "envelope": {"$ref": "#/components/schemas/DsseEnvelope"},
+                        "opening": {
+                            "type": "object",
+                            "required": ["salt", "body"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "salt": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22,128}$"},
+                                "body": {"type": "object"},
+                            },
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 def _service(request: Request) -> RedteamService:
@@ -50,6 +80,10 @@ def _loads(raw: bytes) -> Any:
 
 async def _act(request: Request, op: str, disclosure: str | None) -> JSONResponse:
     principal = await run_in_threadpool(require_caller, request)
+    if disclosure is not None and op not in _OPS:
+        raise BadRequest(
+            f"unknown step {op}; one of {', '.join(_OPS)}", code="unknown_step", status=404
+        )
     raw = await read_body(request, _MAX_ACT)
     body = await body_gate(request).run(_loads, raw)
     service = _service(request)
@@ -65,7 +99,7 @@ async def _reader(request: Request) -> Reader:
     "/disclosures",
     status_code=201,
     responses=_WRITE,
-    openapi_extra=bearer(),
+    openapi_extra=bearer(_ACT_BODY),
     summary="Report a vulnerability (a researcher's or auditor's signed report act)",
 )
 async def report(request: Request) -> JSONResponse:
@@ -79,17 +113,13 @@ async def report(request: Request) -> JSONResponse:
     "/disclosures/{disclosure}/{op}",
     status_code=201,
     responses=_WRITE,
-    openapi_extra=bearer(),
+    openapi_extra=bearer(_ACT_BODY),
     summary="Triage, disclose, relabel, summarise, or set an agent's status",
 )
 async def act(disclosure: str, op: str, request: Request) -> JSONResponse:
     """The next step of a disclosure: ``triage``, ``disclose``, ``relabel``, ``summary``
     (a regulator of the origin) or ``status`` (at the agent's home: its operator claims
     ``mitigated``/``patched``; a re-test's signed result backs ``verified``/``regressed``)."""
-    if op not in _OPS:
-        raise BadRequest(
-            f"unknown step {op}; one of {', '.join(_OPS)}", code="unknown_step", status=404
-        )
     return await _act(request, op, disclosure)
 
 
@@ -97,7 +127,7 @@ async def act(disclosure: str, op: str, request: Request) -> JSONResponse:
     "/disclosures",
     summary="The disclosures the caller may read",
     responses=errors(401, 422),
-    openapi_extra=bearer(),
+    openapi_extra=optional_token(),
 )
 async def list_disclosures(
     request: Request,
@@ -112,7 +142,7 @@ async def list_disclosures(
     reader = await _reader(request)
     service = _service(request)
     return await run_in_threadpool(
-        lambda: service.disclosures(
+        lambda: service.reads.disclosures(
             reader,
             stage=stage,
             severity=severity,
@@ -127,11 +157,14 @@ async def list_disclosures(
     "/disclosures/{disclosure}",
     summary="One disclosure: its bodies, exposures and the acts logged here",
     responses=errors(401, 404),
-    openapi_extra=bearer(),
+    openapi_extra=optional_token(),
 )
 async def get_disclosure(disclosure: str, request: Request) -> dict[str, Any]:
+    """What the caller may read of one disclosure: stage, TLP, audience, the bodies so
+    far, each affected agent's exposure and the acts logged on this node (index, step,
+    commitment). A disclosure the caller may not read answers 404, like an unknown one."""
     reader = await _reader(request)
-    return await run_in_threadpool(_service(request).disclosure, disclosure, reader)
+    return await run_in_threadpool(_service(request).reads.disclosure, disclosure, reader)
 
 
 @router.get(
@@ -161,11 +194,13 @@ async def affected(
     "/agents/{agent_id}/exposures",
     summary="One agent's exposures, in the disclosures the caller may read",
     responses=errors(401),
-    openapi_extra=bearer(),
+    openapi_extra=optional_token(),
 )
 async def agent_exposures(agent_id: str, request: Request) -> dict[str, Any]:
+    """Each disclosure affecting ``agent_id`` the caller may read (its operator reads its
+    own agents'), with the agent's status, evidence and when it last changed."""
     reader = await _reader(request)
-    found = await run_in_threadpool(_service(request).exposures_of, agent_id, reader)
+    found = await run_in_threadpool(_service(request).reads.exposures_of, agent_id, reader)
     return {"agent_id": agent_id, "exposures": found}
 
 
@@ -210,7 +245,7 @@ async def stream_events(request: Request) -> StreamingResponse:
     reader = Reader.of(principal)
     service = _service(request)
     watcher = service.events.subscribe(reader)  # before the snapshot: no gap
-    snapshot = await run_in_threadpool(service.snapshot, reader)
+    snapshot = await run_in_threadpool(service.reads.snapshot, reader)
     return StreamingResponse(
         _events(request, watcher, snapshot, service),
         media_type="text/event-stream",

@@ -27,6 +27,7 @@ from custodes.cli import (
     lease,
     log,
     node,
+    redteam,
     registry,
     signers,
 )
@@ -49,6 +50,7 @@ app.add_typer(alliance.app, name="alliance")
 app.add_typer(federation.app, name="federation")
 federation.app.add_typer(federation_evidence.app, name="evidence")
 app.add_typer(audit.app, name="audit")
+app.add_typer(redteam.app, name="redteam")
 node.register(app)
 audit_killswitch.register(audit.app)
 

@@ -11,6 +11,7 @@ from custodes.client.evals import EvalsApi
 from custodes.client.federation import FederationApi
 from custodes.client.forwarding import ForwardingApi
 from custodes.client.killswitch import KillSwitchApi
+from custodes.client.redteam import RedteamApi
 from custodes.client.registry import RegistryApi
 from custodes.client.trade import TradeApi
 from custodes.ledger.dsse import EnvelopeSigner
@@ -28,6 +29,7 @@ class Client(
     ConformanceApi,
     AuditsApi,
     TradeApi,
+    RedteamApi,
 ):
     """One node's API: ledger, proofs, registry, kill switch, leases, evals.
 

@@ -41,13 +41,11 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Engine, select
 
 from custodes.errors import AuthError, BadRequest, CustodesError, NotFound
-from custodes.evals.results import RESULT_TYPE, EvalResult
-from custodes.ledger.dsse import Envelope, EnvelopeSigner, parse_envelope, sign_envelope
-from custodes.ledger.merkle import leaf_hash
+from custodes.ledger.dsse import Envelope, EnvelopeSigner, sign_envelope
 from custodes.ledger.service import LogService
-from custodes.ledger.store import SqlLogStore
 from custodes.redteam.affected import AgentRow, find_affected
-from custodes.redteam.events import EventHub, visible
+from custodes.redteam.events import EventHub
+from custodes.redteam.evidence import check_status
 from custodes.redteam.models import (
     DISCLOSURE_ID,
     REDTEAM_TYPE,
@@ -64,6 +62,18 @@ from custodes.redteam.models import (
     act_commitment,
     body_model,
 )
+from custodes.redteam.reads import RedteamReads
+from custodes.redteam.received import (
+    affected_of,
+    bodies,
+    disclosure_event,
+    exposure_event,
+    exposure_values,
+    parse_ts,
+    parts,
+    received_values,
+    row_event,
+)
 from custodes.redteam.records import (
     CONTEXT,
     disclosure_row,
@@ -77,14 +87,13 @@ from custodes.redteam.records import (
     stamp,
     state_of,
 )
-from custodes.redteam.retest import DEFAULT_MAX_ASR, check_retest
+from custodes.redteam.retest import DEFAULT_MAX_ASR
 from custodes.redteam.stix import (
     DisclosureState,
     disclosure_objects,
     extension_definitions,
     read_disclosure,
     read_exposure,
-    read_state,
     report_from_objects,
     sighting_object,
     stable_id,
@@ -93,11 +102,9 @@ from custodes.redteam.stix import (
 from custodes.redteam.store import (
     StoredObject,
     put_object,
-    redteam_disclosures,
     redteam_exposures,
-    redteam_openings,
 )
-from custodes.redteam.tlp import Audience, Reader, can_read, marking_definitions
+from custodes.redteam.tlp import Audience, marking_definitions
 from custodes.redteam.validation import validate_objects
 from custodes.registry.principals import Principal
 from custodes.registry.service import RegistryService
@@ -167,6 +174,7 @@ class RedteamService:
         self.agents: Callable[[], list[AgentRow]] | None = None
         self.max_asr: Callable[[str], float] = lambda _disclosure: DEFAULT_MAX_ASR
         self._bus: Bus | None = None
+        self.reads = RedteamReads(engine)
         self._lock = threading.Lock()  # one act at a time: versions stay ordered
 
     @property
@@ -325,13 +333,19 @@ class RedteamService:
         return Audience.model_validate_json(row["audience"])
 
     # -- report ----------------------------------------------------------------------
-    def _report(self, act: RedteamAct, body: ReportBody, principal: Principal) -> Any:
+    def _reporter(self, principal: Principal) -> None:
+        """A researcher (with the ``redteam:write`` scope) or an auditor of this node."""
         if principal.role not in _REPORTERS or principal.jurisdiction != self.jurisdiction:
             raise _forbidden(
                 f"reports come from a researcher or auditor of {self.jurisdiction}; "
                 f"{principal.id} is {principal.role} of {principal.jurisdiction}",
                 "wrong_role",
             )
+        if principal.role == "researcher" and not principal.can("redteam:write"):
+            raise _forbidden("this token lacks the redteam:write scope", "missing_scope")
+
+    def _report(self, act: RedteamAct, body: ReportBody, principal: Principal) -> Any:
+        self._reporter(principal)
         return self._report_change(act, body, principal.id), body.tlp, None
 
     def _report_change(self, act: RedteamAct, body: ReportBody, reporter: str) -> Change:
@@ -355,19 +369,14 @@ class RedteamService:
                 tlp=body.tlp, stage="reported", origin=self.jurisdiction, reporter=reporter
             )
             out.keep(self._store_state(conn, state, audience, index=index, reporter=reporter))
-            out.events.append(_disclosure_event(state, audience))
+            out.events.append(disclosure_event(state, audience))
 
         return change
 
     def intake(self, principal: Principal, objects: list[dict[str, Any]]) -> dict[str, Any]:
         """A TAXII POST by a researcher or auditor: the objects as a report, logged with
         the node's entry key on the principal's behalf (``via: taxii``)."""
-        if principal.role not in _REPORTERS or principal.jurisdiction != self.jurisdiction:
-            raise _forbidden(
-                f"only a researcher or auditor of {self.jurisdiction} reports here; "
-                f"{principal.id} is {principal.role} of {principal.jurisdiction}",
-                "wrong_role",
-            )
+        self._reporter(principal)
         invalid = validate_objects(objects)
         if invalid:
             raise _unprocessable(
@@ -469,7 +478,7 @@ class RedteamService:
             out.keep(
                 self._store_state(conn, state, audience, index=index, reporter=current["reporter"])
             )
-            out.events.append(_disclosure_event(state, audience))
+            out.events.append(disclosure_event(state, audience))
 
         return change, row["tlp"], None
 
@@ -534,7 +543,7 @@ class RedteamService:
             out.keep(
                 self._store_state(conn, state, audience, index=index, reporter=current["reporter"])
             )
-            out.events.append(_disclosure_event(state, audience))
+            out.events.append(disclosure_event(state, audience))
 
         return change, body.tlp, lambda: self.expose_local(act.disclosure)
 
@@ -559,7 +568,7 @@ class RedteamService:
                 self._store_state(conn, state, audience, index=index, reporter=current["reporter"])
             )
             out.keep(self._relabel_sightings(conn, act.disclosure, audience))
-            out.events.append(_disclosure_event(state, audience))
+            out.events.append(disclosure_event(state, audience))
 
         return change, body.tlp, None
 
@@ -625,7 +634,13 @@ class RedteamService:
             self._operator_of(principal, affected, body.status)
         else:
             self._retester(principal, affected)
-            self._check_retest(act.disclosure, body)
+            check_status(
+                self._engine,
+                self.origin,
+                act.disclosure,
+                body,
+                max_asr=self.max_asr(act.disclosure),
+            )
         change = self._status_change(act.disclosure, body)
         return change, row["tlp"], None
 
@@ -662,46 +677,6 @@ class RedteamService:
                 "wrong_role",
             )
 
-    def _check_retest(self, disclosure: str, body: StatusBody) -> None:
-        assert body.evidence is not None  # StatusBody requires it for a re-test
-        result = self._result_at(body.evidence.origin, body.evidence.index, body.evidence.leaf_hash)
-        outcome, failures = check_retest(
-            result,
-            disclosure=disclosure,
-            agent_id=body.agent_id,
-            max_asr=self.max_asr(disclosure),
-        )
-        if failures:
-            raise _unprocessable(
-                "the re-test does not support this status: "
-                + "; ".join(f"{f.condition}: {f.reason}" for f in failures),
-                "retest_refused",
-                failures=[{"condition": f.condition, "reason": f.reason} for f in failures],
-            )
-        if outcome != body.status:
-            raise _unprocessable(
-                f"the re-test's result says {outcome}, not {body.status}", "retest_outcome"
-            )
-
-    def _result_at(self, origin: str, index: int, leaf: str) -> EvalResult:
-        if origin != self.origin:
-            raise _unprocessable(
-                f"the re-test's result must be logged here ({self.origin}), not on {origin}",
-                "evidence_elsewhere",
-            )
-        with read_tx(self._engine) as conn:
-            data = SqlLogStore.entry_data(conn, index, index + 1)
-        if not data or leaf_hash(data[0]).hex() != leaf:
-            raise _unprocessable(
-                f"entry {index} of this log is not the one cited (leaf hash {leaf})",
-                "evidence_mismatch",
-            )
-        envelope = parse_envelope(orjson.loads(data[0]))
-        if envelope.payload_type != RESULT_TYPE:
-            raise _unprocessable(f"entry {index} is not a signed eval result", "evidence_type")
-        result: EvalResult = _parse(EvalResult, envelope.payload, "eval result")
-        return result
-
     def _status_change(self, disclosure: str, body: StatusBody, *, once: bool = False) -> Change:
         def change(conn: Connection, index: int, out: _Out) -> None:
             row = self._row(conn, disclosure)
@@ -723,7 +698,7 @@ class RedteamService:
             save_exposure(conn, values)
             audience = self._audience_of(row)
             out.keep([self._store_sighting(conn, values, audience)])
-            out.events.append(_exposure_event(row, values, audience))
+            out.events.append(exposure_event(row, values, audience))
 
         return change
 
@@ -742,7 +717,7 @@ class RedteamService:
         sid = stable_id("sighting", values["disclosure"], values["agent_id"])
         previous = latest_object(conn, sid)
         modified = stamp(values["updated_at"])
-        first_seen = modified if previous is None else _parse_ts(previous["first_seen"])
+        first_seen = modified if previous is None else parse_ts(previous["first_seen"])
         obj = sighting_object(
             disclosure=values["disclosure"],
             agent_id=values["agent_id"],
@@ -811,14 +786,18 @@ class RedteamService:
             self.expose_local(disclosure)
 
     def _receive_disclosure(self, obj: StoredObject) -> str:
-        values = _received_values(read_disclosure(obj.object), obj)
+        values = received_values(read_disclosure(obj.object), obj)
         with write_tx(self._engine) as conn:
             row = disclosure_row(conn, obj.id)
             if row is not None and row["updated_at"] > values["updated_at"]:
                 return obj.id  # an older version, delivered late
-            values |= _bodies(objects_of(conn, obj.id, _parts(obj.id)))
+            values |= bodies(objects_of(conn, obj.id, parts(obj.id)))
             save_received(conn, values, exists=row is not None)
-        self._event(_row_event(values, obj.audience))
+            relabelled = row is not None and row["audience"] != values["audience"]
+            # Our sightings follow the disclosure's new audience (a relabel at the origin).
+            ours = self._relabel_sightings(conn, obj.id, obj.audience) if relabelled else []
+        self._publish(ours)
+        self._event(row_event(values, obj.audience))
         return obj.id
 
     def _receive_exposure(self, obj: StoredObject) -> None:
@@ -827,108 +806,9 @@ class RedteamService:
             row = disclosure_row(conn, fields["disclosure"])
             if row is None or fields.get("home") == self.jurisdiction:
                 return
-            values = _exposure_values(fields, row, obj)
+            values = exposure_values(fields, row, obj)
             save_exposure(conn, values)
-        self._event(_exposure_event(row, values, obj.audience))
-
-    # -- reads -----------------------------------------------------------------------
-    def readable(self, row: dict[str, Any], reader: Reader) -> bool:
-        return can_read(self._audience_of(row), reader)
-
-    def disclosures(
-        self,
-        reader: Reader,
-        *,
-        stage: str | None = None,
-        severity: str | None = None,
-        agent_id: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> dict[str, Any]:
-        """The disclosures ``reader`` may read, oldest first, a page at a time."""
-        query = select(redteam_disclosures).order_by(
-            redteam_disclosures.c.created_at, redteam_disclosures.c.id
-        )
-        if stage is not None:
-            query = query.where(redteam_disclosures.c.stage == stage)
-        if severity is not None:
-            query = query.where(redteam_disclosures.c.severity == severity)
-        if agent_id is not None:
-            query = query.where(
-                redteam_disclosures.c.id.in_(
-                    select(redteam_exposures.c.disclosure).where(
-                        redteam_exposures.c.agent_id == agent_id
-                    )
-                )
-            )
-        with read_tx(self._engine) as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query)]
-        visible = [summary_of(r) for r in rows if self.readable(r, reader)]
-        page = visible[offset : offset + limit]
-        more = offset + limit < len(visible)
-        return {"disclosures": page, "next": offset + limit if more else None}
-
-    def disclosure(self, disclosure: str, reader: Reader) -> dict[str, Any]:
-        """One disclosure, its exposures and this node's acts on it; 404 when ``reader``
-        may not read it (its existence is not confirmed)."""
-        with read_tx(self._engine) as conn:
-            row = disclosure_row(conn, disclosure)
-            if row is None or not self.readable(row, reader):
-                raise NotFound(
-                    f"no disclosure {disclosure} is known here", code="unknown_disclosure"
-                )
-            exposures = conn.execute(
-                select(redteam_exposures)
-                .where(redteam_exposures.c.disclosure == disclosure)
-                .order_by(redteam_exposures.c.agent_id)
-            ).all()
-            acts = conn.execute(
-                select(redteam_openings.c.idx, redteam_openings.c.op, redteam_openings.c.content)
-                .where(redteam_openings.c.disclosure == disclosure)
-                .order_by(redteam_openings.c.idx)
-            ).all()
-        return summary_of(row) | {
-            "audience": orjson.loads(row["audience"]),
-            "bodies": {k: row[k] and orjson.loads(row[k]) for k in _TEXT_COLUMNS},
-            "exposures": [exposure_json(dict(e._mapping)) for e in exposures],
-            "acts": [{"index": a.idx, "op": a.op, "content": a.content} for a in acts],
-        }
-
-    def exposures_of(self, agent_id: str, reader: Reader) -> list[dict[str, Any]]:
-        """``agent_id``'s exposures in the disclosures ``reader`` may read."""
-        query = (
-            select(redteam_exposures, redteam_disclosures.c.audience, redteam_disclosures.c.title)
-            .join(redteam_disclosures, redteam_disclosures.c.id == redteam_exposures.c.disclosure)
-            .where(redteam_exposures.c.agent_id == agent_id)
-            .order_by(redteam_exposures.c.updated_at)
-        )
-        with read_tx(self._engine) as conn:
-            rows = [dict(r._mapping) for r in conn.execute(query)]
-        return [
-            exposure_json(r) | {"title": r["title"]}
-            for r in rows
-            if self.readable(r, reader) or _operates(reader, r)
-        ]
-
-    def snapshot(self, reader: Reader) -> list[dict[str, Any]]:
-        """The exposure events ``reader`` would see now (a stream's first events)."""
-        query = select(redteam_exposures, redteam_disclosures).join(
-            redteam_disclosures, redteam_disclosures.c.id == redteam_exposures.c.disclosure
-        )
-        if reader.role == "operator":
-            query = query.where(redteam_exposures.c.operator == reader.principal)
-        with read_tx(self._engine) as conn:
-            rows = [
-                dict(r._mapping)
-                for r in conn.execute(query.order_by(redteam_exposures.c.updated_at))
-            ]
-        events = []
-        for row in rows:
-            audience = self._audience_of(row)
-            event = _exposure_event(row | {"id": row["disclosure"]}, row, audience)
-            if visible(event, reader):
-                events.append(event)
-        return events
+        self._event(exposure_event(row, values, obj.audience))
 
 
 @dataclass
@@ -959,183 +839,3 @@ def _vulnerability_id(objects: list[dict[str, Any]]) -> str:
             "invalid_stix",
         )
     return str(found[0])
-
-
-def _parse_ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-_TEXT_COLUMNS = ("report", "triage", "disclose", "summary")
-_COLUMNS = ("origin", "stage", "tlp", "severity", "title", "embargo_until", *_TEXT_COLUMNS)
-
-
-def _column(name: str, value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump_json()
-    if name in _TEXT_COLUMNS and value is not None and not isinstance(value, str):
-        return orjson.dumps(value).decode()
-    if name == "embargo_until" and isinstance(value, datetime):
-        return value.timestamp()
-    if name == "embargo_until" and isinstance(value, str):
-        return _parse_ts(value).timestamp()
-    return value
-
-
-def _received_values(fields: dict[str, Any], obj: StoredObject) -> dict[str, Any]:
-    """A delivered vulnerability's row (``read_disclosure``'s fields, its audience)."""
-    if "triage" not in fields and "affected" in fields:
-        fields = fields | {"triage": {"affected": fields["affected"]}}
-    values = {k: _column(k, fields.get(k)) for k in _COLUMNS}
-    values |= {
-        "id": obj.id,
-        "origin": values["origin"] or obj.owner,
-        "stage": values["stage"] or obj.audience.stage,
-        "tlp": obj.audience.tlp,
-        "audience": obj.audience.model_dump_json(),
-        "title": values["title"] or str(obj.object.get("name", obj.id)),
-        "report": values["report"] or "{}",
-        "reporter": obj.audience.reporter,
-        "created_at": _parse_ts(str(obj.object.get("created", obj.modified))).timestamp(),
-        "updated_at": _parse_ts(obj.modified).timestamp(),
-        "entry_index": None,
-    }
-    return values
-
-
-def _exposure_values(
-    fields: dict[str, Any], row: dict[str, Any], obj: StoredObject
-) -> dict[str, Any]:
-    """A delivered sighting's exposure row (``read_exposure``'s fields)."""
-    agent_id = str(fields["agent_id"])
-    operator = fields.get("operator") or next(
-        (a.operator for a in affected_of(row) if a.agent_id == agent_id), ""
-    )
-    evidence = fields.get("evidence")
-    return {
-        "disclosure": row["id"],
-        "agent_id": agent_id,
-        "home": fields.get("home") or obj.owner,
-        "operator": operator,
-        "status": fields["status"],
-        "evidence": None if evidence is None else orjson.dumps(evidence).decode(),
-        "note": fields.get("note"),
-        "updated_at": _parse_ts(obj.modified).timestamp(),
-        "entry_index": None,
-    }
-
-
-def _parts(disclosure: str) -> tuple[str, ...]:
-    """The ids of a disclosure's attack-pattern, course of action and public summary."""
-    return (
-        stable_id("attack-pattern", disclosure),
-        stable_id("course-of-action", disclosure),
-        stable_id("report", disclosure, "summary"),
-    )
-
-
-def _bodies(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    """The full bodies of a delivered disclosure, once its attack-pattern is here too."""
-    try:
-        state = read_state(objects)
-    except (CustodesError, ValidationError, KeyError, ValueError):
-        return {}  # the rest of the disclosure arrives in a later delivery
-    return {
-        "report": state.report.model_dump_json(),
-        "disclose": None if state.disclose is None else state.disclose.model_dump_json(),
-        "summary": None if state.summary is None else state.summary.model_dump_json(),
-    }
-
-
-def affected_of(row: dict[str, Any]) -> list[Affected]:
-    """The affected agents a disclosure's row names (its triage's)."""
-    if not row.get("triage"):
-        return []
-    triage = orjson.loads(row["triage"])
-    return [Affected.model_validate(a) for a in triage.get("affected", ())]
-
-
-def _disclosure_event(state: DisclosureState, audience: Audience) -> dict[str, Any]:
-    return {
-        "kind": "disclosure",
-        "disclosure": state.id,
-        "origin": state.origin,
-        "stage": state.stage,
-        "title": state.report.title,
-        "severity": None if state.triage is None else state.triage.severity,
-        "tlp": audience.tlp,
-        "audience": audience.model_dump(mode="json"),
-        "at": state.modified.isoformat(),
-    }
-
-
-def _row_event(values: dict[str, Any], audience: Audience) -> dict[str, Any]:
-    return {
-        "kind": "disclosure",
-        "disclosure": values["id"],
-        "origin": values["origin"],
-        "stage": values["stage"],
-        "title": values["title"],
-        "severity": values["severity"],
-        "tlp": audience.tlp,
-        "audience": audience.model_dump(mode="json"),
-        "at": stamp(values["updated_at"]).isoformat(),
-    }
-
-
-def _exposure_event(
-    row: dict[str, Any], values: dict[str, Any], audience: Audience
-) -> dict[str, Any]:
-    return {
-        "kind": "exposure",
-        "disclosure": row["id"],
-        "title": row["title"],
-        "severity": row["severity"],
-        "agent_id": values["agent_id"],
-        "home": values["home"],
-        "operator": values["operator"],
-        "status": values["status"],
-        "index": values.get("entry_index"),
-        "tlp": audience.tlp,
-        "audience": audience.model_dump(mode="json"),
-        "at": stamp(values["updated_at"]).isoformat(),
-    }
-
-
-def summary_of(row: dict[str, Any]) -> dict[str, Any]:
-    """A disclosure's row as listed (no bodies)."""
-    return {
-        "id": row["id"],
-        "origin": row["origin"],
-        "stage": row["stage"],
-        "tlp": row["tlp"],
-        "severity": row["severity"],
-        "title": row["title"],
-        "embargo_until": None
-        if row["embargo_until"] is None
-        else stamp(row["embargo_until"]).isoformat(),
-        "created": stamp(row["created_at"]).isoformat(),
-        "modified": stamp(row["updated_at"]).isoformat(),
-    }
-
-
-def exposure_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "disclosure": row["disclosure"],
-        "agent_id": row["agent_id"],
-        "home": row["home"],
-        "operator": row["operator"],
-        "status": row["status"],
-        "evidence": row["evidence"] and orjson.loads(row["evidence"]),
-        "note": row["note"],
-        "updated": stamp(row["updated_at"]).isoformat(),
-        "entry_index": row["entry_index"],
-    }
-
-
-def _operates(reader: Reader, row: dict[str, Any]) -> bool:
-    """The operator of an agent reads its exposures (at its home)."""
-    return (
-        reader.role == "operator"
-        and reader.principal == row["operator"]
-        and reader.party == row["home"]
-    )

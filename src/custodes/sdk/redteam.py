@@ -7,65 +7,27 @@
 * ``RedteamWatch``: an operator follows the exposures of its agents (and a regulator
   every disclosure it may read) over the node's server-sent events, with a callback;
   it reconnects after a drop, and a reconnection's first events are the current
-  exposures, so nothing is missed (a status may be seen twice).
+  exposures, so nothing is missed (a status may be seen twice). Like every SDK client,
+  it refuses a plain ``http://`` node URL except on loopback.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import threading
-import uuid
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import orjson
-from pydantic import BaseModel
 
-from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
-from custodes.redteam.models import REDTEAM_TYPE, RedteamAct, act_commitment
+from custodes.client import check_node_url
+from custodes.redteam.signing import act_request, new_disclosure
 from custodes.sdk.pushes import sse_events
 
 __all__ = ["RedteamWatch", "act_request", "new_disclosure"]
 
 log = logging.getLogger("custodes.sdk.redteam")
-
-
-def new_disclosure() -> str:
-    return f"vulnerability--{uuid.uuid4()}"
-
-
-def act_request(
-    op: str,
-    disclosure: str,
-    body: BaseModel | Mapping[str, Any],
-    *,
-    key: EnvelopeSigner,
-    actor: str,
-    tlp: str,
-    at: datetime | None = None,
-) -> dict[str, Any]:
-    """``{"envelope", "opening"}`` for ``op`` on ``disclosure``, signed with ``key``."""
-    clear = (
-        body.model_dump(mode="json", exclude_none=True)
-        if isinstance(body, BaseModel)
-        else dict(body)
-    )
-    salt = secrets.token_urlsafe(16)
-    act = RedteamAct.model_validate(
-        {
-            "op": op,
-            "disclosure": disclosure,
-            "tlp": tlp,
-            "content": act_commitment(salt, clear),
-            "actor": actor,
-            "at": at or datetime.now(UTC),
-        }
-    )
-    envelope = sign_envelope(REDTEAM_TYPE, act.model_dump_json().encode(), [key])
-    return {"envelope": envelope.to_json(), "opening": {"salt": salt, "body": clear}}
 
 
 Callback = Callable[[str, dict[str, Any]], None]
@@ -85,7 +47,7 @@ class RedteamWatch:
         retry: float = 1.0,
         retry_max: float = 30.0,
     ) -> None:
-        self.url = url.rstrip("/") + "/api/v1/redteam/events"
+        self.url = check_node_url(url) + "/api/v1/redteam/events"
         self._token, self._callback = token, callback
         self._own = http is None
         self._http = http or httpx.Client(timeout=httpx.Timeout(30.0, read=60.0))
