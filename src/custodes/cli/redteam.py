@@ -10,6 +10,7 @@
     custodes redteam list [--stage S] [--severity S] [--agent A]
     custodes redteam show ID
     custodes redteam watch                                   (follow the event stream)
+    custodes redteam suite export --out redteam.json         (the probes, for custodes eval run)
 
 Writes act as ``--as``/``--token``/``--key`` on ``--node``; a refusal prints one line.
 """
@@ -28,6 +29,7 @@ import yaml
 from pydantic import ValidationError
 
 from custodes.cli.output import OUTPUT, Output, emit_json, emit_record, emit_table, stdout
+from custodes.cli.redteam_suite import suite_app
 from custodes.cli.remote import AS, KEY, MAYBE_AS, MAYBE_KEY, MAYBE_TOKEN, NODE, TOKEN, connect
 from custodes.errors import BadRequest, ConfigError
 from custodes.redteam.models import Affects, ReportBody, StatusBody, SummaryBody
@@ -39,6 +41,7 @@ app = typer.Typer(
     help="The red-teaming repository: report, triage, disclose and track vulnerabilities.",
     no_args_is_help=True,
 )
+app.add_typer(suite_app, name="suite")
 
 TEMPLATE: dict[str, Any] = {
     "title": "Role-play override of the system prompt",
