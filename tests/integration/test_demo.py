@@ -122,6 +122,7 @@ def test_serve_leaves_the_alliance_running_until_ctrl_c(demo: DemoProcess, tmp_p
     # recognised by every member and a trade, a fork caught.
     demo.read_until("one alliance: OK", _READY_S)
     demo.read_until("mutual recognition: OK", _READY_S)
+    demo.read_until("red-teaming repository: OK", _READY_S)
     demo.read_until("split view: OK", _READY_S)
     demo.read_until(READY, _READY_S)
     demo.read_until("Agents at GB", 10)

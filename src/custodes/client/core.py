@@ -70,6 +70,11 @@ class _Core:
         self._http = http or node_client(timeout=timeout)
         self.pins: Pins | None = None
 
+    @property
+    def token(self) -> str | None:
+        """The API token this client sends (None: the public)."""
+        return self._token
+
     def close(self) -> None:
         """Close the transport, unless it was handed in (its owner closes it)."""
         if self._owns_http:

@@ -42,6 +42,7 @@ from custodes.demo.recognition_act import (
     RecognitionScenario,
     play_recognition,
 )
+from custodes.demo.redteam_act import RedteamScenario, play_redteam
 from custodes.federation.party import node_party, roster_signer
 from custodes.federation.roster import (
     Party,
@@ -322,6 +323,10 @@ def _play(members: list[Member], workdir: Path, *, evals: bool = True) -> int:
         recognition = _recognition_act(members, roster, workdir)
     _print_steps("Mutual recognition (audited once, recognised everywhere; trade)", recognition)
     with Progress(console=console, transient=True) as bar:
+        bar.add_task("red-teaming repository: disclose, patch, re-test, publish", total=None)
+        redteam = _redteam_act(members, workdir)
+    _print_steps("Red-teaming repository (disclosed once, patched, verified)", redteam)
+    with Progress(console=console, transient=True) as bar:
         bar.add_task("members witnessing each other's checkpoints", total=None)
         _wait_witnessed(members, time.monotonic() + 60)
     results = {
@@ -341,6 +346,7 @@ def _play(members: list[Member], workdir: Path, *, evals: bool = True) -> int:
         and federation.ok
         and fork.ok
         and recognition.ok
+        and redteam.ok
         and evals_ok
         and all(ok for ok, _ in results.values())
     )
@@ -371,6 +377,19 @@ def _recognition_act(
     work = workdir / "recognition"
     work.mkdir(exist_ok=True)
     return play_recognition(parties, roster, work, console)
+
+
+def _redteam_act(members: list[Member], workdir: Path) -> RedteamScenario:
+    parties = {
+        m.code: RecognitionParty(
+            m.code, m.url, m.origin, m.data_dir, m.authorities, m.regulator_key
+        )
+        for m in members
+        if m.authorities is not None
+    }
+    work = workdir / "redteam"
+    work.mkdir(exist_ok=True)
+    return play_redteam(parties, work, console)
 
 
 def _fork_act(members: list[Member], roster: SignedRoster, workdir: Path) -> ForkScenario:
