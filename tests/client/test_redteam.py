@@ -14,16 +14,24 @@ from custodes.redteam.models import RedteamAct, act_commitment
 from custodes.redteam.signing import new_disclosure
 
 KEY = EnvelopeSigner.from_seed(b"client-redteam-test-key-00000001")
+# The shape GET /api/v1/federation/roster answers: TUF root metadata with the parties
+# in its x-custodes-roster field (custodes.federation.roster).
 ROSTER = {
+    "version": 1,
     "document": {
         "signed": {
-            "parties": [
-                {"code": "GB", "status": "member"},
-                {"code": "AU", "status": "partner"},
-                {"code": "FR", "status": "member"},
-            ]
-        }
-    }
+            "_type": "root",
+            "x-custodes-roster": {
+                "alliance": "test",
+                "parties": [
+                    {"code": "GB", "status": "member"},
+                    {"code": "AU", "status": "partner"},
+                    {"code": "FR", "status": "member"},
+                ],
+            },
+        },
+        "signatures": [],
+    },
 }
 
 

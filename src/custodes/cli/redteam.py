@@ -17,6 +17,7 @@ Writes act as ``--as``/``--token``/``--key`` on ``--node``; a refusal prints one
 
 from __future__ import annotations
 
+import base64
 import threading
 from contextlib import closing, suppress
 from datetime import UTC, datetime, timedelta
@@ -200,7 +201,8 @@ def status(
         if result is not None:
             entry = client.entry(result)
             origin = client.node_info().origin
-            evidence = {"origin": origin, "index": result, "leaf_hash": entry["leaf_hash"]}
+            leaf = base64.b64decode(entry["leaf_hash"]).hex()  # the API's is base64
+            evidence = {"origin": origin, "index": result, "leaf_hash": leaf}
         try:
             body = StatusBody.model_validate(
                 {"agent_id": agent_id, "status": new_status, "evidence": evidence, "note": note}

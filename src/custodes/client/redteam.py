@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from custodes.client.core import Auth, _Core
+from custodes.errors import ConfigError
 from custodes.ledger.canonical import canonical_dumps
 from custodes.redteam.models import (
     Affects,
@@ -36,8 +37,12 @@ _BASE = "/api/v1/redteam"
 def members_of(roster: dict[str, Any]) -> list[str]:
     """The member party codes of a ``GET /api/v1/federation/roster`` answer."""
     document = roster.get("document", roster)
-    parties = document.get("signed", document).get("parties", [])
-    return sorted(p["code"] for p in parties if p.get("status") == "member")
+    signed = document.get("signed", document)
+    parties = signed.get("x-custodes-roster", {}).get("parties", [])
+    members = sorted(p["code"] for p in parties if p.get("status") == "member")
+    if not members:
+        raise ConfigError("the node's roster names no members; name the recipients instead")
+    return members
 
 
 class RedteamApi(_Core):

@@ -284,8 +284,16 @@ def _play(
     reported = researcher.redteam_report(_report(model))
     disclosure = str(reported["disclosure"])
     scenario.check("report", True, f"FR researcher reports a role-play jailbreak: {disclosure}")
-    triaged = fr.authorities.regulator.redteam_triage(disclosure, severity="high")
-    hit = [a["agent_id"] for a in triaged.get("affected", [])]
+    regulator = fr.authorities.regulator
+
+    hit: list[str] = []
+
+    def found() -> bool:  # FR reads GB's registry through its mirror of GB's log
+        hit[:] = [a["agent_id"] for a in regulator.redteam_affected(disclosure)["affected"]]
+        return agent_id in hit
+
+    _wait(found, 60, poll=0.5)
+    regulator.redteam_triage(disclosure, severity="high")
     scenario.check(
         "triage", agent_id in hit, f"FR regulator triages it high; affected: {', '.join(hit)}"
     )

@@ -196,10 +196,10 @@ class RedteamService:
     def ensure_shared_objects(self) -> list[StoredObject]:
         """Store the TLP markings, our extension definitions and their identity once."""
         audience = Audience(tlp="clear", stage="disclosed", origin=self.jurisdiction)
+        shared = [*marking_definitions(), *extension_definitions()]
         with write_tx(self._engine) as conn:
             stored = [
-                put_object(conn, obj, owner=self.jurisdiction, audience=audience)
-                for obj in [*marking_definitions(), *extension_definitions()]
+                put_object(conn, obj, owner=self.jurisdiction, audience=audience) for obj in shared
             ]
         return [s for s in stored if s is not None]
 

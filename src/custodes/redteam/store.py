@@ -39,6 +39,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    delete,
     func,
     insert,
     select,
@@ -201,15 +202,23 @@ def put_object(
     now: float | None = None,
 ) -> StoredObject | None:
     """Store one version of ``obj``; return it, or None when that version (``id`` and
-    ``modified``) is already here. ``date_added`` never goes backwards on this node."""
+    ``modified``) is already here with the same audience. ``date_added`` never goes
+    backwards on this node.
+
+    The same version with another audience (a disclosure's objects that did not change
+    when it was disclosed or relabelled: who may read them did) is added again: a new
+    ``seq`` and ``date_added``, so a TAXII reader polling with ``added_after``, and a
+    peer pulling after a seq, are given it now that they may read it."""
     version = _version_of(obj)
     found = conn.execute(
-        select(stix_objects.c.seq).where(
+        select(stix_objects.c.seq, stix_objects.c.audience).where(
             stix_objects.c.id == obj["id"], stix_objects.c.modified == version
         )
     ).first()
     if found is not None:
-        return None
+        if Audience.model_validate_json(found.audience) == audience:
+            return None
+        conn.execute(delete(stix_objects).where(stix_objects.c.seq == found.seq))
     added = time.time() if now is None else now
     last = conn.execute(select(func.max(stix_objects.c.date_added))).scalar()
     if last is not None and added <= last:

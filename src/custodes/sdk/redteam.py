@@ -56,6 +56,7 @@ class RedteamWatch:
         self._thread = threading.Thread(target=self._run, name="redteam-watch", daemon=True)
         self.connected = threading.Event()
         self.connections = 0
+        self._response: httpx.Response | None = None  # the stream being followed
 
     def __enter__(self) -> RedteamWatch:
         self.start()
@@ -68,7 +69,11 @@ class RedteamWatch:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop following: end the open stream (a read waiting on it returns at once)."""
         self._stop.set()
+        response = self._response
+        if response is not None:
+            response.close()
         self._thread.join(timeout=10)
         if self._own:
             self._http.close()
@@ -80,6 +85,8 @@ class RedteamWatch:
                 self._follow()
                 delay = self._retry
             except (httpx.HTTPError, OSError) as exc:
+                if self._stop.is_set():
+                    return  # stop() closed the stream
                 log.warning("the red-teaming event stream dropped (%s); reconnecting", exc)
             self.connected.clear()
             if self._stop.wait(delay):
@@ -89,6 +96,9 @@ class RedteamWatch:
     def _follow(self) -> None:
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "text/event-stream"}
         with self._http.stream("GET", self.url, headers=headers) as response:
+            self._response = response
+            if self._stop.is_set():  # stopped while connecting
+                return
             if response.status_code != 200:
                 response.read()
                 log.warning("the node refused the event stream: %s", response.text[:200])
