@@ -68,7 +68,7 @@ from custodes.sdk.counterparty import Counterparty, CounterpartyRefused
 from custodes.sdk.leases import lease_request
 from custodes.sdk.trade import TradeDesk
 
-__all__ = ["RecognitionParty", "RecognitionScenario", "play_recognition"]
+__all__ = ["RecognitionParty", "RecognitionScenario", "play_recognition", "run_custodes"]
 
 ADMIN = "custodes-dev-admin-token"  # the development token; the demo runs on loopback
 
@@ -205,7 +205,7 @@ def _record(entry: dict[str, Any]) -> bytes:
     return base64.b64decode(entry["payload"])
 
 
-def _custodes(args: list[str], env: dict[str, str]) -> str:
+def run_custodes(args: list[str], env: dict[str, str]) -> str:
     """Run a ``custodes`` command as the auditor would type it; its stdout."""
     done = subprocess.run(
         [sys.executable, "-m", "custodes", *args],
@@ -272,7 +272,7 @@ def _red_team(audited: Audited, work: Path) -> int:
     log = work / f"{audited.party.code.lower()}-hardened.log"
     process, model_url = model_endpoint(0, log, hardened=True)
     try:
-        _custodes(
+        run_custodes(
             [
                 "eval",
                 "run",
@@ -295,7 +295,7 @@ def _red_team(audited: Audited, work: Path) -> int:
         )
     finally:
         process.terminate()
-    published = _custodes(["eval", "publish", str(runs)], audited.auditor_env)
+    published = run_custodes(["eval", "publish", str(runs)], audited.auditor_env)
     found = re.search(r"log index (\d+)", published)
     if found is None:
         raise RuntimeError(f"eval publish printed no log index: {published.strip()[-200:]}")
@@ -350,7 +350,7 @@ def _attest(audited: Audited, result: int, test: int, work: Path) -> str:
     card = work / f"{audited.agent_id.rsplit(':', 1)[-1]}-card.json"
     card.write_bytes(canonical_dumps(audited.card))
     code = "sha256:" + hashlib.sha256(audited.agent_id.encode() + b"/release-1.0").hexdigest()
-    out = _custodes(
+    out = run_custodes(
         [
             "audit",
             "attest",
@@ -553,7 +553,7 @@ def _drift(seller: Audited, work: Path, scenario: RecognitionScenario) -> None:
     for epoch in (0, 2):
         process, url = model_endpoint(epoch, work / f"fr-drift-{epoch}.log", hardened=True)
         try:
-            _custodes(
+            run_custodes(
                 [
                     "eval",
                     "run",
@@ -578,8 +578,8 @@ def _drift(seller: Audited, work: Path, scenario: RecognitionScenario) -> None:
             )
         finally:
             process.terminate()
-    drift = _custodes(["eval", "drift", str(runs), "--permutations", "500"], seller.auditor_env)
-    _custodes(["eval", "publish", str(runs)], seller.auditor_env)
+    drift = run_custodes(["eval", "drift", str(runs), "--permutations", "500"], seller.auditor_env)
+    run_custodes(["eval", "publish", str(runs)], seller.auditor_env)
     scenario.check(
         "drift alert",
         "alert" in drift.lower(),

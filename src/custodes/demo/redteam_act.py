@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,7 +32,7 @@ from rich.console import Console
 
 from custodes.client import Client
 from custodes.demo.evals_act import model_endpoint
-from custodes.demo.recognition_act import RecognitionParty, RecognitionScenario
+from custodes.demo.recognition_act import RecognitionParty, RecognitionScenario, run_custodes
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.ledger.keys import entry_key_string, write_secret
 from custodes.redteam.models import ReportBody, StatusBody, SummaryBody
@@ -179,19 +177,6 @@ def _public_objects(url: str) -> list[dict[str, Any]]:
     return objects
 
 
-def _custodes(args: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "custodes", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"custodes {' '.join(args[:2])} failed: {done.stderr.strip()[-300:]}")
-    return done.stdout
-
-
 def _retest(
     gb: RecognitionParty, agent_id: str, model: ModelRecord, work: Path
 ) -> tuple[int, dict[str, str]]:
@@ -212,10 +197,10 @@ def _retest(
         "CUSTODES_DATA_DIR": str(gb.data_dir),
     }
     suite, runs = work / "redteam-suite.json", work / "redteam-retest"
-    _custodes(["redteam", "suite", "export", "--out", str(suite)], env)
+    run_custodes(["redteam", "suite", "export", "--out", str(suite)], env)
     process, url = model_endpoint(0, work / "patched-model.log", hardened=True)
     try:
-        _custodes(
+        run_custodes(
             [
                 "eval",
                 "run",
@@ -236,7 +221,7 @@ def _retest(
         )
     finally:
         process.terminate()
-    published = _custodes(["eval", "publish", str(runs)], env)
+    published = run_custodes(["eval", "publish", str(runs)], env)
     found = re.search(r"log index (\d+)", published)
     if found is None:
         raise RuntimeError(f"eval publish printed no log index: {published.strip()[-200:]}")
@@ -336,7 +321,9 @@ def _play(
     )
     scenario.check("patched", True, "GB operator patches the model and claims it: patched")
     index, env = _retest(gb, agent_id, model, work)
-    _custodes(["redteam", "status", disclosure, agent_id, "verified", "--result", str(index)], env)
+    run_custodes(
+        ["redteam", "status", disclosure, agent_id, "verified", "--result", str(index)], env
+    )
     exposures = gb.authorities.regulator.redteam_exposures(agent_id)
     status = {e["agent_id"]: e["status"] for e in exposures if e["disclosure"] == disclosure}
     scenario.check(
