@@ -12,6 +12,7 @@ import pytest
 import yaml
 from tests.cli.test_cli import assert_one_line_error, custodes
 from tests.redteam.world import (
+    AUDITOR,
     KEYS,
     MODEL_AGENT,
     OPERATOR,
@@ -36,7 +37,7 @@ runner = CliRunner()
 def served(settings: Settings, tmp_path: Path) -> Iterator[tuple[World, str, dict[str, list[str]]]]:
     with served_world(settings) as (world, url):
         flags = {}
-        for who in (REGULATOR, OPERATOR, OTHER_OPERATOR, RESEARCHER):
+        for who in (REGULATOR, OPERATOR, OTHER_OPERATOR, RESEARCHER, AUDITOR):
             key_file = tmp_path / f"{who.replace(':', '_')}.key"
             write_secret(key_file, entry_key_string(who, KEYS[who]))
             flags[who] = [
@@ -100,3 +101,19 @@ def test_a_refusal_is_one_line(
     disclosure = world.disclosed()
     args = ("redteam", "status", disclosure, MODEL_AGENT, "patched", *flags[OTHER_OPERATOR])
     assert_one_line_error(custodes(*args, cwd=tmp_path), "operator:acme")
+
+
+def test_a_retest_result_is_cited_by_its_log_index(
+    served: tuple[World, str, dict[str, list[str]]],
+) -> None:
+    """``--result INDEX``: the CLI reads the entry and cites it (origin, index, leaf hash
+    in hex, as the node's check re-hashes it); the node verifies the fix."""
+    world, url, flags = served
+    disclosure = world.disclosed()
+    cited = world.retest_result(disclosure, MODEL_AGENT, successes=0)
+    index = str(cited["index"])
+    _run("status", disclosure, MODEL_AGENT, "verified", "--result", index, *flags[AUDITOR])
+    shown = _run("show", disclosure, "--node", url, "--token", world.tokens[OPERATOR], "-o", "json")
+    verified = {e["agent_id"]: e for e in shown["exposures"]}[MODEL_AGENT]
+    assert verified["status"] == "verified"
+    assert verified["evidence"] == cited
