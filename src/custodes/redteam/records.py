@@ -8,6 +8,8 @@ read from this node's openings (only the origin relabels).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +28,7 @@ from custodes.redteam.models import (
 )
 from custodes.redteam.stix import DisclosureState
 from custodes.redteam.store import (
+    StoredObject,
     redteam_disclosures,
     redteam_exposures,
     redteam_openings,
@@ -35,6 +38,7 @@ from custodes.redteam.tlp import Audience
 
 __all__ = [
     "CONTEXT",
+    "ActOutput",
     "disclosure_row",
     "exposure_row",
     "keep_opening",
@@ -214,3 +218,18 @@ def objects_of(
         .order_by(stix_objects.c.seq)
     ).all()
     return [orjson.loads(r.object) for r in rows]
+
+
+@dataclass
+class ActOutput:
+    """What one act's transaction stored and the events to publish once it commits."""
+
+    stored: list[StoredObject] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.stored.clear()
+        self.events.clear()
+
+    def keep(self, found: Iterable[StoredObject | None]) -> None:
+        self.stored.extend(s for s in found if s is not None)

@@ -27,27 +27,24 @@ again inside the write transaction).
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, Engine, select
 
-from custodes.errors import AuthError, BadRequest, CustodesError, NotFound
+from custodes.errors import BadRequest, CustodesError, NotFound
 from custodes.ledger.dsse import Envelope, EnvelopeSigner, sign_envelope
 from custodes.ledger.service import LogService
 from custodes.redteam.affected import AgentRow, find_affected
 from custodes.redteam.events import EventHub
 from custodes.redteam.evidence import check_status
 from custodes.redteam.models import (
-    DISCLOSURE_ID,
     REDTEAM_TYPE,
     ActOpening,
     Affected,
@@ -76,6 +73,7 @@ from custodes.redteam.received import (
 )
 from custodes.redteam.records import (
     CONTEXT,
+    ActOutput,
     disclosure_row,
     exposure_row,
     keep_opening,
@@ -86,6 +84,13 @@ from custodes.redteam.records import (
     save_state,
     stamp,
     state_of,
+)
+from custodes.redteam.refusals import (
+    conflict,
+    forbidden,
+    parse_body,
+    unprocessable,
+    vulnerability_id,
 )
 from custodes.redteam.retest import DEFAULT_MAX_ASR
 from custodes.redteam.stix import (
@@ -117,37 +122,10 @@ log = logging.getLogger("custodes.redteam")
 
 EVENTS_CHANNEL = "custodes_redteam"  # the bus channel other workers hear events on
 Publisher = Callable[[list[StoredObject]], None]
-Change = Callable[[Connection, int, "_Out"], None]
+Change = Callable[[Connection, int, ActOutput], None]
 _REPORTERS = ("researcher", "auditor")
 _CLAIMS = ("mitigated", "patched")
 _RETESTS = ("verified", "regressed")
-
-
-def _parse(model: type[BaseModel], data: Any, what: str) -> Any:
-    try:
-        if isinstance(data, bytes | str):
-            return model.model_validate_json(data)
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:10]]
-        raise BadRequest(
-            f"not a valid {what}: " + "; ".join(problems),
-            code="invalid_payload",
-            status=422,
-            detail={"problems": problems},
-        ) from None
-
-
-def _conflict(message: str, code: str) -> BadRequest:
-    return BadRequest(message, code=code, status=409)
-
-
-def _unprocessable(message: str, code: str, **detail: Any) -> BadRequest:
-    return BadRequest(message, code=code, status=422, detail=detail)
-
-
-def _forbidden(message: str, code: str) -> AuthError:
-    return AuthError(message, code=code, status=403)
 
 
 class RedteamService:
@@ -208,30 +186,30 @@ class RedteamService:
         self, request: Any, principal: Principal, op: str, disclosure: str | None
     ) -> tuple[Envelope, RedteamAct, ActOpening, Any]:
         if not isinstance(request, dict) or set(request) != {"envelope", "opening"}:
-            raise _unprocessable(
+            raise unprocessable(
                 'send {"envelope": <DSSE of the act>, "opening": {"salt", "body"}}',
                 "invalid_payload",
             )
         envelope = self._registry.signed_by(request["envelope"], REDTEAM_TYPE, principal)
-        act: RedteamAct = _parse(RedteamAct, envelope.payload, "red-teaming act")
+        act: RedteamAct = parse_body(RedteamAct, envelope.payload, "red-teaming act")
         if act.actor != principal.id:
-            raise _forbidden(
+            raise forbidden(
                 f"the act names actor {act.actor} but the token is {principal.id}'s",
                 "actor_mismatch",
             )
         if act.op != op or (disclosure is not None and act.disclosure != disclosure):
-            raise _unprocessable(
+            raise unprocessable(
                 f"this route takes a {op} act on {disclosure or 'a new disclosure'}; the act "
                 f"is a {act.op} on {act.disclosure}",
                 "act_mismatch",
             )
-        opening: ActOpening = _parse(ActOpening, request["opening"], "opening")
+        opening: ActOpening = parse_body(ActOpening, request["opening"], "opening")
         if act_commitment(opening.salt, opening.body) != act.content:
-            raise _unprocessable(
+            raise unprocessable(
                 "the opening does not match the act's content (salt and body as signed)",
                 "opening_mismatch",
             )
-        return envelope, act, opening, _parse(body_model(op), opening.body, f"{op} body")
+        return envelope, act, opening, parse_body(body_model(op), opening.body, f"{op} body")
 
     def submit(
         self, op: str, disclosure: str | None, request: Any, principal: Principal
@@ -241,7 +219,7 @@ class RedteamService:
         handler = getattr(self, f"_{op}")
         change, expected_tlp, after = handler(act, body, principal)
         if act.tlp != expected_tlp:
-            raise _unprocessable(
+            raise unprocessable(
                 f"the act's tlp is {act.tlp}; a {op} here is shared under {expected_tlp}",
                 "tlp_mismatch",
             )
@@ -253,7 +231,7 @@ class RedteamService:
     def _append(
         self, envelope: Envelope, act: RedteamAct, opening: ActOpening, change: Change
     ) -> int:
-        out = _Out()
+        out = ActOutput()
 
         def project(conn: Connection, index: int) -> None:
             out.clear()
@@ -336,22 +314,22 @@ class RedteamService:
     def _reporter(self, principal: Principal) -> None:
         """A researcher (with the ``redteam:write`` scope) or an auditor of this node."""
         if principal.role not in _REPORTERS or principal.jurisdiction != self.jurisdiction:
-            raise _forbidden(
+            raise forbidden(
                 f"reports come from a researcher or auditor of {self.jurisdiction}; "
                 f"{principal.id} is {principal.role} of {principal.jurisdiction}",
                 "wrong_role",
             )
         if principal.role == "researcher" and not principal.can("redteam:write"):
-            raise _forbidden("this token lacks the redteam:write scope", "missing_scope")
+            raise forbidden("this token lacks the redteam:write scope", "missing_scope")
 
     def _report(self, act: RedteamAct, body: ReportBody, principal: Principal) -> Any:
         self._reporter(principal)
         return self._report_change(act, body, principal.id), body.tlp, None
 
     def _report_change(self, act: RedteamAct, body: ReportBody, reporter: str) -> Change:
-        def change(conn: Connection, index: int, out: _Out) -> None:
+        def change(conn: Connection, index: int, out: ActOutput) -> None:
             if disclosure_row(conn, act.disclosure) is not None:
-                raise _conflict(f"disclosure {act.disclosure} exists already", "disclosure_exists")
+                raise conflict(f"disclosure {act.disclosure} exists already", "disclosure_exists")
             at = stamp(self.now())
             state = DisclosureState(
                 id=act.disclosure,
@@ -379,14 +357,14 @@ class RedteamService:
         self._reporter(principal)
         invalid = validate_objects(objects)
         if invalid:
-            raise _unprocessable(
+            raise unprocessable(
                 f"{len(invalid)} object(s) are not valid STIX 2.1: "
                 + "; ".join(f"{k}: {v[0]}" for k, v in list(invalid.items())[:5]),
                 "invalid_stix",
                 invalid=invalid,
             )
         report = report_from_objects(objects, reported_at=stamp(self.now()))
-        disclosure = _vulnerability_id(objects)
+        disclosure = vulnerability_id(objects)
         body = report.model_dump(mode="json")
         opening = ActOpening(
             salt=secrets.token_urlsafe(16),
@@ -414,13 +392,13 @@ class RedteamService:
     # -- triage ----------------------------------------------------------------------
     def _origin_regulator(self, principal: Principal, row: dict[str, Any], what: str) -> None:
         if row["origin"] != self.jurisdiction:
-            raise _forbidden(
+            raise forbidden(
                 f"disclosure {row['id']} was reported in {row['origin']}: only "
                 f"{row['origin']}'s regulators {what} it, at the {row['origin']} node",
                 "not_entitled",
             )
         if principal.role != "regulator" or principal.jurisdiction != self.jurisdiction:
-            raise _forbidden(
+            raise forbidden(
                 f"only a regulator of {self.jurisdiction} {what}s disclosures here; "
                 f"{principal.id} is {principal.role} of {principal.jurisdiction}",
                 "not_entitled" if what == "relabel" else "wrong_role",
@@ -443,7 +421,7 @@ class RedteamService:
         ``affects``) would name now."""
         row = self._read_row(disclosure)
         self._origin_regulator(principal, row, "triage")
-        wanted = _parse(Affects, criteria, "criteria") if criteria else None
+        wanted = parse_body(Affects, criteria, "criteria") if criteria else None
         if wanted is None:
             wanted = ReportBody.model_validate_json(row["report"]).affects
         found = self.affected(wanted)
@@ -456,17 +434,17 @@ class RedteamService:
         row = self._read_row(act.disclosure)
         self._origin_regulator(principal, row, "triage")
         if row["stage"] == "disclosed":
-            raise _conflict(f"{act.disclosure} is disclosed already; relabel it", "stage")
+            raise conflict(f"{act.disclosure} is disclosed already; relabel it", "stage")
         found = self.affected(body.criteria)
         if tuple(body.affected) != found:
-            raise _unprocessable(
+            raise unprocessable(
                 "the triage's affected agents are not what the criteria find now "
                 "(GET .../affected gives them)",
                 "affected_mismatch",
                 expected=[a.model_dump(mode="json") for a in found],
             )
 
-        def change(conn: Connection, index: int, out: _Out) -> None:
+        def change(conn: Connection, index: int, out: ActOutput) -> None:
             current = self._row(conn, act.disclosure)
             state = replace(
                 state_of(conn, current),
@@ -490,7 +468,7 @@ class RedteamService:
         red = tlp == "red"
         wrong = [r for r in recipients if ("/" in r) != red]
         if wrong:
-            raise _unprocessable(
+            raise unprocessable(
                 "under TLP:RED the recipients are principals (GB/regulator:gb-aisi); "
                 f"otherwise party codes: {', '.join(wrong)}",
                 "invalid_recipients",
@@ -514,7 +492,7 @@ class RedteamService:
             return
         unknown = sorted(parties - known)
         if unknown:
-            raise _unprocessable(
+            raise unprocessable(
                 f"not parties of the alliance: {', '.join(unknown)}", "unknown_recipient"
             )
 
@@ -522,17 +500,17 @@ class RedteamService:
         row = self._read_row(act.disclosure)
         self._origin_regulator(principal, row, "disclose")
         if row["stage"] != "triaged":
-            raise _conflict(
+            raise conflict(
                 f"{act.disclosure} is {row['stage']}: "
                 + ("triage it first" if row["stage"] == "reported" else "relabel it instead"),
                 "stage",
             )
         if body.embargo_until.timestamp() <= self.now():
-            raise _unprocessable("the embargo must end in the future", "embargo_past")
+            raise unprocessable("the embargo must end in the future", "embargo_past")
         triage = TriageBody.model_validate_json(row["triage"])
         audience = self._resolved(body.tlp, body.recipients, row, triage)
 
-        def change(conn: Connection, index: int, out: _Out) -> None:
+        def change(conn: Connection, index: int, out: ActOutput) -> None:
             current = self._row(conn, act.disclosure)
             state = replace(
                 state_of(conn, current),
@@ -551,9 +529,9 @@ class RedteamService:
         row = self._read_row(act.disclosure)
         self._origin_regulator(principal, row, "relabel")
         if row["stage"] != "disclosed":
-            raise _conflict(f"{act.disclosure} is {row['stage']}: disclose it first", "stage")
+            raise conflict(f"{act.disclosure} is {row['stage']}: disclose it first", "stage")
         if body.tlp == "clear" and self.now() < (row["embargo_until"] or 0):
-            raise _conflict(
+            raise conflict(
                 f"{act.disclosure} is under embargo until "
                 f"{stamp(row['embargo_until']).isoformat()}: it cannot be TLP:CLEAR before",
                 "embargoed",
@@ -561,7 +539,7 @@ class RedteamService:
         triage = TriageBody.model_validate_json(row["triage"])
         audience = self._resolved(body.tlp, body.recipients, row, triage)
 
-        def change(conn: Connection, index: int, out: _Out) -> None:
+        def change(conn: Connection, index: int, out: ActOutput) -> None:
             current = self._row(conn, act.disclosure)
             state = replace(state_of(conn, current), relabel=body, modified=self._modified(current))
             out.keep(
@@ -597,13 +575,13 @@ class RedteamService:
         row = self._read_row(act.disclosure)
         self._origin_regulator(principal, row, "summarise")
         if row["stage"] != "disclosed" or self.now() < (row["embargo_until"] or 0):
-            raise _conflict(
+            raise conflict(
                 f"{act.disclosure}'s public summary comes after its embargo"
                 + (f" ({stamp(row['embargo_until']).isoformat()})" if row["embargo_until"] else ""),
                 "embargoed",
             )
 
-        def change(conn: Connection, index: int, out: _Out) -> None:
+        def change(conn: Connection, index: int, out: ActOutput) -> None:
             current = self._row(conn, act.disclosure)
             state = replace(state_of(conn, current), summary=body, modified=self._modified(current))
             save_state(
@@ -626,7 +604,7 @@ class RedteamService:
         row = self._read_row(act.disclosure)
         affected = self._home_agent(row, body.agent_id)
         if body.status == "exposed":
-            raise _forbidden(
+            raise forbidden(
                 "exposed is logged by the agent's home node itself when the disclosure reaches it",
                 "wrong_role",
             )
@@ -646,7 +624,7 @@ class RedteamService:
 
     def _home_agent(self, row: dict[str, Any], agent_id: str) -> Affected:
         if row["stage"] != "disclosed":
-            raise _conflict(f"{row['id']} is not disclosed yet", "stage")
+            raise conflict(f"{row['id']} is not disclosed yet", "stage")
         found = next((a for a in affected_of(row) if a.agent_id == agent_id), None)
         if found is None:
             raise NotFound(
@@ -654,7 +632,7 @@ class RedteamService:
                 code="unknown_agent",
             )
         if found.home != self.jurisdiction:
-            raise _conflict(
+            raise conflict(
                 f"agent {agent_id}'s status is logged at its home, the {found.home} node",
                 "not_home",
             )
@@ -662,7 +640,7 @@ class RedteamService:
 
     def _operator_of(self, principal: Principal, affected: Affected, status: str) -> None:
         if principal.role != "operator" or principal.id != affected.operator:
-            raise _forbidden(
+            raise forbidden(
                 f"only {affected.operator}, the operator of {affected.agent_id}, claims it "
                 f"{status}; {principal.id} is not",
                 "not_operator",
@@ -671,14 +649,14 @@ class RedteamService:
     def _retester(self, principal: Principal, affected: Affected) -> None:
         allowed = principal.role in ("regulator", "auditor") or principal.id == affected.operator
         if not allowed or principal.jurisdiction != self.jurisdiction:
-            raise _forbidden(
+            raise forbidden(
                 f"a re-test's outcome is logged by a regulator or auditor of "
                 f"{self.jurisdiction}, or the agent's operator; {principal.id} is not",
                 "wrong_role",
             )
 
     def _status_change(self, disclosure: str, body: StatusBody, *, once: bool = False) -> Change:
-        def change(conn: Connection, index: int, out: _Out) -> None:
+        def change(conn: Connection, index: int, out: ActOutput) -> None:
             row = self._row(conn, disclosure)
             known = exposure_row(conn, disclosure, body.agent_id)
             if once and known is not None:
@@ -811,31 +789,5 @@ class RedteamService:
         self._event(exposure_event(row, values, obj.audience))
 
 
-@dataclass
-class _Out:
-    """What one act's transaction stored and the events to publish once it commits."""
-
-    stored: list[StoredObject] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def clear(self) -> None:
-        self.stored.clear()
-        self.events.clear()
-
-    def keep(self, found: Iterable[StoredObject | None]) -> None:
-        self.stored.extend(s for s in found if s is not None)
-
-
 class _AlreadyExposed(CustodesError):
     """The agent's exposure was logged meanwhile (another worker, a second delivery)."""
-
-
-def _vulnerability_id(objects: list[dict[str, Any]]) -> str:
-
-    found = [o.get("id", "") for o in objects if o.get("type") == "vulnerability"]
-    if len(found) != 1 or not re.fullmatch(DISCLOSURE_ID, str(found[0])):
-        raise _unprocessable(
-            "a report over TAXII holds exactly one vulnerability, with a UUIDv4 id",
-            "invalid_stix",
-        )
-    return str(found[0])
