@@ -26,10 +26,10 @@ import pytest
 
 from tests.integration.procs import custodes_argv, free_port, run_cli
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 READY = "Ctrl-C stops every node"
-_READY_S = 420.0  # five nodes, agents, a kill order, witnessing and verification
+_READY_S = 900.0  # five nodes, agents, orders, audits, red-teaming, witnessing (a hang guard)
 _STOP_S = 60.0
 
 
