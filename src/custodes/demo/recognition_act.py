@@ -434,6 +434,23 @@ def _lease(party: RecognitionParty, agent_id: str, key: EnvelopeSigner) -> dict[
     return answer
 
 
+def _covering_lease(
+    party: RecognitionParty, agent_id: str, key: EnvelopeSigner, where: str
+) -> dict[str, Any]:
+    """A lease of the agent's that covers ``where``. The home's deployment gate reads the
+    other members' recognitions from its mirrors of their logs, which may trail what
+    another node already shows, so a lease asked for at once may leave a party out."""
+    found: list[dict[str, Any]] = []
+
+    def covers() -> bool:
+        found[:] = [_lease(party, agent_id, key)]
+        lease = orjson.loads(base64.b64decode(found[0]["payload"]))
+        return where in lease["jurisdictions"]
+
+    _wait(covers, 60, poll=0.5)
+    return found[0]
+
+
 def _audit(audited: Audited, work: Path, scenario: RecognitionScenario) -> tuple[int, int]:
     """Accreditation, red-teaming and the kill-switch test: the evidence of one audit."""
     code = audited.party.code
@@ -519,8 +536,8 @@ def _trade(
     a, a_recorder, a_client = _desk(buyer.party, buyer, roster, work)
     b, b_recorder, b_client = _desk(seller.party, seller, roster, work)
     try:
-        seller_lease = _lease(seller.party, seller.agent_id, seller.key)
-        buyer_lease = _lease(buyer.party, buyer.agent_id, buyer.key)
+        seller_lease = _covering_lease(seller.party, seller.agent_id, seller.key, buyer.party.code)
+        buyer_lease = _covering_lease(buyer.party, buyer.agent_id, buyer.key, seller.party.code)
         offer = a.offer(seller.agent_id, seller_lease, "finance", "buy 5m EUR/GBP at 0.8612")
         accept = b.accept(offer.ref, buyer.agent_id, buyer_lease, "finance", "sell at 0.8612")
         confirm = a.confirm(accept.ref, seller.agent_id, seller_lease, "finance", "settled T+1")
