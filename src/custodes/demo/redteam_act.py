@@ -147,8 +147,8 @@ def _report(model: ModelRecord) -> ReportBody:
     )
 
 
-def _taxii_ids(url: str, token: str | None, match_id: str) -> set[str]:
-    """The ids a reader sees over TAXII among the versions of ``match_id``."""
+def _taxii_objects(url: str, token: str | None, params: dict[str, str]) -> list[dict[str, Any]]:
+    """The objects a reader (``token``; None: the public) sees over TAXII for a filter."""
     headers = {"Accept": TAXII_ACCEPT}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
@@ -156,25 +156,21 @@ def _taxii_ids(url: str, token: str | None, match_id: str) -> set[str]:
     collection = collections["collections"][0]["id"]
     answer = httpx.get(
         f"{url}{TAXII}/collections/{collection}/objects/",
-        params={"match[id]": match_id},
-        headers=headers,
-        timeout=10,
-    )
-    return {o["id"] for o in answer.json().get("objects", [])}
-
-
-def _public_objects(url: str) -> list[dict[str, Any]]:
-    headers = {"Accept": TAXII_ACCEPT}
-    collections = httpx.get(f"{url}{TAXII}/collections/", headers=headers, timeout=10).json()
-    collection = collections["collections"][0]["id"]
-    answer = httpx.get(
-        f"{url}{TAXII}/collections/{collection}/objects/",
-        params={"match[type]": "report,vulnerability"},
+        params=params,
         headers=headers,
         timeout=10,
     )
     objects: list[dict[str, Any]] = answer.json().get("objects", [])
     return objects
+
+
+def _taxii_ids(url: str, token: str | None, match_id: str) -> set[str]:
+    """The ids a reader sees over TAXII among the versions of ``match_id``."""
+    return {o["id"] for o in _taxii_objects(url, token, {"match[id]": match_id})}
+
+
+def _public_objects(url: str) -> list[dict[str, Any]]:
+    return _taxii_objects(url, None, {"match[type]": "report,vulnerability"})
 
 
 def _retest(
