@@ -60,6 +60,7 @@ from custodes.registry.principals import TokenStore
 from custodes.registry.queries import ProofCache as RecordProofCache
 from custodes.registry.queries import RegistryQueries
 from custodes.registry.service import RegistryService
+from custodes.registry.sessions import SessionStore
 from custodes.store.db import open_engine, upgrade
 from custodes.store.leader import leadership_for
 from custodes.store.notify import bus_for
@@ -76,7 +77,7 @@ ALARM_CHANNEL = "custodes_alarm"
 
 
 class Node:
-    def __init__(
+    def __init__(  # noqa: PLR0915 - every part of a node is wired here, in order
         self, settings: Settings, engine: Engine | None = None, metrics: Metrics = NULL_METRICS
     ) -> None:
         self.settings = settings
@@ -123,6 +124,7 @@ class Node:
         self.read_index = ReadIndex(self.engine, [DECISIONS, EVAL_RESULTS])
         self.proofs = ProofCache(self.store)
         self.tokens = TokenStore(self.engine)
+        self.sessions = SessionStore(self.engine, tokens=self.tokens)  # dashboard sign-ins
         self.broadcaster = OrderBroadcaster()
         self.record_proofs = RecordProofCache(
             lambda index, size: self.log.inclusion(index=index, size=size)

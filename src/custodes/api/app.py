@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from starlette.types import ASGIApp
 
 from custodes import __version__
@@ -55,6 +56,7 @@ from custodes.federation.redteam_sync import open_redteam_sync
 from custodes.federation.rostersync import RosterSync
 from custodes.federation.witnessing import WitnessRequester
 from custodes.node import Node
+from custodes.web.app import create_web
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -167,6 +169,11 @@ def create_app(  # noqa: PLR0915 - the lifespan starts and stops every backgroun
     app.build_middleware_stack = _wrapped(app, settings, tracer_provider)  # type: ignore[method-assign]
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     install_error_handlers(app)
+    # The regulators' dashboard (docs/design/0031): server-rendered pages under /ui/.
+    app.mount("/ui", create_web(app))
+    app.add_api_route(
+        "/ui", lambda: RedirectResponse("/ui/", status_code=308), include_in_schema=False
+    )
     for router in (
         entries.router,
         decisions.router,

@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -98,6 +99,22 @@ class TokenStore:
         if done.rowcount != 1:
             raise NotFound(f"no token {token_id}", code="unknown_token")
 
+    def expires_at(self, token_id: str) -> float:
+        with read_tx(self._engine) as conn:
+            row = conn.execute(
+                select(api_tokens.c.expires_at).where(api_tokens.c.token_id == token_id)
+            ).first()
+        if row is None:
+            raise AuthError("the API token is not valid", code="bad_token")
+        return float(row.expires_at)
+
+    def by_id(self, token_id: str) -> Principal:
+        """The principal behind a token already authenticated once (a dashboard session's):
+        401 if it has been revoked or has expired since."""
+        with read_tx(self._engine) as conn:
+            row = conn.execute(select(api_tokens).where(api_tokens.c.token_id == token_id)).first()
+        return self._check(row)
+
     def authenticate(self, token: str) -> Principal:
         """The principal a bearer token stands for; 401 for anything doubtful."""
         prefix, _, rest = token.partition("_")
@@ -107,6 +124,11 @@ class TokenStore:
         with read_tx(self._engine) as conn:
             row = conn.execute(select(api_tokens).where(api_tokens.c.token_id == token_id)).first()
         if row is None or not hmac.compare_digest(row.secret_hash, _hash(secret)):
+            raise AuthError("the API token is not valid", code="bad_token")
+        return self._check(row)
+
+    def _check(self, row: Any) -> Principal:
+        if row is None:
             raise AuthError("the API token is not valid", code="bad_token")
         if row.revoked_at is not None:
             raise AuthError("the API token was revoked", code="token_revoked")

@@ -27,6 +27,7 @@ __all__ = [
     "principals",
     "private_fields",
     "record_versions",
+    "ui_sessions",
 ]
 
 principals = Table(
@@ -49,6 +50,19 @@ api_tokens = Table(
     Column("expires_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
     Column("created_at", Float, nullable=False),
+)
+# Dashboard sign-ins (custodes.registry.sessions): a session stands on one API token and
+# ends with it; only the session secret's hash is kept.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("secret_hash", String(64), primary_key=True),
+    Column("token_id", String(32), nullable=False, index=True),
+    Column("principal_id", String(128), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=True),
 )
 operators = Table(
     "operators",

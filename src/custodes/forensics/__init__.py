@@ -1,0 +1,4 @@
+"""Forensics: reconstruct an incident across members' logs, prove it, report it.
+
+See docs/design/0030-forensics.md.
+"""

@@ -1,0 +1,9 @@
+"""Dashboard pages: reports (filled in by issue 12's work)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+__all__ = ["router"]
+
+router = APIRouter()
