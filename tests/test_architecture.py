@@ -19,9 +19,19 @@ import custodes.redteam.store  # registers the red-teaming tables on metadata
 from custodes.store.db import metadata, open_engine, upgrade
 
 SRC = Path(custodes.__file__).parent
-DOMAINS = ["ledger", "store", "evals", "registry", "killswitch", "audits", "redteam"]
+DOMAINS = [
+    "ledger",
+    "store",
+    "evals",
+    "registry",
+    "killswitch",
+    "audits",
+    "redteam",
+    "forensics",
+]
 # The roster, finality and look-up verification are pure functions (no I/O) that the
-# audit domain's recognition check needs; the rest of federation stays an adapter.
+# audit domain's recognition check and the forensic bundle's offline check need; the rest
+# of federation stays an adapter.
 PURE_FEDERATION = (
     "custodes.federation.roster",
     "custodes.federation.finality",
@@ -58,7 +68,8 @@ def test_domain_packages_import_no_adapter(domain: str) -> None:
         f"{path.relative_to(SRC)} imports {name}"
         for path in (SRC / domain).rglob("*.py")
         for name in _imports(path)
-        if name.startswith(ADAPTER_MODULES) and not (domain == "audits" and name in PURE_FEDERATION)
+        if name.startswith(ADAPTER_MODULES)
+        and not (domain in {"audits", "forensics"} and name in PURE_FEDERATION)
     }
     assert not offenders
 
