@@ -2,3 +2,5 @@
 
 See docs/design/0030-forensics.md.
 """
+
+__all__: list[str] = []

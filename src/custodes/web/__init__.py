@@ -7,3 +7,5 @@ package (``static/``). The one script, ``static/sign.js``, signs a kill order in
 browser with the regulator's own key (WebCrypto Ed25519); without it, the page takes an
 order signed by ``custodes kill prepare``.
 """
+
+__all__: list[str] = []
