@@ -56,6 +56,12 @@ EventKind = Literal[
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 
 
+def _aware_instant(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("give the instant with its offset (e.g. 2026-12-01T10:00:00Z)")
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -76,9 +82,7 @@ class Incident(_Model):
     @field_validator("start", "end")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("give the instant with its offset (e.g. 2026-12-01T10:00:00Z)")
-        return value
+        return _aware_instant(value)
 
 
 class Event(_Model):
@@ -146,6 +150,11 @@ class SliceRequest(_Model):
     # Answer against this signed checkpoint size (an earlier answer's ``tree_size``), so
     # every ask of one gather is proven against one checkpoint; None: the newest.
     tree_size: int | None = Field(default=None, ge=1)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return _aware_instant(value)
 
 
 class Slice(_Model):
