@@ -116,7 +116,7 @@ class _Gatherer:
         for _ in range(_MAX_PAGES):
             try:
                 page = self._ask(code, asked)
-            except CustodesError as exc:
+            except (CustodesError, ValueError) as exc:  # ValueError: an answer not a slice
                 self.gaps.append(f"{code}: {exc}")
                 if not found:
                     self.down.add(code)
@@ -170,7 +170,7 @@ class _Gatherer:
             )
             try:  # the first page alone: it carries the named entries
                 self.slices.append(self._ask(code, request))
-            except CustodesError as exc:
+            except (CustodesError, ValueError) as exc:
                 self.gaps.append(f"{code}: referenced entries not fetched: {exc}")
                 continue
             got = {e.index for s in self.slices if s.node == code for e in s.events}
