@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from custodes.api.bodies import read_body
 from custodes.api.deps import caller, get_node
-from custodes.api.openapi import bearer, errors
+from custodes.api.openapi import bearer, errors, optional_token
 from custodes.api.validation import parse_model
 from custodes.client.forensics import gather, members_of
 from custodes.errors import AuthError, BadRequest
@@ -53,7 +53,7 @@ def log_parts(node: Node) -> LogParts:
     "/slice",
     summary="This node's evidence about some agents in a window",
     responses=errors(400, 401, 403, 413, 422),
-    openapi_extra=bearer(_body(SliceRequest)),
+    openapi_extra=optional_token(_body(SliceRequest)),
 )
 async def post_slice(request: Request) -> dict[str, Any]:
     """The entries of this node's log that concern ``agents`` and were sequenced in
