@@ -19,6 +19,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from custodes.api import create_app
+from custodes.client import Client
+from custodes.evals.results import DriftAlert
 from custodes.forensics.models import Slice
 from custodes.ledger import leaf_hash, open_checkpoint, parse_vkey, verify_inclusion
 from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
@@ -35,6 +37,7 @@ FIRST = "urn:custodes:zz:agent:agent-1"
 SECOND = "urn:custodes:zz:agent:agent-2"
 OUTSIDER = "urn:custodes:zz:agent:agent-3"
 OTHER_OPERATOR_KEY = EnvelopeSigner.from_seed(b"x" * 32)
+AUDITOR_KEY = EnvelopeSigner.from_seed(b"u" * 32)
 
 
 @dataclass
@@ -45,6 +48,7 @@ class World:
     committed: int  # the committed decision's index
     halt: int
     orders: list[int]  # suspend, reinstate (FIRST); selector suspend (SECOND)
+    alert: int  # a drift alert for FIRST
 
     @property
     def node(self) -> Node:
@@ -130,10 +134,39 @@ def world(
                 selector=Selector(sector="energy"),
             ),
         ]
-        assert node.log.wait_for_checkpoint(node.store.sequenced_size(), timeout=30)
         pids = ["regulator:zz", "operator:acme", "operator:other"]
+        principal(node, "auditor:zz", "auditor", AUDITOR_KEY)
         tokens = {pid: str(node.tokens.issue(pid, None, 3600)["token"]) for pid in pids}
-        yield World(client, tokens, start, committed, halt, orders)
+        auditor = Client(
+            str(client.base_url),
+            principal="auditor:zz",
+            token=str(node.tokens.issue("auditor:zz", None, 3600)["token"]),
+            key=AUDITOR_KEY,
+            http=client,
+        )
+        alert = auditor.publish(_drift(FIRST))
+        assert node.log.wait_for_checkpoint(node.store.sequenced_size(), timeout=30)
+        yield World(client, tokens, start, committed, halt, orders, alert)
+
+
+def _drift(agent_id: str) -> DriftAlert:
+    return DriftAlert(
+        agent_id=agent_id,
+        baseline_window=(0, 1),
+        current_window=(1, 2),
+        baseline_n=1,
+        current_n=1,
+        categories=("a",),
+        baseline_distribution=(1.0,),
+        current_distribution=(1.0,),
+        d=0.0,
+        d_raw=0.0,
+        p=1.0,
+        level=0.01,
+        permutations=1,
+        alert=True,
+        detected_at=datetime.now(UTC),
+    )
 
 
 def _verify(world: World, found: Slice) -> None:
@@ -160,6 +193,7 @@ def test_the_public_sees_every_kind_with_proofs_and_no_clear_text(world: World) 
     assert kinds[world.halt] == "halt"
     assert [kinds[i] for i in world.orders[:2]] == ["order", "lift"]
     assert world.orders[2] not in kinds  # the selector order covers SECOND only
+    assert kinds[world.alert] == "drift_alert"
     assert "registry" in kinds.values()  # FIRST's registration
     assert all(FIRST in e.agents for e in found.events)
     assert all(e.clear is None for e in found.events)
@@ -276,3 +310,13 @@ def test_a_timeline_is_for_regulators_and_auditors(world: World) -> None:
     regulator = {"Authorization": f"Bearer {world.tokens['regulator:zz']}"}
     answer = world.client.post("/api/v1/forensics/timeline", json=body, headers=regulator)
     assert_error(answer, 400, "no_roster")  # this node is in no alliance
+
+
+def test_a_narrow_window_holds_only_what_was_sequenced_in_it(world: World) -> None:
+    whole = world.ask()
+    at = next(e for e in whole.events if e.index == world.committed).sequenced_at
+    low, high = at - timedelta(milliseconds=1), at + timedelta(milliseconds=1)
+    narrow = world.ask(start=low.isoformat(), end=high.isoformat())
+    assert world.committed in _kinds(narrow)
+    assert all(low <= e.sequenced_at < high for e in narrow.events)
+    assert len(narrow.events) < len(whole.events)

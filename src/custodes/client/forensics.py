@@ -89,7 +89,7 @@ class _Gatherer:
         for client in self.clients.values():
             client.close()
 
-    def _report(self, stage: str, done: int, total: int | None) -> None:
+    def report(self, stage: str, done: int, total: int | None) -> None:
         if self.progress is not None:
             self.progress(stage, done, total)
 
@@ -133,7 +133,7 @@ class _Gatherer:
         named: set[str] = set()
         codes = [c for c in sorted(self.nodes) if c not in self.down]
         for done, code in enumerate(codes):
-            self._report(f"slices from {code}", done, len(codes))
+            self.report(f"slices from {code}", done, len(codes))
             for start in range(0, len(agents), MAX_AGENTS):
                 request = SliceRequest(
                     agents=agents[start : start + MAX_AGENTS],
@@ -143,7 +143,7 @@ class _Gatherer:
                 for page in self.pages(code, request):
                     self.slices.append(page)
                     named.update(page.counterparties)
-        self._report("slices", len(codes), len(codes))
+        self.report("slices", len(codes), len(codes))
         return sorted(named)
 
     def refs(self) -> None:
@@ -160,7 +160,7 @@ class _Gatherer:
                 if (code, index) not in have:
                     wanted.setdefault(code, set()).add(index)
         for done, code in enumerate(sorted(wanted)):
-            self._report("referenced entries", done, len(wanted))
+            self.report("referenced entries", done, len(wanted))
             request = SliceRequest(
                 agents=self.incident.agents[:1],
                 start=self.incident.start,
@@ -220,15 +220,13 @@ def gather(
     try:
         asked: list[str] = []
         frontier = sorted(set(incident.agents))
-        for depth in range(incident.depth + 1):
-            self_named = frontier
-            if not self_named:
+        for depth in range(incident.depth + 1):  # depth 0: the incident's own agents
+            if not frontier:
                 break
-            self_named = [a for a in self_named if a not in asked]
-            asked.extend(self_named)
-            gatherer._report(f"depth {depth}", depth, incident.depth + 1)
-            found = gatherer.round(self_named) if self_named else []
-            frontier = [a for a in found if a not in asked] if depth < incident.depth else []
+            asked.extend(frontier)
+            gatherer.report(f"depth {depth}", depth, incident.depth + 1)
+            named = gatherer.round(frontier)
+            frontier = [a for a in named if a not in asked]
         gatherer.refs()
     finally:
         gatherer.close()
