@@ -17,6 +17,7 @@ import pytest
 
 from custodes.client import Client
 from custodes.client.forensics import gather
+from custodes.federation.finality import is_final
 from custodes.forensics.models import Incident, Timeline
 from custodes.forensics.order import build_timeline
 from custodes.ledger.dsse import EnvelopeSigner
@@ -47,8 +48,14 @@ def _register(operator: Client, agent_id: str, home: str, key: EnvelopeSigner) -
     operator.register_agent(record, [key.public_key])
 
 
-def _checkpointed(client: Client, vkey: str, index: int) -> None:
-    wait_until("a checkpoint", lambda: client.checkpoint(vkey).size > index, 60)
+def _final(client: Client, index: int) -> None:
+    """Wait until a checkpoint cosigned by a quorum of members covers ``index``."""
+
+    def covered() -> bool:
+        answer = client._json("GET", "/api/v1/federation/checkpoint")
+        return (answer["final_size"] or 0) > index
+
+    wait_until(f"a final checkpoint covering {index}", covered, 90)
 
 
 def test_a_trade_is_gathered_from_both_logs_and_ordered_by_its_ref(tmp_path: Path) -> None:
@@ -69,7 +76,7 @@ def test_a_trade_is_gathered_from_both_logs_and_ordered_by_its_ref(tmp_path: Pat
             jurisdiction="GB",
         )
         (offer_index,) = gb.operator.append([offer])
-        _checkpointed(gb.operator, alliance["GB"].party.log_vkey, offer_index)
+        _final(gb.operator, offer_index)
         served = gb.operator.entry(offer_index)
         offer_ref = EntryRef(
             origin="gb.alliance.test/log",
@@ -86,7 +93,7 @@ def test_a_trade_is_gathered_from_both_logs_and_ordered_by_its_ref(tmp_path: Pat
             refs=[offer_ref],
         )
         (accept_index,) = fr.operator.append([accept])
-        _checkpointed(fr.operator, alliance["FR"].party.log_vkey, accept_index)
+        _final(fr.operator, accept_index)
 
         incident = Incident(
             agents=[BUYER], depth=1, start=start, end=datetime.now(UTC) + timedelta(hours=1)
@@ -103,6 +110,8 @@ def test_a_trade_is_gathered_from_both_logs_and_ordered_by_its_ref(tmp_path: Pat
         assert found.agents == [BUYER, SELLER]  # the seller, from the offer's clear record
         assert found.roster["document"] == alliance.roster.document
         assert {s.node for s in found.slices} == {"GB", "FR"}
+        for piece in found.slices:  # each proven against a checkpoint a quorum cosigned
+            assert is_final(piece.checkpoint.encode(), piece.node, alliance.roster).final
         assert stages
 
         timeline = build_timeline(

@@ -89,6 +89,9 @@ class LogParts:
     proofs: ProofCache
     disclosure: DecisionDisclosure
     queries: RegistryQueries
+    # Cosignatures that make a checkpoint final under the roster in force (0: no roster):
+    # a first page answers against the newest checkpoint with that many, when there is one.
+    quorum: int = 0
 
 
 @dataclass
@@ -466,6 +469,14 @@ def _indices(request: SliceRequest) -> list[int]:
     return sorted(set(request.indices))
 
 
+def _first_size(parts: LogParts, request: SliceRequest) -> int | None:
+    """The tree size a first page answers against: the one asked for, else the newest
+    checkpoint cosigned by a quorum, else (none yet) the newest."""
+    if request.tree_size is not None or parts.quorum <= 0:
+        return request.tree_size
+    return parts.store.newest_cosigned(parts.quorum)
+
+
 def scan(parts: LogParts, request: SliceRequest, reader: Principal | None) -> Slice:
     """This node's slice for ``request`` as ``reader`` may see it (None: the public)."""
     if request.end <= request.start:
@@ -473,7 +484,7 @@ def scan(parts: LogParts, request: SliceRequest, reader: Principal | None) -> Sl
             "the window's end must be after its start ([start, end))", code="bad_window"
         )
     if request.cursor is None:
-        stored = parts.store.checkpoint(request.tree_size)
+        stored = parts.store.checkpoint(_first_size(parts, request))
         if stored is None and request.tree_size is not None:
             raise BadRequest(
                 f"this node signed no checkpoint of size {request.tree_size}; "
