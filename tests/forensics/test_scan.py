@@ -22,6 +22,7 @@ from custodes.api import create_app
 from custodes.client import Client
 from custodes.evals.results import DriftAlert
 from custodes.forensics.models import Slice
+from custodes.forensics.scan import _Concern, _read
 from custodes.ledger import leaf_hash, open_checkpoint, parse_vkey, verify_inclusion
 from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
 from custodes.ledger.payloads import ACCESS_TYPE
@@ -29,6 +30,7 @@ from custodes.node import Node
 from custodes.registry.models import KillOrder, PrincipalRecord, Selector
 from custodes.registry.service import ORDER_TYPE
 from custodes.sdk.decisions import sign_committed_decision, sign_decision
+from custodes.store.db import read_tx
 from tests.api.support import assert_error, node_of, post_entries
 from tests.databases import database_url, node_settings
 from tests.enrol import REGULATOR_KEY, enrol, principal
@@ -320,3 +322,16 @@ def test_a_narrow_window_holds_only_what_was_sequenced_in_it(world: World) -> No
     assert world.committed in _kinds(narrow)
     assert all(low <= e.sequenced_at < high for e in narrow.events)
     assert len(narrow.events) < len(whole.events)
+
+
+def test_the_decision_index_changes_what_is_read_not_what_is_found(world: World) -> None:
+    """With the decision index covering the window, only the asked agents' decisions are
+    read; without it, every decision is read and the same entries are kept."""
+    node = world.node
+    size = node.read_index.catch_up("decisions")
+    with read_tx(node.engine) as conn:
+        concern = _Concern(conn, [FIRST, SECOND])
+        fast, _ = _read(conn, 0, size, concern, 10_000, indexed=True)
+        slow, _ = _read(conn, 0, size, concern, 10_000, indexed=False)
+    assert [f.index for f in fast] == [f.index for f in slow]
+    assert {world.committed, world.halt} <= {f.index for f in fast}

@@ -46,6 +46,7 @@ def log_parts(node: Node) -> LogParts:
         proofs=node.proofs,
         disclosure=node.disclosure,
         queries=node.queries,
+        read_index=node.read_index,
         quorum=node.federation.quorum(),
     )
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, func, or_, select
 
 from custodes.audits.models import (
     ATTESTATION_STATUS_TYPE,
@@ -48,6 +48,7 @@ from custodes.forensics.models import (
 )
 from custodes.ledger.payloads import DECISION_TYPE
 from custodes.ledger.prover import ProofCache
+from custodes.ledger.readindex import DECISIONS, ReadIndex
 from custodes.ledger.store import SqlLogStore, checkpoints, cosignatures, entries
 from custodes.redteam.models import REDTEAM_TYPE
 from custodes.registry.decisions import DecisionDisclosure
@@ -61,6 +62,7 @@ from custodes.store.db import read_tx
 __all__ = ["LogParts", "checkpoint_note", "scan", "window_range"]
 
 _CHUNK = 2_000  # entries read per step
+_READ_BUDGET = 20_000  # decisions indexed before answering (as the read side does)
 _SKEW_SAMPLES = 64  # recent checkpoints whose cosignatures bound the clock skew
 _DATETIME = TypeAdapter(datetime)
 
@@ -74,6 +76,7 @@ _NAMING: dict[str, EventKind] = {
     RESULT_TYPE: "drift_alert",
     DRIFT_ALERT_TYPE: "drift_alert",
 }
+_EVIDENCE = (DECISION_TYPE, ORDER_TYPE, REGISTRY_TYPE, *_NAMING)
 _MODEL_NAMING = (RESULT_TYPE, DRIFT_ALERT_TYPE)  # these concern an agent through its model
 _TIME_FIELDS = ("at", "decided_at", "reported_at", "published_at", "evaluated_at", "issued")
 
@@ -89,6 +92,7 @@ class LogParts:
     proofs: ProofCache
     disclosure: DecisionDisclosure
     queries: RegistryQueries
+    read_index: ReadIndex
     # Cosignatures that make a checkpoint final under the roster in force (0: no roster):
     # a first page answers against the newest checkpoint with that many, when there is one.
     quorum: int = 0
@@ -323,28 +327,44 @@ def _summary(found: _Found, clear: dict[str, Any] | None) -> str:
 # --- the scan -------------------------------------------------------------------------
 
 
+def _chunk(
+    first: int, end: int, asked: Sequence[str], indexed: bool
+) -> Select[tuple[int, bytes, bytes, float]]:
+    """The entries in ``[first, end)`` that may concern an asked agent: of an evidence
+    type and, where the decision index covers them, only the asked agents' decisions."""
+    conditions: list[ColumnElement[bool]] = [
+        entries.c.idx >= first,
+        entries.c.idx < end,
+        entries.c.payload_type.in_(_EVIDENCE),
+    ]
+    if indexed:
+        theirs = select(DECISIONS.table.c.idx).where(
+            DECISIONS.table.c.agent_id.in_(list(asked)),
+            DECISIONS.table.c.idx >= first,
+            DECISIONS.table.c.idx < end,
+        )
+        conditions.append(or_(entries.c.payload_type != DECISION_TYPE, entries.c.idx.in_(theirs)))
+    return (
+        select(entries.c.idx, entries.c.data, entries.c.leaf_hash, entries.c.sequenced_at)
+        .where(and_(*conditions))
+        .order_by(entries.c.idx)
+    )
+
+
 def _read(
-    conn: Connection, first: int, stop: int, concern: _Concern, limit: int
+    conn: Connection, first: int, stop: int, concern: _Concern, limit: int, *, indexed: bool
 ) -> tuple[list[_Found], int]:
     """The kept entries from ``first``, at most ``limit``; and where the next page starts."""
     kept: list[_Found] = []
     position = first
     while position < stop and len(kept) < limit:
-        rows = conn.execute(
-            select(
-                entries.c.idx,
-                entries.c.data,
-                entries.c.leaf_hash,
-                entries.c.sequenced_at,
-            )
-            .where(entries.c.idx >= position, entries.c.idx < min(stop, position + _CHUNK))
-            .order_by(entries.c.idx)
-        ).all()
+        end = min(stop, position + _CHUNK)
+        rows = conn.execute(_chunk(position, end, sorted(concern.asked), indexed)).all()
         for found in _examine(concern, rows):
             kept.append(found)
             if len(kept) == limit:
                 return kept, found.index + 1
-        position = min(stop, position + _CHUNK)
+        position = end
     return kept, position
 
 
@@ -496,11 +516,18 @@ def scan(parts: LogParts, request: SliceRequest, reader: Principal | None) -> Sl
     else:
         size, position = _open_cursor(parts.store, request.cursor)
     asked = sorted(set(request.agents))
+    parts.read_index.catch_up(DECISIONS.name, budget=_READ_BUDGET)
     with read_tx(parts.engine) as conn:
         first, stop = window_range(conn, request.start, request.end, size)
         concern = _Concern(conn, asked)
+        indexed = parts.read_index.covered(DECISIONS.name) >= stop  # else: read them all
         kept, following = _read(
-            conn, first if position is None else max(first, position), stop, concern, request.limit
+            conn,
+            first if position is None else max(first, position),
+            stop,
+            concern,
+            request.limit,
+            indexed=indexed,
         )
         named = [i for i in _indices(request) if i < size] if position is None else []
         if named:
