@@ -21,8 +21,9 @@ from fastapi.testclient import TestClient
 from custodes.api import create_app
 from custodes.client import Client
 from custodes.evals.results import DriftAlert
+from custodes.federation.forwarded import FORWARD_TYPE as SENT_FORWARD_TYPE
 from custodes.forensics.models import Slice
-from custodes.forensics.scan import _Concern, _read
+from custodes.forensics.scan import FORWARD_TYPE, _Concern, _read
 from custodes.ledger import leaf_hash, open_checkpoint, parse_vkey, verify_inclusion
 from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
 from custodes.ledger.payloads import ACCESS_TYPE
@@ -335,3 +336,26 @@ def test_the_decision_index_changes_what_is_read_not_what_is_found(world: World)
         slow, _ = _read(conn, 0, size, concern, 10_000, indexed=False)
     assert [f.index for f in fast] == [f.index for f in slow]
     assert {world.committed, world.halt} <= {f.index for f in fast}
+
+
+def test_an_order_forwarded_from_another_member_is_evidence(world: World) -> None:
+    """A forward's envelope carries another member's order: it is read through."""
+    assert FORWARD_TYPE == SENT_FORWARD_TYPE  # the domain's copy of the adapter's type
+    order = KillOrder(
+        op="suspend",
+        order_id="forensics-forwarded-1",
+        agent_id=FIRST,
+        scope="territorial",
+        territory="FR",
+        reason="forwarded",
+        actor="regulator:fr",
+        at=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+    envelope = sign_envelope(ORDER_TYPE, order.model_dump_json().encode(), [REGULATOR_KEY])
+    forward = {"v": 1, "from": "FR", "to": "ZZ", "order": envelope.to_json(), "sent_at": 1}
+    with read_tx(world.node.engine) as conn:
+        concern = _Concern(conn, [FIRST])
+    assert concern.classify(FORWARD_TYPE, forward) == ("order", [FIRST])
+    assert concern.classify(FORWARD_TYPE, {**forward, "order": {"payload": "!"}}) is None
+    other = {**forward, "order": {**envelope.to_json(), "payloadType": "text/plain"}}
+    assert concern.classify(FORWARD_TYPE, other) is None

@@ -59,7 +59,7 @@ from custodes.registry.store import agents as agents_table
 from custodes.registry.store import kill_order_agents, kill_orders
 from custodes.store.db import read_tx
 
-__all__ = ["LogParts", "checkpoint_note", "scan", "window_range"]
+__all__ = ["FORWARD_TYPE", "LogParts", "checkpoint_note", "scan", "window_range"]
 
 _CHUNK = 2_000  # entries read per step
 _READ_BUDGET = 20_000  # decisions indexed before answering (as the read side does)
@@ -76,7 +76,9 @@ _NAMING: dict[str, EventKind] = {
     RESULT_TYPE: "drift_alert",
     DRIFT_ALERT_TYPE: "drift_alert",
 }
-_EVIDENCE = (DECISION_TYPE, ORDER_TYPE, REGISTRY_TYPE, *_NAMING)
+# Forwarded orders (custodes.federation.forwarded, an adapter this domain does not import).
+FORWARD_TYPE = "application/vnd.custodes.forwarded-order+json"
+_EVIDENCE = (DECISION_TYPE, ORDER_TYPE, FORWARD_TYPE, REGISTRY_TYPE, *_NAMING)
 _MODEL_NAMING = (RESULT_TYPE, DRIFT_ALERT_TYPE)  # these concern an agent through its model
 _TIME_FIELDS = ("at", "decided_at", "reported_at", "published_at", "evaluated_at", "issued")
 
@@ -247,6 +249,8 @@ class _Concern:
     def classify(
         self, payload_type: str, record: dict[str, Any]
     ) -> tuple[EventKind, list[str]] | None:
+        if payload_type == FORWARD_TYPE:  # another member's territorial order, as sent here
+            payload_type, record = ORDER_TYPE, _forwarded_order(record) or {}
         if payload_type == DECISION_TYPE:
             agent = str(record.get("agent", ""))
             if agent not in self.asked:
@@ -266,6 +270,24 @@ class _Concern:
             named_agents = self.named(record, models=payload_type in _MODEL_NAMING)
             return (_NAMING[payload_type], named_agents) if named_agents else None
         return None
+
+
+def _forwarded_order(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The kill order a forward carries (its envelope's payload), if it parses."""
+    try:
+        order = record["order"]
+        inner = orjson.loads(base64.b64decode(order["payload"]))
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return None
+    if not isinstance(inner, dict) or order.get("payloadType") != ORDER_TYPE:
+        return None
+    return inner
+
+
+def _subject(payload_type: str, record: dict[str, Any]) -> dict[str, Any]:
+    """What an entry is about: a forward's order, else the record itself."""
+    inner = _forwarded_order(record) if payload_type == FORWARD_TYPE else None
+    return record if inner is None else inner
 
 
 def _decoded(data: bytes) -> tuple[dict[str, Any], str] | None:
@@ -301,7 +323,7 @@ def _examine(concern: _Concern, rows: Iterable[Any]) -> list[_Found]:
                 payload_type=payload_type,
                 kind=verdict[0],
                 agents=verdict[1],
-                at=_claimed_at(record, sequenced),
+                at=_claimed_at(_subject(payload_type, record), sequenced),
                 sequenced_at=sequenced,
                 record=record,
                 refs=list(refs) if isinstance(refs, list) else [],
@@ -312,7 +334,7 @@ def _examine(concern: _Concern, rows: Iterable[Any]) -> list[_Found]:
 
 def _summary(found: _Found, clear: dict[str, Any] | None) -> str:
     who = ", ".join(found.agents)
-    record = (clear or {}).get("record") or found.record
+    record = (clear or {}).get("record") or _subject(found.payload_type, found.record)
     if found.kind in ("decision", "halt"):
         action = record.get("action")
         return f"{who} {found.kind}" + (f": {action}" if action else " (committed)")
