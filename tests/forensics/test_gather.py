@@ -112,6 +112,7 @@ def test_a_trade_is_gathered_from_both_logs_and_ordered_by_its_ref(tmp_path: Pat
         assert {s.node for s in found.slices} == {"GB", "FR"}
         for piece in found.slices:  # each proven against a checkpoint a quorum cosigned
             assert is_final(piece.checkpoint.encode(), piece.node, alliance.roster).final
+            assert piece.skew.samples > 0  # the members' cosignatures on its checkpoints
         assert stages
 
         timeline = build_timeline(

@@ -313,6 +313,15 @@ def test_a_timeline_is_for_regulators_and_auditors(world: World) -> None:
     regulator = {"Authorization": f"Bearer {world.tokens['regulator:zz']}"}
     answer = world.client.post("/api/v1/forensics/timeline", json=body, headers=regulator)
     assert_error(answer, 400, "no_roster")  # this node is in no alliance
+    before = world.node.store.sequenced_size()
+    for bad, status, code in [
+        ({**body, "end": "2000-01-01T00:00:00Z"}, 400, "bad_window"),
+        ({**body, "agents": []}, 422, "invalid_request"),
+        ({**body, "depth": 9}, 422, "invalid_request"),
+    ]:
+        answer = world.client.post("/api/v1/forensics/timeline", json=bad, headers=regulator)
+        assert_error(answer, status, code)
+    assert world.node.store.sequenced_size() == before
 
 
 def test_a_narrow_window_holds_only_what_was_sequenced_in_it(world: World) -> None:
