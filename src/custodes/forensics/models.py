@@ -20,7 +20,7 @@ bundle (``forensics.order``, ``forensics.bundle``) and the report (``forensics.r
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -56,6 +56,12 @@ EventKind = Literal[
 EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]
 
 
+def _aware_instant(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("give the instant with its offset (e.g. 2026-12-01T10:00:00Z)")
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -76,9 +82,7 @@ class Incident(_Model):
     @field_validator("start", "end")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("give the instant with its offset (e.g. 2026-12-01T10:00:00Z)")
-        return value
+        return _aware_instant(value)
 
 
 class Event(_Model):
@@ -141,6 +145,16 @@ class SliceRequest(_Model):
     end: datetime
     cursor: str | None = None  # a page's next_cursor
     limit: int = Field(default=2000, ge=1, le=5000)
+    # Entries to include whatever they are (a ref's target), answered on the first page.
+    indices: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list, max_length=MAX_AGENTS)
+    # Answer against this signed checkpoint size (an earlier answer's ``tree_size``), so
+    # every ask of one gather is proven against one checkpoint; None: the newest.
+    tree_size: int | None = Field(default=None, ge=1)
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return _aware_instant(value)
 
 
 class Slice(_Model):
