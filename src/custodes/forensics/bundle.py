@@ -21,7 +21,7 @@ from custodes.errors import CustodesError
 from custodes.forensics.models import BUNDLE_FORMAT, Timeline
 from custodes.ledger.canonical import canonical_dumps
 
-__all__ = ["BundleError", "bundle_bytes", "read_bundle", "write_bundle"]
+__all__ = ["BundleError", "bundle_bytes", "read_bundle", "write_atomic", "write_bundle"]
 
 # Levels of the document split by hand (top object, its lists): below them every value
 # is one event or state, which canonical_dumps writes on orjson's fast path when it can.
@@ -53,8 +53,11 @@ def bundle_bytes(timeline: Timeline) -> bytes:
 
 def write_bundle(timeline: Timeline, path: Path | str) -> Path:
     """Write ``timeline`` to ``path`` atomically; returns the path."""
-    target = Path(path)
-    data = bundle_bytes(timeline)
+    return write_atomic(Path(path), bundle_bytes(timeline))
+
+
+def write_atomic(target: Path, data: bytes) -> Path:
+    """Write ``data`` to ``target`` through a temporary file beside it and a rename."""
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

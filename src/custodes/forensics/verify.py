@@ -57,8 +57,11 @@ class Verified:
     roster_version: int
 
     def summary(self) -> str:
+        return f"verified: {self.details()}"
+
+    def details(self) -> str:
         return (
-            f"verified: {self.events} events from {len(self.nodes)} members "
+            f"{self.events} events from {len(self.nodes)} members "
             f"({', '.join(self.nodes)}); {self.checkpoints} checkpoints with "
             f"{self.cosignatures} member cosignatures; {self.registry} registry states; "
             f"{self.opened} clear records match their commitments; "
@@ -164,9 +167,9 @@ def _prove(key: str, event: Event, data: bytes, checkpoint: Checkpoint) -> None:
     except ValueError as exc:
         raise _fail(key, "the inclusion proof holds a hash that is not hex") from exc
     except CustodesError as exc:
-        raise _fail(
-            key, f"inclusion proof does not lead to the checkpoint's root ({exc.message})"
-        ) from exc
+        if "expected root" in exc.message:
+            raise _fail(key, "inclusion proof does not lead to the checkpoint's root") from exc
+        raise _fail(key, f"the inclusion proof is malformed: {exc.message}") from exc
 
 
 def _check_payload(key: str, event: Event, data: bytes) -> None:
