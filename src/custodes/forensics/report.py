@@ -122,7 +122,12 @@ def _checkpoints(timeline: Timeline) -> list[dict[str, Any]]:
         except CustodesError:
             size, signatures = "unreadable", 0
         rows.append(
-            {"node": node, "origin": timeline.origins.get(node, ""), "size": size, "sigs": signatures}
+            {
+                "node": node,
+                "origin": timeline.origins.get(node, ""),
+                "size": size,
+                "sigs": signatures,
+            }
         )
     return rows
 

@@ -200,7 +200,9 @@ def _check_clear(key: str, event: Event) -> bool:
         open_record(CommittedDecision.model_validate(record), parse_opening(event.clear))
     except (CustodesError, ValidationError) as exc:
         reason = exc.message if isinstance(exc, CustodesError) else str(exc.errors()[0]["msg"])
-        raise _fail(key, f"the clear record does not open the logged commitment ({reason})") from exc
+        raise _fail(
+            key, f"the clear record does not open the logged commitment ({reason})"
+        ) from exc
     return True
 
 
