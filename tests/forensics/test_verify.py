@@ -147,6 +147,27 @@ def test_a_changed_payload_type_fails(genuine: Doc) -> None:
     _fails(genuine, change, "payloadType")
 
 
+def test_a_halt_shown_as_a_decision_fails(genuine: Doc) -> None:
+    def change(doc: Doc) -> None:
+        _event(doc, "halt")["kind"] = "decision"
+
+    _fails(genuine, change, "shown as a decision, but the logged entry is a halt")
+
+
+def test_a_lift_shown_as_an_order_fails(genuine: Doc) -> None:
+    def change(doc: Doc) -> None:
+        _event(doc, "lift")["kind"] = "order"
+
+    _fails(genuine, change, "shown as a order, but the logged entry is a lift")
+
+
+def test_a_time_other_than_the_records_own_fails(genuine: Doc) -> None:
+    def change(doc: Doc) -> None:
+        _event(doc, "order")["at"] = "2026-11-30T08:00:00Z"
+
+    _fails(genuine, change, "its time 2026-11-30T08:00:00+00:00 is not the at its record claims")
+
+
 def test_a_changed_clear_rationale_fails_against_the_commitment(genuine: Doc) -> None:
     def change(doc: Doc) -> None:
         _committed(doc)["clear"]["record"]["rationale"] = "it seemed wise"

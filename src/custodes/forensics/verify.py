@@ -10,7 +10,9 @@ network. In order it checks:
 3. each event and each registry state's event: its node has a checkpoint with the same
    origin and size; its leaf hash is recomputed from its bytes; its inclusion proof
    leads to the checkpoint's root; the bytes are a DSSE envelope whose payloadType and
-   payload are the event's; a clear record opens the logged commitment;
+   payload are the event's; its kind (decision, halt, order, lift) and its time are
+   the ones its record says; a clear record
+   opens the logged commitment;
 4. the order: each event once, each log's indexes rising, every edge and every ref the
    entries themselves carry pointing back to an earlier event with that leaf hash.
 
@@ -24,6 +26,7 @@ import base64
 import binascii
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -39,7 +42,8 @@ from custodes.ledger.commitments import open_record, parse_opening
 from custodes.ledger.dsse import parse_envelope
 from custodes.ledger.merkle import leaf_hash, verify_inclusion
 from custodes.ledger.note import parse_note
-from custodes.ledger.payloads import CommittedDecision
+from custodes.ledger.payloads import DECISION_TYPE, CommittedDecision
+from custodes.registry.service import ORDER_TYPE
 
 __all__ = ["Verified", "verify_bundle"]
 
@@ -187,6 +191,44 @@ def _check_payload(key: str, event: Event, data: bytes) -> None:
         raise _fail(key, "the record shown is not the payload the log holds")
 
 
+def _claimed(record: Mapping[str, Any]) -> tuple[str, datetime] | None:
+    """The time a record claims for itself at its top level (as the scan reads it)."""
+    for name in ("at", "decided_at"):
+        value = record.get(name)
+        if isinstance(value, str):
+            try:
+                when = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            if when.tzinfo is not None:
+                return name, when
+    return None
+
+
+def _kind_of(payload_type: str, record: Mapping[str, Any]) -> str | None:
+    """The kind an entry of this type must be shown as, where the type decides it."""
+    if payload_type == DECISION_TYPE:
+        halted = record.get("kind") == "halt" if record.get("v") == 2 else record.get("action")
+        return "halt" if halted in (True, "halt") else "decision"
+    if payload_type == ORDER_TYPE:
+        return "lift" if record.get("op") == "reinstate" else "order"
+    return None
+
+
+def _check_kind(key: str, event: Event) -> None:
+    kind = _kind_of(event.payload_type, event.record)
+    if kind is not None and kind != event.kind:
+        raise _fail(key, f"shown as a {event.kind}, but the logged entry is a {kind}")
+
+
+def _check_time(key: str, event: Event) -> None:
+    claimed = _claimed(event.record)
+    if claimed is not None and claimed[1] != event.at:
+        raise _fail(
+            key, f"its time {event.at.isoformat()} is not the {claimed[0]} its record claims"
+        )
+
+
 def _check_clear(key: str, event: Event) -> bool:
     """True when a clear record was checked against the logged commitment."""
     if event.clear is None:
@@ -214,6 +256,8 @@ def _check_event(event: Event, checkpoints: Mapping[str, Checkpoint]) -> bool:
     data = _decode(key, event)
     _prove(key, event, data, checkpoint)
     _check_payload(key, event, data)
+    _check_kind(key, event)
+    _check_time(key, event)
     return _check_clear(key, event)
 
 
