@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import orjson
 import pytest
 import rfc8785
 
-from custodes.forensics.bundle import BundleError, bundle_bytes, read_bundle, write_bundle
+from custodes.forensics.bundle import (
+    BundleError,
+    bundle_bytes,
+    read_bundle,
+    tlog_proof,
+    write_bundle,
+)
 from custodes.forensics.models import Timeline
 from custodes.forensics.verify import verify_bundle
+from custodes.ledger.checkpoint import parse_checkpoint
+from custodes.ledger.merkle import leaf_hash, verify_inclusion
+from custodes.ledger.note import parse_note
 from tests.forensics.synthetic import synthetic_timeline
 
 
@@ -83,3 +93,17 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="cannot read the bundle") as caught:
         read_bundle(tmp_path / "absent.json")
     assert caught.value.code == "bundle_unreadable"
+
+
+def test_an_events_tlog_proof_verifies_with_the_merkle_core(timeline: Timeline) -> None:
+    event = timeline.events[7]
+    note = timeline.checkpoints[event.node]
+    text = tlog_proof(event, note)
+    head, _, checkpoint_note = text.partition("\n\n")
+    lines = head.split("\n")
+    assert lines[:2] == ["c2sp.org/tlog-proof@v1", f"index {event.index}"]
+    proof = [base64.b64decode(line) for line in lines[2:]]
+    assert checkpoint_note == note
+    checkpoint = parse_checkpoint(parse_note(checkpoint_note.encode()).text)
+    leaf = leaf_hash(base64.b64decode(event.data))
+    verify_inclusion(leaf, event.index, checkpoint.size, proof, checkpoint.root_hash)

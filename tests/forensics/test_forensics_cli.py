@@ -148,3 +148,23 @@ def test_timeline_refuses_bad_input_before_asking_any_node(
     assert isinstance(done.exception, BadRequest)
     assert reason in done.exception.message
     assert not out.exists()
+
+
+def test_proofs_exports_each_entry_and_its_tlog_proof(bundle: Path, tmp_path: Path) -> None:
+    out = tmp_path / "proofs"
+    done = _run("proofs", str(bundle), "--out", str(out))
+    assert done.exit_code == 0, done.output
+    doc = orjson.loads(bundle.read_bytes())
+    first = doc["events"][0]
+    name = f"{first['node']}-{first['index']}"
+    assert (out / f"{name}.entry").read_bytes() == base64.b64decode(first["data"])
+    proof = (out / f"{name}.tlog-proof").read_text()
+    assert proof.startswith(f"c2sp.org/tlog-proof@v1\nindex {first['index']}\n")
+    assert len(list(out.iterdir())) == 2 * len(doc["events"])
+
+
+def test_proofs_of_a_tampered_bundle_are_refused(bundle: Path, tmp_path: Path) -> None:
+    _tamper(bundle)
+    done = _run("proofs", str(bundle), "--out", str(tmp_path / "proofs"))
+    assert done.exit_code == 1
+    assert not (tmp_path / "proofs").exists()

@@ -3,11 +3,13 @@
 ``timeline`` gathers from the member nodes what the token's principal is entitled to,
 orders it causally, verifies every proof and signature, and writes ``report.html`` (for
 people) and ``bundle.json`` (for machines) to ``--out``. ``verify`` checks a bundle with
-no network; ``report`` renders one (checking it first).
+no network; ``report`` renders one (checking it first); ``proofs`` exports each event's
+entry and its C2SP tlog-proof for other verifiers.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +26,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from custodes.errors import BadRequest, ConfigError
 from custodes.federation.roster import SignedRoster, parse_roster
-from custodes.forensics.bundle import BundleError, read_bundle, write_atomic, write_bundle
+from custodes.forensics.bundle import (
+    BundleError,
+    read_bundle,
+    tlog_proof,
+    write_atomic,
+    write_bundle,
+)
 from custodes.forensics.models import Incident, Timeline
 from custodes.forensics.report import render_report
 from custodes.forensics.verify import Verified, verify_bundle
@@ -102,6 +110,26 @@ def report(
     out.print(f"report: {escape(str(target))}")
     if failure is not None:
         raise _fail(f"{bundle} does not verify: {failure} (the report says so)")
+
+
+@app.command("proofs")
+def proofs(
+    bundle: Path = typer.Argument(..., help="the evidence bundle (bundle.json)"),
+    out_dir: Path = typer.Option(..., "--out", help="directory for the proof files"),
+) -> None:
+    """Export each event as its entry bytes and a C2SP tlog-proof (verified first)."""
+    try:
+        timeline_ = read_bundle(bundle)
+        verify_bundle(timeline_)
+    except BundleError as exc:
+        raise _fail(f"{bundle} does not verify: {exc.message}") from exc
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for event in timeline_.events:
+        name = f"{event.node}-{event.index}"
+        write_atomic(out_dir / f"{name}.entry", base64.b64decode(event.data))
+        proof = tlog_proof(event, timeline_.checkpoints[event.node])
+        write_atomic(out_dir / f"{name}.tlog-proof", proof.encode())
+    out.print(f"{len(timeline_.events)} entries and tlog-proofs in {escape(str(out_dir))}")
 
 
 # --- timeline (gathers over the network) -----------------------------------------------------

@@ -9,6 +9,7 @@ checks the evidence.
 
 from __future__ import annotations
 
+import base64
 import os
 import tempfile
 from pathlib import Path
@@ -18,10 +19,20 @@ import orjson
 from pydantic import ValidationError
 
 from custodes.errors import CustodesError
-from custodes.forensics.models import BUNDLE_FORMAT, Timeline
+from custodes.forensics.models import BUNDLE_FORMAT, Event, Timeline
 from custodes.ledger.canonical import canonical_dumps
 
-__all__ = ["BundleError", "bundle_bytes", "read_bundle", "write_atomic", "write_bundle"]
+__all__ = [
+    "TLOG_PROOF_HEADER",
+    "BundleError",
+    "bundle_bytes",
+    "read_bundle",
+    "tlog_proof",
+    "write_atomic",
+    "write_bundle",
+]
+
+TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 
 # Levels of the document split by hand (top object, its lists): below them every value
 # is one event or state, which canonical_dumps writes on orjson's fast path when it can.
@@ -109,3 +120,11 @@ def read_bundle(source: Path | str | bytes) -> Timeline:
             f"the bundle is malformed at {where}: {first['msg']}",
             detail={"where": where, "errors": exc.error_count()},
         ) from exc
+
+
+def tlog_proof(event: Event, checkpoint_note: str) -> str:
+    """One event's proof in C2SP tlog-proof form (the ``.tlog-proof`` file), for any
+    tlog-proof verifier: the header, ``index N``, the proof hashes in base64 (leaf to
+    root), an empty line, then the cosigned checkpoint the proof leads to."""
+    hashes = "".join(f"{base64.b64encode(bytes.fromhex(h)).decode()}\n" for h in event.proof)
+    return f"{TLOG_PROOF_HEADER}\nindex {event.index}\n{hashes}\n{checkpoint_note}"
