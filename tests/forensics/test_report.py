@@ -90,6 +90,13 @@ def test_each_event_is_listed_in_causal_order_with_its_rationale(
             rationale = event.clear["record"]["rationale"].replace("<", "&lt;").replace(">", "&gt;")
             assert rationale in html
     assert "<ok>" not in html  # the rationales' markup-like text is escaped
+    cited = next(e for e in entitled.events if e.refs)
+    ref = cited.refs[0]
+    target = next(
+        e for e in entitled.events if (e.origin, e.index) == (ref["origin"], ref["index"])
+    )
+    row = html[html.index(f'<td class="mono">{cited.node}:{cited.index}</td>') :]
+    assert f'<td class="mono">{target.node}:{target.index}</td>' in row[: row.index("</tr>")]
 
 
 def test_the_public_sees_commitments_where_it_is_not_entitled(

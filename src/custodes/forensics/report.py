@@ -10,11 +10,11 @@ chart's marks are computed here in one pass, so ten thousand events render quick
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from custodes.errors import CustodesError
 from custodes.forensics.models import Event, Timeline
@@ -34,16 +34,47 @@ _env = Environment(
 
 # Chart geometry (SVG user units).
 _LABEL_W, _PLOT_W, _LANE_H, _TOP = 260, 900, 28, 24
-_MARKS = {"order": "order", "lift": "lift", "halt": "halt"}  # kinds that get a text label
 
 
-@dataclass(frozen=True)
-class _Mark:
-    x: float
-    y: float
-    kind: str
-    label: str  # shown beside orders, lifts and halts; "" for the rest
-    title: str
+# One SVG fragment per kind of mark: a shape of its own, and a word beside orders, halts
+# and lifts, so no mark is told apart by colour alone. ``{t}`` is the escaped title.
+_SHAPES = {
+    "decision": '<circle cx="{x}" cy="{y}" r="3.5" fill="#1f4e9c"><title>{t}</title></circle>',
+    "halt": (
+        '<g><title>{t}</title><rect x="{x5}" y="{y5}" width="10" height="10" fill="#8a1c1c"/>'
+        '<text x="{x7}" y="{y5}" font-size="10" fill="#8a1c1c">HALT</text></g>'
+    ),
+    "order": (
+        '<g><title>{t}</title><path d="M{x} {yt} L{xr} {yb} L{xl} {yb} Z" fill="#000"/>'
+        '<text x="{x8}" y="{y5}" font-size="10" fill="#000">ORDER</text></g>'
+    ),
+    "lift": (
+        '<g><title>{t}</title><path d="M{x} {yt} L{xr} {y} L{x} {yd} L{xl} {y} Z" '
+        'fill="#0b6e2e"/><text x="{x8}" y="{y5}" font-size="10" fill="#0b4a20">LIFT</text></g>'
+    ),
+}
+_OTHER = '<rect x="{xb}" y="{yo}" width="3" height="12" fill="#5a3d8a"><title>{t}</title></rect>'
+
+
+def _mark(kind: str, x: float, y: float, title: str) -> str:
+    """One mark, its title escaped (the numbers are ours)."""
+    shape = _SHAPES.get(kind, _OTHER)
+    return shape.format(
+        t=escape(title),
+        x=x,
+        y=y,
+        x5=x - 5,
+        y5=y - 5,
+        x7=x + 7,
+        x8=x + 8,
+        xr=x + 7,
+        xl=x - 7,
+        yt=y - 7,
+        yb=y + 6,
+        yd=y + 7,
+        xb=x - 1.5,
+        yo=y - 6,
+    )
 
 
 def _when(value: datetime) -> str:
@@ -68,22 +99,31 @@ def _beside(event: Event) -> tuple[str, str]:
     return "", ""
 
 
-def _row(n: int, event: Event, concurrent: dict[str, list[str]]) -> dict[str, Any]:
-    refs = [f"{r.get('origin')}#{r.get('index')}" for r in event.refs]
+def _ref(ref: dict[str, Any], nodes: dict[str, str]) -> str:
+    """``GB:12`` for a log in the bundle, else the other log's origin and index."""
+    node = nodes.get(str(ref.get("origin")))
+    return f"{node}:{ref.get('index')}" if node else f"{ref.get('origin')}#{ref.get('index')}"
+
+
+def _row(
+    n: int, event: Event, concurrent: dict[str, list[str]], nodes: dict[str, str]
+) -> tuple[Any, ...]:
+    """One table row, in the template's column order (a tuple: unpacked, not looked up)."""
+    refs = ", ".join(_ref(r, nodes) for r in event.refs)
     beside_kind, beside = _beside(event)
-    return {
-        "n": n,
-        "key": _key(event),
-        "at": _when(event.at),
-        "sequenced": _when(event.sequenced_at),
-        "kind": event.kind,
-        "agents": ", ".join(event.agents),
-        "summary": event.summary,
-        "beside_kind": beside_kind,
-        "beside": beside,
-        "refs": ", ".join(refs),
-        "concurrent": ", ".join(concurrent.get(_key(event), [])),
-    }
+    key = _key(event)
+    return (
+        n,
+        _when(event.at),
+        key,
+        event.kind,
+        ", ".join(event.agents),
+        event.summary,
+        beside_kind == "committed",
+        beside,
+        refs,
+        ", ".join(concurrent.get(key, [])),
+    )
 
 
 def _lanes(timeline: Timeline) -> list[tuple[str, str]]:
@@ -92,7 +132,8 @@ def _lanes(timeline: Timeline) -> list[tuple[str, str]]:
     return [("agent", a) for a in timeline.agents] + [("node", n) for n in nodes]
 
 
-def _marks(timeline: Timeline, lanes: list[tuple[str, str]]) -> list[_Mark]:
+def _marks(timeline: Timeline, lanes: list[tuple[str, str]]) -> Markup:
+    """Every event's marks on its node's lane and its agents' lanes, as SVG."""
     start, end = timeline.incident.start, timeline.incident.end
     span = max((end - start).total_seconds(), 1e-9)
     lane_of = {lane: i for i, lane in enumerate(lanes)}
@@ -100,15 +141,12 @@ def _marks(timeline: Timeline, lanes: list[tuple[str, str]]) -> list[_Mark]:
     for event in timeline.events:
         offset = min(max((event.at - start).total_seconds() / span, 0.0), 1.0)
         x = round(_LABEL_W + offset * _PLOT_W, 1)
-        label = _MARKS.get(event.kind, "")
         title = f"{_key(event)} {event.kind}: {event.summary}"
-        targets = [("node", event.node)] + [("agent", a) for a in event.agents]
-        for lane in targets:
+        for lane in [("node", event.node)] + [("agent", a) for a in event.agents]:
             i = lane_of.get(lane)
             if i is not None:
-                y = _TOP + i * _LANE_H + _LANE_H / 2
-                marks.append(_Mark(x, y, event.kind, label, title))
-    return marks
+                marks.append(_mark(event.kind, x, _TOP + i * _LANE_H + _LANE_H / 2, title))
+    return Markup("\n".join(marks))  # noqa: S704 - built above from escaped text only
 
 
 def _checkpoints(timeline: Timeline) -> list[dict[str, Any]]:
@@ -169,6 +207,7 @@ def render_report(
     for a, b in timeline.concurrent:
         concurrent.setdefault(a, []).append(b)
         concurrent.setdefault(b, []).append(a)
+    nodes = {origin: node for node, origin in timeline.origins.items()}
     lanes = _lanes(timeline)
     height = _TOP + len(lanes) * _LANE_H + 24
     return _env.get_template("report.html").render(
@@ -176,7 +215,7 @@ def render_report(
         verified=verified,
         failure=failure,
         when=_when,
-        rows=[_row(n, e, concurrent) for n, e in enumerate(timeline.events, 1)],
+        rows=[_row(n, e, concurrent, nodes) for n, e in enumerate(timeline.events, 1)],
         lanes=[(kind, name, _TOP + i * _LANE_H) for i, (kind, name) in enumerate(lanes)],
         marks=_marks(timeline, lanes),
         counts=_counts(timeline),
