@@ -22,6 +22,7 @@ from custodes.cli import (
     evals_list,
     federation,
     federation_evidence,
+    forensics,
     keys,
     kill,
     lease,
@@ -51,6 +52,7 @@ app.add_typer(federation.app, name="federation")
 federation.app.add_typer(federation_evidence.app, name="evidence")
 app.add_typer(audit.app, name="audit")
 app.add_typer(redteam.app, name="redteam")
+app.add_typer(forensics.app, name="forensics")
 node.register(app)
 audit_killswitch.register(audit.app)
 
