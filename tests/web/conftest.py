@@ -39,7 +39,7 @@ from tests.redteam.world import (
 __all__ = ["Site", "signed_in", "site"]
 
 MODEL_KEY = EnvelopeSigner.from_seed(bytes([1]) * 32)  # the world's key for MODEL_AGENT
-RATIONALE = "the counterparty's margin call was overdue"
+RATIONALE = "the counterparty missed an overdue margin call"
 ORDER_ID = "order-web-suspend-1"
 
 

@@ -54,7 +54,8 @@ def test_the_registry_lists_and_filters_agents(site: Site) -> None:
     assert SKILL_AGENT in suspended
     assert MODEL_AGENT not in suspended
     by_skill = _page(browser.get("/ui/agents", params={"skill": "web-browse"}))
-    assert SKILL_AGENT in by_skill and OTHER_AGENT not in by_skill
+    assert SKILL_AGENT in by_skill
+    assert OTHER_AGENT not in by_skill
     nobody = _page(browser.get("/ui/agents", params={"operator": "operator:nobody"}))
     assert "No agent matches" in nobody
 
@@ -110,12 +111,13 @@ def test_an_unknown_agent_is_a_404_page(site: Site, agent_id: str) -> None:
 def test_the_agents_page_shows_orders_results_and_exposures(site: Site) -> None:
     browser = signed_in(site, None)
     html = _page(browser.get(_agent_url(SKILL_AGENT)))
-    assert ORDER_ID in html and "suspended" in html
+    assert ORDER_ID in html
+    assert "suspended" in html
     assert "refuses this agent&#39;s lease requests" in html or "refuses this agent's" in html
     model = _page(browser.get(_agent_url(MODEL_AGENT)))
     assert "grants this agent operating leases" in model
     assert '<svg class="chart" role="img"' in model  # the ASR chart, with its table
-    assert "<title id=\"asr-t\">Attack success rate" in model
+    assert '<title id="asr-t">Attack success rate' in model
     assert "0.150" in model  # 3 successes of 20 in the re-test, in the table
     assert "committed; the clear record is for" in model
 
@@ -123,12 +125,15 @@ def test_the_agents_page_shows_orders_results_and_exposures(site: Site) -> None:
 def test_the_redteam_pages_list_and_show_a_disclosure(site: Site) -> None:
     browser = signed_in(site, REGULATOR)
     listing = _page(browser.get("/ui/redteam"))
-    assert site.amber in listing and site.reported in listing
+    assert site.amber in listing
+    assert site.reported in listing
     detail = _page(browser.get(f"/ui/redteam/{site.amber}"))
     assert "TLP:AMBER" in detail
-    assert MODEL_AGENT in detail and "exposed" in detail
+    assert MODEL_AGENT in detail
+    assert "exposed" in detail
     triaged = _page(browser.get("/ui/redteam", params={"stage": "reported"}))
-    assert site.reported in triaged and site.amber not in triaged
+    assert site.reported in triaged
+    assert site.amber not in triaged
     html = _page(browser.get("/ui/redteam/vulnerability--nope"), 404)
     assert "unknown_disclosure" in html
 
@@ -140,5 +145,6 @@ def test_a_chart_lays_out_its_points_and_says_what_it_shows() -> None:
     ys = [p.y for p in chart.points]
     assert ys[1] < ys[2] < ys[0]  # higher values higher up
     assert chart.points[0].x < chart.points[1].x < chart.points[2].x
-    assert "3 run(s)" in chart.description and "latest 0.500" in chart.description
+    assert "3 run(s)" in chart.description
+    assert "latest 0.500" in chart.description
     assert series_chart("empty", []) is None

@@ -26,6 +26,4 @@ def overview(request: Request) -> Response:
     found = overview_of(
         node_of(request), getattr(state, "lookups", None), getattr(state, "gossip", None)
     )
-    return page(
-        request, "overview.html", section="overview", title="Alliance overview", view=found
-    )
+    return page(request, "overview.html", section="overview", title="Alliance overview", view=found)

@@ -56,7 +56,7 @@ def _pager(
 
 
 @router.get("/agents", include_in_schema=False)
-def agents_page(
+def agents_page(  # noqa: PLR0917 - FastAPI maps each query parameter to one
     request: Request,
     jurisdiction: Jurisdiction = None,
     sector: Text = None,
