@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from custodes.config import Settings
+from custodes.evals.results import RESULT_TYPE, DriftSummary
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
 from custodes.registry.models import KillOrder
@@ -28,11 +29,14 @@ from tests.databases import node_settings
 from tests.enrol import REGULATOR_KEY
 from tests.integration.procs import wait_until
 from tests.redteam.world import (
+    AUDITOR,
+    KEYS,
     MODEL_AGENT,
     REGULATOR,
     SKILL_AGENT,
     World,
     report_body,
+    retest_result,
     world_for,
 )
 
@@ -82,6 +86,28 @@ def _suspend(world: World) -> None:
     assert answer.status_code == 201, answer.text
 
 
+def _drifted(world: World, disclosure: str) -> None:
+    """A second run of the re-test, 0.42 drift coefficient from the first: an alert."""
+    first = retest_result(disclosure, MODEL_AGENT, successes=3)
+    drift = DriftSummary(
+        baseline_epoch=0,
+        baseline_run_id=first.run_id,
+        dc=0.42,
+        d_beh=0.42,
+        p_beh=0.001,
+        items=20,
+        permutations=999,
+        level=0.05,
+        alert=True,
+    )
+    result = retest_result(disclosure, MODEL_AGENT, successes=9).model_copy(
+        update={"epoch": 1, "drift": drift}
+    )
+    envelope = sign_envelope(RESULT_TYPE, result.model_dump_json().encode(), [KEYS[AUDITOR]])
+    answer = world.post(AUDITOR, "/api/v1/evals/results", envelope.to_json())
+    assert answer.status_code == 201, answer.text
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     base = tmp_path_factory.mktemp("web")
@@ -92,6 +118,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         amber = world.disclosed()
         reported = world.reported(report_body(title="Clear report, not yet triaged", tlp="clear"))
         world.retest_result(amber, MODEL_AGENT, successes=3)
+        _drifted(world, amber)
         node = world.node
         wait_until(
             "the decision under a checkpoint",

@@ -120,6 +120,11 @@ def test_the_agents_page_shows_orders_results_and_exposures(site: Site) -> None:
     assert '<title id="asr-t">Attack success rate' in model
     assert "0.150" in model  # 3 successes of 20 in the re-test, in the table
     assert "committed; the clear record is for" in model
+    assert '<title id="dc-t">Drift coefficient' in model  # the second run's drift
+    assert "0.420" in model
+    assert "drift alert" in model
+    drift = model.split('id="drift"', 1)[1].split("</table>", 1)[0]
+    assert "eval_drift" in drift  # the alert the drifted result raised, from the log
 
 
 def test_the_redteam_pages_list_and_show_a_disclosure(site: Site) -> None:
