@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,7 +24,7 @@ from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
 from custodes.registry.models import KillOrder
 from custodes.registry.service import ORDER_TYPE
-from custodes.sdk.decisions import sign_committed_decision
+from custodes.sdk.decisions import sign_committed_decision, sign_decision
 from tests.databases import node_settings
 from tests.enrol import REGULATOR_KEY
 from tests.integration.procs import wait_until
@@ -60,10 +60,17 @@ class Site:
 
 
 def _decide(world: World) -> int:
+    """The committed decision, and two plain (public) ones a minute before and after."""
+    now = datetime.now(UTC)
     opened = sign_committed_decision(
-        MODEL_KEY, MODEL_AGENT, "sell 100 ACME", RATIONALE, decided_at=datetime.now(UTC)
+        MODEL_KEY, MODEL_AGENT, "sell 100 ACME", RATIONALE, decided_at=now
     )
-    body = canonical_dumps({"entries": [opened.to_json()]})
+    plain = [
+        sign_decision(MODEL_KEY, MODEL_AGENT, f"hold #{n}", "a plain record", decided_at=at)
+        for n, at in enumerate((now + timedelta(minutes=1), now - timedelta(minutes=1)))
+    ]
+    items = [opened.to_json(), *(p.to_json() for p in plain)]
+    body = canonical_dumps({"entries": items})
     answer = world.http.post(
         "/api/v1/entries", content=body, headers={"Content-Type": "application/json"}
     )

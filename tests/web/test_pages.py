@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from custodes.web.charts import series_chart
+from custodes.web.timeline import decisions_timeline
 from tests.redteam.world import MODEL_AGENT, OTHER_AGENT, REGULATOR, SKILL_AGENT
 from tests.web.conftest import ORDER_ID, Site, signed_in
 
@@ -95,9 +96,27 @@ def test_bad_query_parameters_are_a_422_page(site: Site, url: str) -> None:
     assert "invalid_request" in html
 
 
-def test_a_bad_decisions_cursor_is_a_400_page(site: Site) -> None:
-    html = _page(signed_in(site, None).get(_agent_url(MODEL_AGENT, cursor="bm90LWEtY3Vyc29y")), 400)
+def test_a_cursor_past_the_newest_checkpoint_is_a_400_page(site: Site) -> None:
+    url = _agent_url(MODEL_AGENT, cursor="999999999.0.0")
+    html = _page(signed_in(site, None).get(url), 400)
     assert "bad_cursor" in html
+
+
+def test_the_decisions_timeline_pages_in_time_order(site: Site) -> None:
+    node = site.world.node
+    seen, cursor = [], None
+    while True:
+        page = decisions_timeline(node, MODEL_AGENT, cursor, 1, None)
+        seen += [(row["decided_at"], row["action"]) for row in page["rows"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert [action for _, action in seen] == ["hold #1", None, "hold #0"]  # None: committed
+    assert [at for at, _ in seen] == sorted(at for at, _ in seen)
+    html = _page(signed_in(site, None).get(_agent_url(MODEL_AGENT)))
+    assert "hold #0" in html
+    assert "hold #1" in html
+    assert f'href="/api/v1/decisions/{site.decision_index}"' in html
 
 
 @pytest.mark.parametrize(

@@ -18,12 +18,13 @@ from starlette.responses import Response
 from custodes.web.agent_view import agent_view, may_order
 from custodes.web.auth import node_of
 from custodes.web.render import page
+from custodes.web.timeline import CURSOR_PATTERN
 
 __all__ = ["router"]
 
 router = APIRouter()
 
-Cursor = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_\-]{1,512}$")]
+Cursor = Annotated[str | None, Query(pattern=CURSOR_PATTERN)]
 
 
 @router.get("/agents/{agent_id}", include_in_schema=False)

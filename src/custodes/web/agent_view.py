@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from custodes.api.readside import Window, decisions_page, results_page
+from custodes.api.readside import results_page
 from custodes.audits.store import attestations
 from custodes.errors import CustodesError, NotFound
 from custodes.evals.index import ResultFilter
@@ -22,6 +22,7 @@ from custodes.redteam.tlp import Reader
 from custodes.registry.models import CRITICAL_SECTORS
 from custodes.store.db import read_tx
 from custodes.web.charts import Chart, series_chart
+from custodes.web.timeline import decisions_timeline
 
 if TYPE_CHECKING:
     from custodes.node import Node
@@ -152,31 +153,6 @@ def _evaluations(node: Node, view: AgentView) -> None:
     )
 
 
-def decisions_of(
-    node: Node, agent_id: str, cursor: str | None, viewer: Principal | None
-) -> dict[str, Any]:
-    """One page of the decisions timeline, as ``GET .../decisions`` answers the viewer."""
-    page = decisions_page(node, agent_id, Window(), cursor, DECISIONS_PER_PAGE, viewer)
-    rows = []
-    for item in page["items"]:
-        decision = item["decision"]
-        clear = (item.get("clear") or {}).get("record")
-        shown = clear if clear is not None else decision
-        rows.append(
-            {
-                "index": item["index"],
-                "decided_at": decision.get("decided_at"),
-                "kind": decision.get("kind", "decision"),
-                "committed": decision.get("v") == 2,
-                "action": shown.get("action"),
-                "rationale": shown.get("rationale"),
-                "counterparties": shown.get("counterparties", []),
-                "erased": bool(item.get("erased")),
-            }
-        )
-    return {"rows": rows, "next": page["next_cursor"], "tree_size": page["tree_size"]}
-
-
 def agent_view(
     node: Node, state: Any, agent_id: str, viewer: Principal | None, cursor: str | None
 ) -> AgentView:
@@ -187,7 +163,7 @@ def agent_view(
     if home != node.settings.jurisdiction:
         return _foreign(node, state, agent_id, viewer)
     view = _local(node, state, agent_id, viewer)
-    view.decisions = decisions_of(node, agent_id, cursor, viewer)
+    view.decisions = decisions_timeline(node, agent_id, cursor, DECISIONS_PER_PAGE, viewer)
     return view
 
 
