@@ -151,6 +151,8 @@ def test_the_redteam_pages_list_and_show_a_disclosure(site: Site) -> None:
     listing = _page(browser.get("/ui/redteam"))
     assert site.amber in listing
     assert site.reported in listing
+    row = listing.split(site.amber, 1)[1].split("</tr>", 1)[0]
+    assert f"<code>{MODEL_AGENT}</code></a> (exposed)" in row  # its patch state, listed
     detail = _page(browser.get(f"/ui/redteam/{site.amber}"))
     assert "TLP:AMBER" in detail
     assert MODEL_AGENT in detail

@@ -7,15 +7,21 @@ A disclosure the viewer may not read is "not found", exactly as on the API.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
 from starlette.responses import Response
 
+from custodes.redteam.store import redteam_exposures
 from custodes.redteam.tlp import Reader
+from custodes.store.db import read_tx
 from custodes.web.auth import node_of
 from custodes.web.render import page
+
+if TYPE_CHECKING:
+    from custodes.node import Node
 
 __all__ = ["router"]
 
@@ -31,6 +37,26 @@ def _reader(request: Request) -> Reader:
     return Reader.of(None if session is None else session.principal)
 
 
+def _affected(node: Node, ids: list[str]) -> dict[str, list[dict[str, str]]]:
+    """Each listed disclosure's affected agents and their patch state (one query). The
+    listed disclosures are readable by the viewer, and so are their exposures (as on
+    the disclosure's own page and ``GET /api/v1/redteam/disclosures/{id}``)."""
+    found: dict[str, list[dict[str, str]]] = {i: [] for i in ids}
+    if not ids:
+        return found
+    query = (
+        select(
+            redteam_exposures.c.disclosure, redteam_exposures.c.agent_id, redteam_exposures.c.status
+        )
+        .where(redteam_exposures.c.disclosure.in_(ids))
+        .order_by(redteam_exposures.c.agent_id)
+    )
+    with read_tx(node.engine) as conn:
+        for row in conn.execute(query):
+            found[str(row.disclosure)].append({"agent_id": row.agent_id, "status": row.status})
+    return found
+
+
 def _href(filters: dict[str, str], offset: int) -> str:
     given = {k: v for k, v in filters.items() if v}
     return "/ui/redteam?" + urlencode({**given, **({"offset": offset} if offset else {})})
@@ -44,7 +70,8 @@ def disclosures_page(
     agent_id: Annotated[str | None, Query(max_length=128)] = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
-    found = node_of(request).redteam.reads.disclosures(
+    node = node_of(request)
+    found = node.redteam.reads.disclosures(
         _reader(request),
         stage=stage or None,
         severity=severity or None,
@@ -63,6 +90,7 @@ def disclosures_page(
         section="redteam",
         title="Red-teaming",
         items=found["disclosures"],
+        affected=_affected(node, [d["id"] for d in found["disclosures"]]),
         filters=filters,
         pager=pager,
     )
