@@ -284,6 +284,10 @@ def _pages(n_agents: int, disclosure: str) -> list[tuple[str, Callable[[random.R
         ("registry, status=suspended", lambda _: "/ui/agents?status=suspended"),
         ("registry, FR + energy", lambda _: "/ui/agents?jurisdiction=FR&sector=energy"),
         ("registry, skill=trade", lambda _: "/ui/agents?skill=trade"),
+        (
+            "registry, id prefix",
+            lambda rng: "/ui/agents?q=" + quote(synthetic_id(rng.randrange(n_agents))[:-2]),
+        ),
         ("agent page (random)", agent),
         ("agent page, evals + disclosure", lambda _: "/ui/agents/" + quote(MODEL_AGENT, safe="")),
         ("red-team list", lambda _: "/ui/redteam"),

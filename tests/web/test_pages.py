@@ -57,14 +57,23 @@ def test_the_registry_lists_and_filters_agents(site: Site) -> None:
     by_skill = _page(browser.get("/ui/agents", params={"skill": "web-browse"}))
     assert SKILL_AGENT in by_skill
     assert OTHER_AGENT not in by_skill
+    by_id = _page(browser.get("/ui/agents", params={"q": "urn:custodes:gb:agent:s"}))
+    assert SKILL_AGENT in by_id
+    assert MODEL_AGENT not in by_id
+    assert OTHER_AGENT not in by_id
+    exact = _page(browser.get("/ui/agents", params={"q": MODEL_AGENT}))
+    assert MODEL_AGENT in exact
+    assert SKILL_AGENT not in exact
     nobody = _page(browser.get("/ui/agents", params={"operator": "operator:nobody"}))
     assert "No agent matches" in nobody
 
 
-def test_the_registry_pages_forward_and_back(site: Site) -> None:
+@pytest.mark.parametrize("prefix", [None, "urn:custodes:gb:agent:"])
+def test_the_registry_pages_forward_and_back(site: Site, prefix: str | None) -> None:
     browser = signed_in(site, None)
     seen = []
-    html = _page(browser.get("/ui/agents", params={"limit": "1"}))
+    query = {"limit": "1"} if prefix is None else {"limit": "1", "q": prefix}
+    html = _page(browser.get("/ui/agents", params=query))
     while True:
         seen += re.findall(r"<code>(urn:custodes:gb:agent:[\w-]+)</code></a>", html)
         found = re.search(r'href="([^"]+)" rel="next"', html)
@@ -85,6 +94,7 @@ def test_the_registry_pages_forward_and_back(site: Site) -> None:
         "/ui/agents?limit=0",
         "/ui/agents?limit=many",
         "/ui/agents?jurisdiction=gb",
+        "/ui/agents?q=%3Cb%3E",
         "/ui/agents?after=%3Cscript%3E",
         "/ui/redteam?stage=published",
         "/ui/redteam?offset=-1",

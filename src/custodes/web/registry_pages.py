@@ -1,7 +1,8 @@
 """Dashboard pages: registry search (``/ui/agents``), filters and paging by plain GET forms.
 
 The same read as ``GET /api/v1/registry/agents`` with the viewer as reader: each agent
-full where the viewer may read it, its public fields otherwise. Paging is by the last id
+full where the viewer may read it, its public fields otherwise; ``q`` narrows it to ids
+starting with the text given (a range of the id index, as cheap as a page). Paging is by the last id
 of the page (``after``); ``trail`` keeps the ``after`` of the pages before, so a page can
 link back without a second query.
 """
@@ -39,6 +40,26 @@ def _href(filters: dict[str, str], **extra: str) -> str:
     return "/ui/agents?" + urlencode({**{k: v for k, v in filters.items() if v}, **extra})
 
 
+def _before(prefix: str) -> str:
+    """An id just below every id starting with ``prefix`` (ids are ASCII): the ``after``
+    at which a page of ids with that prefix begins."""
+    return prefix[:-1] + chr(ord(prefix[-1]) - 1) + "~"
+
+
+def _search(
+    request: Request, where: AgentFilter, limit: int, after: str | None, prefix: str | None
+) -> dict[str, Any]:
+    """A page of agents (as the API's search), only those whose id starts with ``prefix``."""
+    start = after or (_before(prefix) if prefix else None)
+    found = node_of(request).queries.agents(
+        where, limit=limit, after=start, reader=_viewer(request)
+    )
+    if not prefix:
+        return found
+    items = [i for i in found["items"] if str(i["record"]["id"]).startswith(prefix)]
+    return {"items": items, "next": found["next"] if len(items) == len(found["items"]) else None}
+
+
 def _pager(
     filters: dict[str, str], after: str | None, trail: list[str], following: str | None
 ) -> dict[str, str | None]:
@@ -66,6 +87,7 @@ def agents_page(  # noqa: PLR0917 - FastAPI maps each query parameter to one
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     after: Cursor = None,
     trail: Annotated[str | None, Query(max_length=_TRAIL * 130)] = None,
+    q: Annotated[str | None, Query(pattern=r"^([A-Za-z0-9:._\-]{1,128})?$")] = None,
 ) -> Response:
     filters = {
         "jurisdiction": jurisdiction or "",
@@ -75,9 +97,8 @@ def agents_page(  # noqa: PLR0917 - FastAPI maps each query parameter to one
         "skill": skill or "",
     }
     where = AgentFilter(*(v or None for v in filters.values()))
-    found = node_of(request).queries.agents(
-        where, limit=limit, after=after or None, reader=_viewer(request)
-    )
+    found = _search(request, where, limit, after or None, q or None)
+    filters["q"] = q or ""
     if limit != 50:
         filters["limit"] = str(limit)
     earlier = [t for t in (trail or "").split(",") if t]
