@@ -67,3 +67,31 @@ def test_a_foreign_agent_whose_home_cannot_be_reached_is_an_error_page(
     assert answer.headers["content-type"].startswith("text/html")
     assert "home_unreachable" in answer.text
     assert "Traceback" not in answer.text
+
+
+def test_a_foreign_agent_is_shown_from_the_look_up_with_its_source_and_age(
+    alliance: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """YY's node never answers here, so its answer is faked (a peer is outside the node):
+    shaped as the real look-up answers, from this node's own agent's real answer."""
+    lookups = alliance.app.state.lookups  # type: ignore[attr-defined]
+    real = lookups.agent("urn:custodes:zz:agent:agent-1", None)
+    far = "urn:custodes:yy:agent:far-away"
+    record = {**real["record"], "id": far, "name": "far-away", "home_jurisdiction": "YY"}
+    answer = {**real, "agent_id": far, "home": "YY", "source": "mirror", "record": record}
+    answer |= {"age_s": 42.0, "stale": True, "final": False}
+    asked = []
+
+    def look_up(agent_id: str, reader: object) -> dict[str, object]:
+        asked.append((agent_id, reader))
+        return answer
+
+    monkeypatch.setattr(lookups, "agent", look_up)
+    html = alliance.get("/ui/agents/urn%3Acustodes%3Ayy%3Aagent%3Afar-away").text
+    assert asked == [(far, None)]  # the public asked: no reader
+    assert "<h1>far-away" in html
+    assert "source <strong>mirror</strong>" in html
+    assert "data 42 s old" in html
+    assert "its home could not confirm it" in html
+    assert "not final" in html
+    assert 'id="decisions"' not in html  # decisions stay home: not shown for a foreign agent
