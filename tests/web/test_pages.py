@@ -64,6 +64,10 @@ def test_the_registry_lists_and_filters_agents(site: Site) -> None:
     exact = _page(browser.get("/ui/agents", params={"q": MODEL_AGENT}))
     assert MODEL_AGENT in exact
     assert SKILL_AGENT not in exact
+    blank = dict.fromkeys(("q", "jurisdiction", "sector", "status", "operator", "skill"), "")
+    assert OTHER_AGENT in _page(browser.get("/ui/agents", params=blank))  # the form, empty
+    blank_redteam = {"stage": "", "severity": "", "agent_id": ""}
+    _page(signed_in(site, REGULATOR).get("/ui/redteam", params=blank_redteam))
     nobody = _page(browser.get("/ui/agents", params={"operator": "operator:nobody"}))
     assert "No agent matches" in nobody
 
