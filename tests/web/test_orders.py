@@ -258,3 +258,15 @@ def test_the_sign_page_never_names_the_key_file_field(web: TestClient) -> None:
     script = TestClient(web.app).get("/ui/static/sign.js")
     assert script.status_code == 200
     assert "Ed25519" in script.text
+
+
+def test_a_signed_order_submitted_twice_is_issued_once(web: TestClient) -> None:
+    agent = _agent(web, "replayed")
+    regulator = _signed_in(web, "regulator:zz")
+    fields = _browser_sign(_prepare(regulator, agent), REGULATOR_KEY)
+    assert regulator.post("/ui/orders/submit", data=fields).status_code == 200
+    after = _size(web)
+    again = regulator.post("/ui/orders/submit", data=fields)
+    assert again.status_code == 409
+    assert "already exists" in again.text
+    assert _size(web) == after
