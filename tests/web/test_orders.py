@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.databases import node_settings
-from tests.enrol import OPERATOR_KEY, REGULATOR_KEY, enrol, principal
 
 from custodes.api import create_app
 from custodes.cli.kill import prepared_order
@@ -27,6 +25,8 @@ from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
 from custodes.node import Node
 from custodes.registry.service import ORDER_TYPE
 from custodes.web.orders import order_payload
+from tests.databases import node_settings
+from tests.enrol import OPERATOR_KEY, REGULATOR_KEY, enrol, principal
 
 OTHER_KEY = EnvelopeSigner.from_seed(b"x" * 32)
 
@@ -234,6 +234,7 @@ def test_the_public_is_sent_to_sign_in_and_bad_input_is_a_page(web: TestClient) 
     regulator = _signed_in(web, "regulator:zz")
     assert regulator.get(f"/ui/agents/{agent}/orders/new?op=explode").status_code == 400
     assert regulator.get("/ui/orders/no-such-order/lift").status_code == 404
+    assert regulator.get("/ui/agents/urn:custodes:zz:agent:nobody/orders/new").status_code == 404
     csrf = _new(regulator, agent)
     before = _size(web)
     bad = regulator.post(

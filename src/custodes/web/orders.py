@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from custodes.errors import AuthError, BadRequest, NotFound
+from custodes.federation.forwarding import agent_home
 from custodes.ledger.dsse import Envelope, Signature, pae, parse_envelope
 from custodes.registry.models import KillOrder
 from custodes.registry.principals import Principal
@@ -108,6 +109,9 @@ def new_order(request: Request, agent_id: str, op: str = "suspend") -> Response:
     principal = _signer(request)
     if op not in _OPS:
         raise BadRequest("op is suspend or revoke (lift an order from its own page)", code="bad_op")
+    node = node_of(request)
+    if agent_home(agent_id) == node.settings.jurisdiction:  # ours: it must exist (404)
+        node.queries.agent(agent_id, reader=principal)
     return _form_page(request, principal, op=op, agent_id=agent_id, lifts="", order=None)
 
 
