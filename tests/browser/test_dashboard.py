@@ -5,7 +5,9 @@
 2. A kill order end to end: form, prepared payload, the regulator's key file picked and
    signed in the page by sign.js (WebCrypto Ed25519), confirmation, submit; the agent's
    guard halts; then the order is lifted the same way and the guard lets actions through.
-   No request the browser sends carries the key.
+   No request the browser sends carries the key; another key is refused in the page.
+   With JavaScript off, an order signed by ``custodes kill prepare`` is pasted, reviewed,
+   confirmed and issued, and lifted the same way.
 3. axe-core finds no serious or critical accessibility violation on the main pages.
 
 With ``CUSTODES_SCREENSHOTS=1`` the main pages are saved to docs/screenshots/.
@@ -26,10 +28,16 @@ import pytest
 from fastapi import FastAPI
 from starlette.routing import Match
 
-from custodes.ledger.dsse import EnvelopeSigner
+from custodes.cli.kill import prepared_order
+from custodes.ledger.canonical import canonical_dumps
+from custodes.ledger.dsse import EnvelopeSigner, sign_envelope
 from custodes.ledger.keys import entry_key_string
+from custodes.registry.service import ORDER_TYPE
+from custodes.sdk.bootstrap import enrol_agent
 from custodes.web.app import create_web
+from custodes.web.orders import order_payload
 from tests.browser.conftest import World
+from tests.integration.nodes import GuardedAgent, node_public_key
 from tests.integration.procs import wait_until
 
 try:
@@ -143,7 +151,9 @@ def _crawl(session: Any, world: World, starts: list[str]) -> list[str]:
 
 
 def test_every_linked_page_loads_cleanly(session: Any, world: World) -> None:
-    visited = _crawl(session, world, ["/ui/", f"/ui/agents/{world.agent.agent_id}"])
+    agent = world.agent.agent_id
+    starts = ["/ui/", f"/ui/agents/{agent}", f"/ui/agents/{agent}/orders/new?op=suspend"]
+    visited = _crawl(session, world, starts)
     assert "/ui/" in visited
 
 
@@ -208,6 +218,49 @@ def test_another_key_is_refused_in_the_page(session: Any, world: World, tmp_path
     assert page.input_value("#signature") == ""
     assert not watch.problems, "\n".join(watch.problems)
     page.close()
+
+
+def _paste_and_issue(page: Any, envelope: str) -> str:
+    page.fill("#envelope", envelope)
+    page.click("text=Review the signed order")
+    page.wait_for_selector("#confirm")
+    page.check("#confirm")
+    page.click("text=Issue the order")
+    page.wait_for_selector("text=logged at index")
+    text: str = page.inner_text("main")
+    return text
+
+
+def test_without_javascript_an_order_signed_by_the_cli_is_pasted(
+    chromium: Any, session: Any, world: World, tmp_path: Path
+) -> None:
+    signer = EnvelopeSigner.generate()
+    agent_id = enrol_agent(world.authorities, signer, "paste-trader")
+    node_key = node_public_key(world.url)
+    agent = GuardedAgent.start(world.url, node_key, agent_id, signer, tmp_path / "spool")
+    context = chromium.new_context(
+        base_url=world.url, java_script_enabled=False, storage_state=session.storage_state()
+    )
+    try:
+        assert agent.guard.wait_for_lease(WAIT_S), "the agent got no lease"
+        page = context.new_page()
+        page.goto(f"/ui/agents/{agent_id}/orders/new?op=suspend")
+        order = prepared_order("suspend", agent_id, "pasted", None, None, "regulator:gb")
+        done = _paste_and_issue(page, _signed(order, world.regulator_key))
+        assert "suspended" in done
+        wait_until("the guard halts", lambda: not agent.allowed("GB"), WAIT_S)
+        page.goto(f"/ui/orders/{order.order_id}/lift")
+        lift = prepared_order("reinstate", agent_id, "ok", None, order.order_id, "regulator:gb")
+        assert "reinstated" in _paste_and_issue(page, _signed(lift, world.regulator_key))
+        wait_until("the guard lets actions through", lambda: agent.allowed("GB"), WAIT_S)
+    finally:
+        context.close()
+        agent.close()
+
+
+def _signed(order: Any, key: EnvelopeSigner) -> str:
+    envelope = sign_envelope(ORDER_TYPE, order_payload(order), [key])
+    return canonical_dumps(envelope.to_json()).decode()
 
 
 def _main_pages(world: World) -> list[tuple[str, str]]:
