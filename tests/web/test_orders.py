@@ -39,6 +39,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         node = _node(client)
         enrol(node, EnvelopeSigner.generate(), "first")
         principal(node, "operator:other", "operator", OTHER_KEY)
+        principal(node, "auditor:zz", "auditor", EnvelopeSigner.from_seed(b"a" * 32))
         yield client
 
 
@@ -271,3 +272,16 @@ def test_a_signed_order_submitted_twice_is_issued_once(web: TestClient) -> None:
     assert again.status_code == 409
     assert "already exists" in again.text
     assert _size(web) == after
+
+
+def test_a_principal_who_issues_no_orders_gets_a_refusal_page(web: TestClient) -> None:
+    agent = _agent(web, "audited")
+    auditor = _signed_in(web, "auditor:zz")
+    refused = auditor.get(f"/ui/agents/{agent}/orders/new")
+    assert refused.status_code == 403
+    assert "only a regulator or an operator" in refused.text
+    csrf = _field(auditor.get("/ui/").text, "csrf")
+    before = _size(web)
+    fields = {"csrf": csrf, "op": "suspend", "lifts": "", "reason": "no"}
+    assert auditor.post(f"/ui/agents/{agent}/orders/prepare", data=fields).status_code == 403
+    assert _size(web) == before
