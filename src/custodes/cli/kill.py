@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,15 @@ from pydantic import ValidationError
 
 from custodes.cli.output import OUTPUT, Output, emit_record, emit_table
 from custodes.cli.remote import AS, KEY, MAYBE_TOKEN, NODE, TOKEN, connect
+from custodes.client import load_key
+from custodes.client.registry import new_order_id
 from custodes.errors import ConfigError
-from custodes.registry.models import SELECTOR_FIELDS, Selector
+from custodes.ledger.canonical import canonical_dumps
+from custodes.ledger.dsse import sign_envelope
+from custodes.registry.models import SELECTOR_FIELDS, KillOrder, Selector
+from custodes.registry.service import ORDER_TYPE
 
-__all__ = ["app", "outcome"]
+__all__ = ["app", "outcome", "prepared_order"]
 
 app = typer.Typer(no_args_is_help=True, help="Kill orders: effective at once, logged, pushed.")
 TERRITORY = typer.Option(None, help="only in this territory (two letters); default global")
@@ -181,3 +187,49 @@ def list_orders(
         for o in orders
     ]
     emit_table(_COLUMNS, rows, output, items=orders)
+
+
+def prepared_order(
+    op: str, agent_id: str | None, reason: str, territory: str | None, lifts: str | None, actor: str
+) -> KillOrder:
+    """The order ``custodes kill prepare`` signs: as the client builds it for the API."""
+    if op not in _DONE:
+        raise ConfigError(f"the operation is one of {', '.join(_DONE)}; got {op!r}")
+    try:
+        return KillOrder(
+            op=op,
+            order_id=new_order_id(),
+            agent_id=agent_id,
+            scope="territorial" if territory else "global",
+            territory=territory,
+            reason=reason,
+            actor=actor,
+            at=datetime.now(UTC),
+            lifts=lifts,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the order"
+        raise ConfigError(f"{where}: {first['msg']}") from exc
+
+
+@app.command("prepare")
+def prepare(
+    op: str = typer.Argument(..., help="suspend, revoke or reinstate"),
+    agent_id: str = typer.Argument(..., help="the agent (- for a lifted selector order)"),
+    reason: str = typer.Option(...),
+    territory: str | None = TERRITORY,
+    lifts: str | None = typer.Option(None, help="the order a reinstate lifts"),
+    actor: str = AS,
+    key: Path = KEY,
+) -> None:
+    """Sign an order with your key and print its envelope, to paste into the dashboard.
+
+    No token and no network: the dashboard's signed-in session submits it, and the node
+    checks the signature against your registered key.
+    """
+    agent = None if agent_id == "-" else agent_id
+    order = prepared_order(op, agent, reason, territory, lifts, actor)
+    payload = order.model_dump_json(exclude_none=True).encode()
+    envelope = sign_envelope(ORDER_TYPE, payload, [load_key(key)])
+    typer.echo(canonical_dumps(envelope.to_json()).decode())
