@@ -10,16 +10,20 @@ node's own timeline endpoint does the same for its caller; an unreachable node i
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from custodes.client import Client
 from custodes.client.forensics import gather
 from custodes.federation.finality import is_final
+from custodes.forensics.bundle import read_bundle
 from custodes.forensics.models import Incident, Timeline
 from custodes.forensics.order import build_timeline
+from custodes.forensics.verify import verify_bundle
 from custodes.ledger.dsse import EnvelopeSigner
 from custodes.ledger.payloads import EntryRef
 from custodes.registry.models import AgentRecord
@@ -147,6 +151,13 @@ def test_a_trade_is_gathered_from_both_logs_and_ordered_by_its_ref(tmp_path: Pat
         served_keys = [f"{e.node}:{e.index}" for e in served_timeline.events]
         assert served_keys.index(offer_key) < served_keys.index(accept_key)
 
+        # Every proof and cosignature checks out offline, as `custodes forensics verify` does.
+        assert verify_bundle(timeline).events == len(timeline.events)
+        # The dashboard builds the same report for its signed-in regulator, and keeps it
+        # for that regulator alone.
+        _dashboard_report(alliance["GB"].url, str(gb.regulator.token), incident, offer_key)
+        _dashboard_refuses(alliance["GB"].url, str(gb.operator.token), incident)
+
         # A node that does not answer is a gap, not a failure.
         down = f"http://127.0.0.1:{free_port()}"
         partial = gather(
@@ -158,3 +169,53 @@ def test_a_trade_is_gathered_from_both_logs_and_ordered_by_its_ref(tmp_path: Pat
         )
         assert any(g.startswith("DE:") for g in partial.gaps)
         assert {s.node for s in partial.slices} == {"GB", "FR"}
+
+
+def _signed_in(url: str, token: str) -> httpx.Client:
+    browser = httpx.Client(base_url=url, timeout=60, follow_redirects=True)
+    page = browser.get("/ui/signin")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    assert browser.post("/ui/signin", data={"csrf": csrf.group(1), "token": token}).is_success
+    return browser
+
+
+def _csrf(browser: httpx.Client, path: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', browser.get(path).text)
+    assert found is not None
+    return found.group(1)
+
+
+def _window(incident: Incident) -> dict[str, str]:
+    return {
+        "agents": " ".join(incident.agents),
+        "depth": str(incident.depth),
+        "start": incident.start.isoformat(),
+        "end": incident.end.isoformat(),
+    }
+
+
+def _dashboard_report(url: str, token: str, incident: Incident, offer_key: str) -> None:
+    with _signed_in(url, token) as browser:
+        built = browser.post(
+            "/ui/forensics", data={"csrf": _csrf(browser, "/ui/forensics")} | _window(incident)
+        )
+        assert built.status_code == 200, built.text
+        assert "script-src" not in built.headers["content-security-policy"]
+        assert "<script" not in built.text
+        assert offer_key.split(":")[1] in built.text
+        report_id = str(built.url).rsplit("/", 1)[-1]
+        listed = browser.get("/ui/forensics")
+        assert report_id in listed.text
+        bundle = browser.get(f"/ui/forensics/{report_id}/bundle.json")
+        assert verify_bundle(read_bundle(bundle.content)).events > 0
+
+
+def _dashboard_refuses(url: str, operator_token: str, incident: Incident) -> None:
+    with _signed_in(url, operator_token) as browser:
+        csrf = _csrf(browser, "/ui/forensics")
+        refused = browser.post("/ui/forensics", data={"csrf": csrf} | _window(incident))
+        assert refused.status_code == 403
+        assert "regulators and auditors" in refused.text
+        no_token = browser.post("/ui/forensics", data=_window(incident))
+        assert no_token.status_code == 403

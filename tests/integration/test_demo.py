@@ -93,6 +93,7 @@ def _five_free_ports() -> int:
 def demo(tmp_path: Path) -> Iterator[DemoProcess]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path)}
     args = ["demo", "--serve", "--no-evals", "--base-port", str(_five_free_ports())]
+    args += ["--out", str(tmp_path / "out")]
     process = subprocess.Popen(
         [*custodes_argv(), *args],
         stdout=subprocess.PIPE,
@@ -112,6 +113,17 @@ def demo(tmp_path: Path) -> Iterator[DemoProcess]:
         running.close()
 
 
+def _sign_in(dashboard: str, token: str) -> None:
+    """Sign in through the dashboard's form as a browser would (CSRF cookie and field)."""
+    with httpx.Client(timeout=10, follow_redirects=True) as browser:
+        form = browser.get(f"{dashboard}signin")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf is not None, form.text
+        done = browser.post(f"{dashboard}signin", data={"csrf": csrf.group(1), "token": token})
+        assert done.status_code == 200, done.text
+        assert "Sign out" in done.text
+
+
 def _printed_command(demo: DemoProcess, words: str) -> list[str]:
     line = demo.line_with(rf"^\s+custodes {words} .*$").group(0)
     return shlex.split(line)[1:]
@@ -123,9 +135,21 @@ def test_serve_leaves_the_alliance_running_until_ctrl_c(demo: DemoProcess, tmp_p
     demo.read_until("one alliance: OK", _READY_S)
     demo.read_until("mutual recognition: OK", _READY_S)
     demo.read_until("red-teaming repository: OK", _READY_S)
+    demo.read_until("forensics: OK", _READY_S)
     demo.read_until("split view: OK", _READY_S)
     demo.read_until(READY, _READY_S)
     demo.read_until("Agents at GB", 10)
+    # The forensic report and bundle of the suspension are kept; the bundle verifies offline.
+    bundle = Path(demo.line_with(r"evidence bundle: (\S+) ").group(1))
+    report = Path(demo.line_with(r"report: (\S+)$").group(1))
+    assert bundle.is_relative_to(tmp_path / "out")
+    assert "<html" in report.read_text()
+    checked = run_cli(["forensics", "verify", str(bundle)])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The dashboard: its URL and a regulator's token, which signs in.
+    dashboard = demo.line_with(r"^Dashboard: (\S+)$").group(1)
+    token = demo.line_with(r"with the token (cst_\S+)$").group(1)
+    _sign_in(dashboard, token)
     urls = [
         demo.line_with(rf"^\s+{code} .*: (http://127\.0\.0\.1:\d+) ").group(1)
         for code in ("GB", "FR", "DE", "CA")

@@ -24,7 +24,7 @@ from custodes.forensics.scan import LogParts, scan
 from custodes.node import Node
 from custodes.registry.principals import Principal
 
-__all__ = ["log_parts", "router"]
+__all__ = ["log_parts", "node_timeline", "router"]
 
 router = APIRouter(prefix="/api/v1/forensics", tags=["forensics"])
 MAX_BODY = 256 * 1024
@@ -110,6 +110,14 @@ async def post_timeline(request: Request) -> dict[str, Any]:
             "the window's end must be after its start ([start, end))", code="bad_window"
         )
     node = get_node(request)
+    timeline = await run_in_threadpool(node_timeline, node, incident, principal)
+    return timeline.model_dump(mode="json")
+
+
+def node_timeline(node: Node, incident: Incident, principal: Principal) -> Timeline:
+    """The incident as this node sees it for ``principal`` (its own slice with the
+    principal's entitlements, the peers' as the public), in causal order. The dashboard's
+    forensics page builds its reports with this too."""
     roster = node.federation.roster
     if roster is None:
         raise BadRequest(
@@ -121,26 +129,22 @@ async def post_timeline(request: Request) -> dict[str, Any]:
     def own(asked: SliceRequest) -> Slice:
         return scan(parts, asked, principal)
 
-    def answer() -> dict[str, Any]:
-        served = {"version": roster.version, "digest": roster.digest(), "document": roster.document}
-        found = gather(
-            incident,
-            seed=_own_url(served, parts.node),
-            roster=served,
-            own=(parts.node, own),
-        )
-        timeline: Timeline = build_timeline(
-            incident,
-            found.slices,
-            roster=found.roster,
-            agents=found.agents,
-            gaps=found.gaps,
-            asked_by=principal.id,
-            generated_at=datetime.now(UTC),
-        )
-        return timeline.model_dump(mode="json")
-
-    return await run_in_threadpool(answer)
+    served = {"version": roster.version, "digest": roster.digest(), "document": roster.document}
+    found = gather(
+        incident,
+        seed=_own_url(served, parts.node),
+        roster=served,
+        own=(parts.node, own),
+    )
+    return build_timeline(
+        incident,
+        found.slices,
+        roster=found.roster,
+        agents=found.agents,
+        gaps=found.gaps,
+        asked_by=principal.id,
+        generated_at=datetime.now(UTC),
+    )
 
 
 def _own_url(roster: dict[str, Any], code: str) -> str:

@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from custodes.client.forensics import gather
 from custodes.errors import BadRequest, ConfigError
 from custodes.federation.roster import SignedRoster, parse_roster
 from custodes.forensics.bundle import (
@@ -34,6 +34,7 @@ from custodes.forensics.bundle import (
     write_bundle,
 )
 from custodes.forensics.models import Incident, Timeline
+from custodes.forensics.order import build_timeline
 from custodes.forensics.report import render_report
 from custodes.forensics.verify import Verified, verify_bundle
 from custodes.ledger.readindex import parse_instant
@@ -214,9 +215,6 @@ def timeline(
 ) -> None:
     """Gather an incident from the members' nodes, verify it, write the report and bundle."""
     incident = _incident(agent, depth, start, end, member)
-    # Imported by name here: only this command needs the network and the causal order.
-    gather = import_module("custodes.client.forensics").gather
-    build_timeline = import_module("custodes.forensics.order").build_timeline
     tokens = _tokens(token, lambda: _seed_code(node))
     extra: dict[str, Any] = {"asked_by": actor} if actor else {}
     with _progress() as progress:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -190,21 +191,32 @@ def demo(
     base_port: int = typer.Option(8401, help="first of five loopback ports"),
     keep: bool = typer.Option(False, help="keep the nodes' data directory afterwards"),
     serve: bool = typer.Option(
-        False, "--serve", help="leave the alliance running afterwards, until Ctrl-C"
+        False, "--serve", help="leave the alliance running afterwards even when not in a terminal"
+    ),
+    no_wait: bool = typer.Option(
+        False, "--no-wait", help="stop the nodes when the acts end (for scripts and CI)"
     ),
     evals: bool = typer.Option(
         True, "--evals/--no-evals", help="play the safety benchmarks act (the longest)"
     ),
+    out: Path = typer.Option(
+        Path(".custodes/demo"), help="where the forensic report and evidence bundle are kept"
+    ),
 ) -> None:
     """Start GB, FR, DE, CA (members) and AU (partner) nodes on loopback from one roster.
 
-    With --serve the nodes stay up afterwards and the demo prints what you need to
-    explore them: each node's URL and API docs, the admin token, a regulator you can act
-    as, and commands with the demo's agent ids.
+    In a terminal the nodes stay up afterwards, until Ctrl-C, and the demo prints what
+    you need to explore them: the dashboard's URL and a regulator's sign-in token, each
+    node's URL and API docs, the admin token, and commands with the demo's agent ids.
+    --no-wait stops them at once (scripts, CI); --serve keeps them up without a terminal.
+    The forensic report and bundle of the suspension incident are written under --out.
     """
     from custodes.demo import run_demo
 
-    raise typer.Exit(run_demo(base_port=base_port, keep=keep, serve=serve, evals=evals))
+    stay = serve or (not no_wait and sys.stdin.isatty() and sys.stdout.isatty())
+    if serve and no_wait:
+        raise ConfigError("choose --serve or --no-wait, not both")
+    raise typer.Exit(run_demo(base_port=base_port, keep=keep, serve=stay, evals=evals, out=out))
 
 
 def _is_loopback(host: str) -> bool:

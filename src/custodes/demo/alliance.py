@@ -36,6 +36,7 @@ from custodes.demo.federation_act import (
     fork_act,
     play_federation,
 )
+from custodes.demo.forensics_act import ForensicsScenario, play_forensics
 from custodes.demo.kill_act import KillScenario, run_kill_scenario
 from custodes.demo.recognition_act import (
     RecognitionParty,
@@ -292,8 +293,9 @@ def _table(members: list[Member], results: dict[str, tuple[bool, str]]) -> Table
     return table
 
 
-def _play(members: list[Member], workdir: Path, *, evals: bool = True) -> int:
+def _play(members: list[Member], workdir: Path, *, evals: bool = True, out: Path) -> int:
     rng = random.Random(2026)  # noqa: S311 - simulated decisions, not secrets
+    since = datetime.now(UTC) - timedelta(seconds=5)  # the incident window opens here
     roster = _found(members, workdir)
     _print_roster(roster)
     with Progress(console=console, transient=True) as bar:
@@ -337,12 +339,17 @@ def _play(members: list[Member], workdir: Path, *, evals: bool = True) -> int:
     for code, (_ok, line) in results.items():
         console.print(f"  {code}: {line}", highlight=False, soft_wrap=True)
     with Progress(console=console, transient=True) as bar:
+        bar.add_task("forensics: reconstructing the suspension from every member's log", total=None)
+        forensics = _forensics_act(members, since, out)
+    _print_steps("Forensics (the suspension, reconstructed and proven)", forensics)
+    with Progress(console=console, transient=True) as bar:
         bar.add_task("a node forks its log: the members' gossip", total=None)
         fork = _fork_act(members, roster, workdir)
     _print_steps("Split view (CA's log key shows FR and DE two histories)", fork)
     console.print(f"  offline check of the evidence: {fork.offline_check}", highlight=False)
     ok = (
-        scenario.ok
+        forensics.ok
+        and scenario.ok
         and federation.ok
         and fork.ok
         and recognition.ok
@@ -392,6 +399,22 @@ def _redteam_act(members: list[Member], workdir: Path) -> RedteamScenario:
     return play_redteam(parties, work, console)
 
 
+def _forensics_act(members: list[Member], since: datetime, out: Path) -> ForensicsScenario:
+    """The GB regulator reconstructs the kill act's incident (the suspended agent)."""
+    gb = members[0]
+    agent_id = next(iter(gb.agents))
+    urls = {m.code: m.url for m in members if m.status == "member"}
+    return play_forensics(
+        urls,
+        ADMIN,
+        regulator=gb.regulator_id,
+        agent=agent_id,
+        since=since,
+        out=out,
+        console=console,
+    )
+
+
 def _fork_act(members: list[Member], roster: SignedRoster, workdir: Path) -> ForkScenario:
     by_code = {m.code: m for m in members}
     accused = roster.body.party("CA")
@@ -401,7 +424,8 @@ def _fork_act(members: list[Member], roster: SignedRoster, workdir: Path) -> For
 
 
 def _print_steps(
-    title: str, scenario: FederationScenario | ForkScenario | RecognitionScenario
+    title: str,
+    scenario: FederationScenario | ForkScenario | RecognitionScenario | ForensicsScenario,
 ) -> None:
     console.rule(title)
     for step in scenario.steps:
@@ -457,7 +481,7 @@ def _serve(members: list[Member], workdir: Path) -> None:
     """Leave the alliance running, print how to explore it, and wait for Ctrl-C."""
     views = [_view(m) for m in members]
     explorer = register_explorer(views[0], ADMIN, workdir)
-    for line in guide(views, ADMIN, explorer):
+    for line in guide(views, ADMIN, explorer, dashboard=f"{members[0].url}/ui/"):
         console.print(line, soft_wrap=True, highlight=False, markup=False)
     console.file.flush()
     wait_for_stop(lambda: all(m.process is not None and m.process.poll() is None for m in members))
@@ -483,15 +507,18 @@ def run_demo(
     workdir: Path | None = None,
     serve: bool = False,
     evals: bool = True,
+    out: Path = Path(".custodes/demo"),
 ) -> int:
     """Play the scenario; return the exit status (0 when every log verified).
 
     With ``serve``, the nodes stay up afterwards until Ctrl-C (custodes.demo.explore).
+    The forensic report and evidence bundle of the suspension incident are written
+    under ``out/forensics`` and kept.
     """
     root = workdir or Path(tempfile.mkdtemp(prefix="custodes-demo-"))
     members = [Member(code, base_port + i, root / code.lower()) for i, code in enumerate(PARTIES)]
     try:
-        status = _play(members, root, evals=evals)
+        status = _play(members, root, evals=evals, out=out.resolve() / "forensics")
         if serve:
             _serve(members, root)
         return status

@@ -1,4 +1,4 @@
-"""``custodes demo --serve``: leave the alliance running and show how to explore it.
+"""``custodes demo`` in a terminal: leave the alliance running and show how to explore it.
 
 After the scripted acts the nodes stay up. A regulator the user can act as is
 registered at the GB node (its key written to the demo's directory, its token in
@@ -112,11 +112,17 @@ def _examples(home: NodeView, peers: Sequence[NodeView], explorer: Explorer) -> 
     ]
 
 
-def guide(nodes: Sequence[NodeView], admin_token: str, explorer: Explorer) -> list[str]:
+def guide(
+    nodes: Sequence[NodeView], admin_token: str, explorer: Explorer, *, dashboard: str
+) -> list[str]:
     """The lines printed once the alliance is left running (the first node is home)."""
     home, peers = nodes[0], nodes[1:]
     return [
         "The alliance is running. Explore it; Ctrl-C stops every node.",
+        "",
+        f"Dashboard: {dashboard}",
+        f"  sign in as {explorer.principal} with the token {explorer.token}",
+        "  (every node serves its own dashboard at <node URL>/ui/)",
         "",
         *_nodes(nodes),
         "",

@@ -234,7 +234,9 @@ def build_timeline(
         asked_by=asked_by,
         generated_at=generated_at,
         agents=list(agents),
-        roster=dict(roster),
+        # The signed roster document itself, as a verifier reads it (a node serves it
+        # wrapped with its version and digest).
+        roster=dict(roster.get("document", roster)),
         checkpoints=checkpoints,
         origins=dict(sorted(origins.items())),
         events=[events[k] for k in order],

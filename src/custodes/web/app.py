@@ -69,7 +69,12 @@ class _Guard:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), *_HEADERS]
+                headers = list(message.get("headers", []))
+                own_csp = any(k.lower() == b"content-security-policy" for k, _ in headers)
+                # A page with its own policy (a forensic report) keeps it; the rest get ours.
+                message["headers"] = headers + [
+                    h for h in _HEADERS if not (own_csp and h[0] == b"content-security-policy")
+                ]
             await send(message)
 
         try:
