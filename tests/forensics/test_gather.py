@@ -10,7 +10,9 @@ node's own timeline endpoint does the same for its caller; an unreachable node i
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -171,13 +173,15 @@ def test_a_trade_is_gathered_from_both_logs_and_ordered_by_its_ref(tmp_path: Pat
         assert {s.node for s in partial.slices} == {"GB", "FR"}
 
 
-def _signed_in(url: str, token: str) -> httpx.Client:
-    browser = httpx.Client(base_url=url, timeout=60, follow_redirects=True)
-    page = browser.get("/ui/signin")
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert csrf is not None
-    assert browser.post("/ui/signin", data={"csrf": csrf.group(1), "token": token}).is_success
-    return browser
+@contextlib.contextmanager
+def _signed_in(url: str, token: str) -> Iterator[httpx.Client]:
+    """A browser-like client signed in through the dashboard's form."""
+    with httpx.Client(base_url=url, timeout=60, follow_redirects=True) as browser:
+        page = browser.get("/ui/signin")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        assert browser.post("/ui/signin", data={"csrf": csrf.group(1), "token": token}).is_success
+        yield browser
 
 
 def _csrf(browser: httpx.Client, path: str) -> str:
