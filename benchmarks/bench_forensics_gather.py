@@ -36,10 +36,9 @@ from tests.integration.alliance import Alliance, start_alliance
 from tests.integration.procs import ADMIN_TOKEN
 
 from custodes.client import Client
-from custodes.client.forensics import gather
+from custodes.client.forensics import gather, ordered
 from custodes.forensics.bundle import write_bundle
 from custodes.forensics.models import Incident
-from custodes.forensics.order import build_timeline
 from custodes.forensics.report import render_report
 from custodes.forensics.verify import verify_bundle
 from custodes.ledger.dsse import EnvelopeSigner
@@ -106,15 +105,7 @@ def measure(alliance: Alliance, agents: list[str], since: datetime) -> dict[str,
     gathered = gather(incident, seed=alliance["GB"].url, tokens=tokens, asked_by="regulator:gb")
     times["gather (HTTP, 4 nodes)"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    timeline = build_timeline(
-        incident,
-        gathered.slices,
-        roster=gathered.roster,
-        agents=gathered.agents,
-        gaps=gathered.gaps,
-        asked_by=gathered.asked_by,
-        generated_at=datetime.now(UTC),
-    )
+    timeline = ordered(incident, gathered)
     times["order (causal merge)"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     verified = verify_bundle(timeline)

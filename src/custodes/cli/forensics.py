@@ -13,7 +13,6 @@ import base64
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from custodes.client.forensics import gather
+from custodes.client.forensics import gather, ordered
 from custodes.errors import BadRequest, ConfigError
 from custodes.federation.roster import SignedRoster, parse_roster
 from custodes.forensics.bundle import (
@@ -34,7 +33,6 @@ from custodes.forensics.bundle import (
     write_bundle,
 )
 from custodes.forensics.models import Incident, Timeline
-from custodes.forensics.order import build_timeline
 from custodes.forensics.report import render_report
 from custodes.forensics.verify import Verified, verify_bundle
 from custodes.ledger.readindex import parse_instant
@@ -219,15 +217,7 @@ def timeline(
     extra: dict[str, Any] = {"asked_by": actor} if actor else {}
     with _progress() as progress:
         gathered = gather(incident, seed=node, tokens=tokens, progress=progress, **extra)
-    result = build_timeline(
-        incident,
-        gathered.slices,
-        roster=gathered.roster,
-        agents=gathered.agents,
-        gaps=gathered.gaps,
-        asked_by=gathered.asked_by,
-        generated_at=datetime.now(UTC),
-    )
+    result = ordered(incident, gathered)
     verified, failure = _check(result, None)
     out_dir.mkdir(parents=True, exist_ok=True)
     bundle = write_bundle(result, out_dir / "bundle.json")

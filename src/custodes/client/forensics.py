@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from custodes.client.client import Client
 from custodes.errors import CustodesError
-from custodes.forensics.models import MAX_AGENTS, Incident, Slice, SliceRequest
+from custodes.forensics.models import MAX_AGENTS, Incident, Slice, SliceRequest, Timeline
+from custodes.forensics.order import build_timeline
 
-__all__ = ["Gathered", "Progress", "forensics_slice", "gather", "members_of"]
+__all__ = ["Gathered", "Progress", "forensics_slice", "gather", "members_of", "ordered"]
 
 Progress = Callable[[str, int, int | None], None]
 # Answer one member's asks here instead of over HTTP (a node gathering for its caller
@@ -239,4 +241,17 @@ def gather(
         agents=asked,
         gaps=gatherer.gaps,
         asked_by=asked_by,
+    )
+
+
+def ordered(incident: Incident, gathered: Gathered) -> Timeline:
+    """What was gathered, merged in causal order (``forensics.order``), dated now."""
+    return build_timeline(
+        incident,
+        gathered.slices,
+        roster=gathered.roster,
+        agents=gathered.agents,
+        gaps=gathered.gaps,
+        asked_by=gathered.asked_by,
+        generated_at=datetime.now(UTC),
     )

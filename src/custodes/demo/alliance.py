@@ -295,7 +295,6 @@ def _table(members: list[Member], results: dict[str, tuple[bool, str]]) -> Table
 
 def _play(members: list[Member], workdir: Path, *, evals: bool = True, out: Path) -> int:
     rng = random.Random(2026)  # noqa: S311 - simulated decisions, not secrets
-    since = datetime.now(UTC) - timedelta(seconds=5)  # the incident window opens here
     roster = _found(members, workdir)
     _print_roster(roster)
     with Progress(console=console, transient=True) as bar:
@@ -313,6 +312,9 @@ def _play(members: list[Member], workdir: Path, *, evals: bool = True, out: Path
             if AGENTS.get(m.code):
                 _record_decisions(m, [p for p in members if p is not m and AGENTS.get(p.code)], rng)
             bar.advance(task)
+        # The incident's window opens once the agents are registered and trading: the
+        # suspension that follows, and what crosses borders after it, are reconstructed.
+        since = datetime.now(UTC)
         bar.update(task, description="kill switch: suspending a GB finance agent")
         scenario = _kill_act(members[0])
         bar.update(task, description="one alliance: orders, look-ups and erasure across borders")
@@ -428,8 +430,8 @@ def _print_steps(
     scenario: FederationScenario | ForkScenario | RecognitionScenario | ForensicsScenario,
 ) -> None:
     console.rule(title)
-    for step in scenario.steps:
-        console.print(f"  {step}", highlight=False)
+    for step in scenario.steps:  # unwrapped: a path or an id must stay on one line
+        console.print(f"  {step}", highlight=False, soft_wrap=True)
     verdict = "[green]OK[/green]" if scenario.ok else "[red]FAILED[/red]"
     console.print(f"  {title.split(' (', maxsplit=1)[0].lower()}: {verdict}")
 

@@ -20,11 +20,10 @@ from pathlib import Path
 from rich.console import Console
 
 from custodes.client import Client
-from custodes.client.forensics import gather
+from custodes.client.forensics import gather, ordered
 from custodes.errors import CustodesError
 from custodes.forensics.bundle import read_bundle, write_bundle
 from custodes.forensics.models import Incident, Timeline
-from custodes.forensics.order import build_timeline
 from custodes.forensics.report import render_report
 from custodes.forensics.verify import verify_bundle
 
@@ -70,15 +69,7 @@ def play_forensics(
     tokens = _tokens(urls, admin_token, regulator)
     seed = next(iter(urls.values()))
     gathered = gather(incident, seed=seed, tokens=tokens, asked_by=regulator)
-    timeline = build_timeline(
-        incident,
-        gathered.slices,
-        roster=gathered.roster,
-        agents=gathered.agents,
-        gaps=gathered.gaps,
-        asked_by=gathered.asked_by,
-        generated_at=datetime.now(UTC),
-    )
+    timeline = ordered(incident, gathered)
     verified = verify_bundle(timeline)
     out.mkdir(parents=True, exist_ok=True)
     scenario.bundle, scenario.report = out / "bundle.json", out / "report.html"

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from custodes.registry.queries import PUBLIC_AGENT_FIELDS
 from custodes.web.agent_view import agent_view, may_order
 from custodes.web.auth import node_of
 from custodes.web.render import page
@@ -49,18 +50,4 @@ def agent_page(request: Request, agent_id: str, cursor: Cursor = None) -> Respon
 
 # Fields the page lays out itself; any other field of the record (the private view's
 # contacts, aliases, interfaces, model...) is listed beneath them as it is.
-_SHOWN = frozenset(
-    {
-        "id",
-        "name",
-        "version",
-        "operator",
-        "home_jurisdiction",
-        "operating_jurisdictions",
-        "sector",
-        "risk_tier",
-        "autonomy_level",
-        "intended_purpose",
-        "skills",
-    }
-)
+_SHOWN = PUBLIC_AGENT_FIELDS  # the public fields, laid out; the private view lists more
