@@ -79,18 +79,16 @@ def _populate(alliance: Alliance, per_node: int) -> tuple[list[str], int]:
     return list(agents.values()), per_node * len(codes)
 
 
-def _wait_final(alliance: Alliance, timeout: float = 180.0) -> None:
-    """Until each node's newest checkpoint covers its log and is final (quorum)."""
+def _wait_final(alliance: Alliance, timeout: float = 300.0) -> None:
+    """Until each node has a final checkpoint (a quorum of members cosigned it) covering
+    every entry it held once the decisions were recorded."""
     deadline = time.monotonic() + timeout
     for code in MEMBERS:
         with Client(alliance[code].url, timeout=10.0) as client:
-            while True:
-                found = client.federation_checkpoint()
-                size = client.node_info().tree_size
-                if found.get("final") and int(found.get("size", 0)) >= size:
-                    break
+            size = client.node_info().tree_size
+            while int(client.federation_checkpoint().get("final_size") or 0) < size:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{code}: no final checkpoint covering the log")
+                    raise RuntimeError(f"{code}: no final checkpoint covering {size} entries")
                 time.sleep(0.5)
 
 
@@ -130,8 +128,11 @@ def main() -> int:
         alliance = start_alliance(Path(tmp), MEMBERS, settings={"checkpoint_interval": "0.5"})
         try:
             since = datetime.now(UTC) - timedelta(seconds=1)
+            console.print(f"recording {per_node * len(MEMBERS):,} decisions (not timed)...")
             agents, total = _populate(alliance, per_node)
+            console.print("waiting for final checkpoints covering them (not timed)...")
             _wait_final(alliance)
+            console.print("reconstructing (timed)...")
             times = measure(alliance, agents, since)
         finally:
             alliance.stop()

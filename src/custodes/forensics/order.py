@@ -162,6 +162,10 @@ def _order(
     return placed, sorted(refs)
 
 
+_PARTNERS = 3  # concurrent partners listed per event (the nearest later ones)
+_SCAN = 256  # events looked at after each, in time order
+
+
 def _concurrent(
     events: Mapping[str, Event],
     order: Sequence[str],
@@ -169,7 +173,9 @@ def _concurrent(
     skews: Mapping[str, Skew],
 ) -> list[tuple[str, str]]:
     """Pairs of different nodes' events with no path between them whose times are
-    within the sum of their nodes' skew bounds (earlier in the order first)."""
+    within the sum of their nodes' skew bounds (earlier in the order first): for each
+    event, its nearest ``_PARTNERS`` later partners among the next ``_SCAN`` events in
+    time, so the list grows with the window, not with its square."""
     position = {k: i for i, k in enumerate(order)}
     preds: dict[str, set[str]] = {k: set() for k in events}
     last: dict[str, str] = {}
@@ -197,7 +203,11 @@ def _concurrent(
     pairs: set[tuple[str, str]] = set()
     for i, first in enumerate(by_time):
         a = events[first]
-        for second in by_time[i + 1 :]:
+        found = 0
+        # The nearest few later partners, among the next events in time: a busy window
+        # has every event concurrent with thousands, and listing them all helps nobody
+        # (and grows as the square of the window).
+        for second in by_time[i + 1 : i + 1 + _SCAN]:
             b = events[second]
             gap = (b.at - a.at).total_seconds()
             if gap > widest:
@@ -208,6 +218,9 @@ def _concurrent(
             if ancestors[second] >> pa & 1 or ancestors[first] >> pb & 1:
                 continue
             pairs.add((first, second) if pa < pb else (second, first))
+            found += 1
+            if found == _PARTNERS:
+                break
     return sorted(pairs, key=lambda p: (position[p[0]], position[p[1]]))
 
 
