@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,10 +15,9 @@ from custodes.api.bodies import read_body
 from custodes.api.deps import caller, get_node
 from custodes.api.openapi import bearer, errors, optional_token
 from custodes.api.validation import parse_model
-from custodes.client.forensics import gather, members_of
+from custodes.client.forensics import gather, members_of, ordered
 from custodes.errors import AuthError, BadRequest
 from custodes.forensics.models import Incident, Slice, SliceRequest, Timeline
-from custodes.forensics.order import build_timeline
 from custodes.forensics.scan import LogParts, scan
 from custodes.node import Node
 from custodes.registry.principals import Principal
@@ -135,16 +133,9 @@ def node_timeline(node: Node, incident: Incident, principal: Principal) -> Timel
         seed=_own_url(served, parts.node),
         roster=served,
         own=(parts.node, own),
-    )
-    return build_timeline(
-        incident,
-        found.slices,
-        roster=found.roster,
-        agents=found.agents,
-        gaps=found.gaps,
         asked_by=principal.id,
-        generated_at=datetime.now(UTC),
     )
+    return ordered(incident, found)
 
 
 def _own_url(roster: dict[str, Any], code: str) -> str:
