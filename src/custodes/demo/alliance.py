@@ -305,7 +305,7 @@ def _play(members: list[Member], workdir: Path, *, evals: bool = True, out: Path
         for m in members:
             _start(m)
         for m in members:
-            _wait_up(m, time.monotonic() + 60)  # a busy machine starts them slowly
+            _wait_up(m, time.monotonic() + 120)  # a busy machine starts them slowly
             bar.advance(task)
         bar.update(task, description="agents recording signed decisions")
         for m in members:
