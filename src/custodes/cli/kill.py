@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +11,10 @@ from pydantic import ValidationError
 from custodes.cli.output import OUTPUT, Output, emit_record, emit_table
 from custodes.cli.remote import AS, KEY, MAYBE_TOKEN, NODE, TOKEN, connect
 from custodes.client import load_key
-from custodes.client.registry import new_order_id
 from custodes.errors import ConfigError
 from custodes.ledger.canonical import canonical_dumps
 from custodes.ledger.dsse import sign_envelope
-from custodes.registry.models import SELECTOR_FIELDS, KillOrder, Selector
+from custodes.registry.models import SELECTOR_FIELDS, KillOrder, Selector, new_kill_order
 from custodes.registry.service import ORDER_TYPE
 
 __all__ = ["app", "outcome", "prepared_order"]
@@ -196,17 +194,7 @@ def prepared_order(
     if op not in _DONE:
         raise ConfigError(f"the operation is one of {', '.join(_DONE)}; got {op!r}")
     try:
-        return KillOrder(
-            op=op,
-            order_id=new_order_id(),
-            agent_id=agent_id,
-            scope="territorial" if territory else "global",
-            territory=territory,
-            reason=reason,
-            actor=actor,
-            at=datetime.now(UTC),
-            lifts=lifts,
-        )
+        return new_kill_order(op, agent_id, reason, actor, territory=territory, lifts=lifts)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "the order"

@@ -6,16 +6,14 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from custodes.client.core import Auth, _Core
 from custodes.client.errors import error_from, unreachable
-from custodes.client.registry import new_order_id
 from custodes.ledger.dsse import Envelope
-from custodes.registry.models import KillOrder, Selector
+from custodes.registry.models import Selector, new_kill_order
 from custodes.registry.service import ORDER_TYPE
 
 __all__ = ["KillSwitchApi", "OrderStream"]
@@ -65,18 +63,11 @@ class KillSwitchApi(_Core):
         """Issue a kill order (``suspend``/``revoke``) or lift one (``reinstate``), for one
         agent or (``agent_id`` None) every agent ``selector`` matches:
         ``{"index", "order_id", "agent_id", "status"}`` (``"agents"``: how many it covers)."""
-        order = KillOrder(
-            op=op,
-            order_id=order_id or new_order_id(),
-            agent_id=agent_id,
-            selector=selector,
-            scope="territorial" if territory else "global",
-            territory=territory,
-            reason=reason,
-            actor=self._actor(),
-            at=datetime.now(UTC),
-            lifts=lifts,
+        order = new_kill_order(
+            op, agent_id, reason, self._actor(), territory=territory, lifts=lifts, selector=selector
         )
+        if order_id is not None:  # a retry names the order it repeats
+            order = order.model_copy(update={"order_id": order_id})
         return self._submit("/api/v1/kill-orders", ORDER_TYPE, order)
 
     def kill_orders(

@@ -7,7 +7,8 @@ the acting party; the tables are projections of those changes.
 
 from __future__ import annotations
 
-from datetime import datetime
+import secrets
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -40,6 +41,7 @@ __all__ = [
     "RegistryChange",
     "Selector",
     "Skill",
+    "new_kill_order",
 ]
 
 CRITICAL_SECTORS = frozenset({"finance", "energy"})
@@ -292,6 +294,34 @@ class KillOrder(_Record):
         if self.op != "reinstate" and (self.agent_id is None) == (self.selector is None):
             raise ValueError("an order names exactly one of agent_id and selector")
         return self
+
+
+def new_kill_order(
+    op: str,
+    agent_id: str | None,
+    reason: str,
+    actor: str,
+    *,
+    territory: str | None = None,
+    lifts: str | None = None,
+    selector: Selector | None = None,
+) -> KillOrder:
+    """A fresh order as every issuer builds it (client, CLI, dashboard): a random id,
+    issued now, territorial exactly when a territory is named. Raises ValidationError."""
+    return KillOrder.model_validate(
+        {
+            "op": op,
+            "order_id": secrets.token_hex(12),
+            "agent_id": agent_id,
+            "selector": selector,
+            "scope": "territorial" if territory else "global",
+            "territory": territory,
+            "reason": reason,
+            "actor": actor,
+            "at": datetime.now(UTC),
+            "lifts": lifts,
+        }
+    )
 
 
 RegistryChange = Annotated[

@@ -20,8 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -33,7 +31,7 @@ from starlette.responses import Response
 from custodes.errors import AuthError, BadRequest, NotFound
 from custodes.federation.forwarding import agent_home
 from custodes.ledger.dsse import Envelope, Signature, pae, parse_envelope
-from custodes.registry.models import KillOrder
+from custodes.registry.models import KillOrder, new_kill_order
 from custodes.registry.principals import Principal
 from custodes.registry.service import ORDER_TYPE
 from custodes.web.auth import form, node_of, require_session
@@ -68,14 +66,13 @@ def order_payload(order: KillOrder) -> bytes:
 def _build(principal: Principal, fields: dict[str, str], **given: Any) -> KillOrder:
     territory = fields.get("territory", "").strip().upper() or None
     try:
-        return KillOrder(
-            order_id=secrets.token_hex(12),  # as the client does
-            scope="territorial" if territory else "global",
+        return new_kill_order(
+            given["op"],
+            given.get("agent_id"),
+            fields.get("reason", "").strip(),
+            principal.id,
             territory=territory,
-            reason=fields.get("reason", "").strip(),
-            actor=principal.id,
-            at=datetime.now(UTC),
-            **given,
+            lifts=given.get("lifts"),
         )
     except ValidationError as exc:
         first = exc.errors()[0]
