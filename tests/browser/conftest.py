@@ -61,9 +61,14 @@ class World:
         return token
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
-    """A headless chromium (the system's: browser downloads do not work here)."""
+    """A headless chromium (the system's: browser downloads do not work here).
+
+    Package-scoped, never session-scoped: while Playwright's sync API is open it keeps an
+    asyncio loop running on the main thread, so every later test that calls
+    `asyncio.run()` would fail with "cannot be called from a running event loop".
+    """
     if not CHROMIUM.exists():
         if os.environ.get("CUSTODES_REQUIRE_BROWSER") == "1":
             pytest.fail(f"CUSTODES_REQUIRE_BROWSER=1 but {CHROMIUM} is missing")
