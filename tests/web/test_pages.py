@@ -15,7 +15,8 @@ import pytest
 from custodes.web.charts import series_chart
 from custodes.web.timeline import decisions_timeline
 from tests.redteam.world import MODEL_AGENT, OTHER_AGENT, REGULATOR, SKILL_AGENT
-from tests.web.conftest import ORDER_ID, Site, signed_in
+from tests.registry.test_leases import request_body
+from tests.web.conftest import MODEL_KEY, ORDER_ID, Site, signed_in
 
 __all__: list[str] = []
 
@@ -131,6 +132,25 @@ def test_the_decisions_timeline_pages_in_time_order(site: Site) -> None:
     assert "hold #0" in html
     assert "hold #1" in html
     assert f'href="/api/v1/decisions/{site.decision_index}"' in html
+
+
+def test_the_agents_page_shows_its_lease_state(site: Site) -> None:
+    browser = signed_in(site, None)
+    never = _page(browser.get(_agent_url(SKILL_AGENT)))
+    assert "This node has recorded no lease granted to this agent." in never
+    asked = browser.post(
+        "/api/v1/leases",
+        content=request_body(MODEL_KEY, MODEL_AGENT),
+        headers={"Content-Type": "application/json"},
+    )
+    assert asked.status_code == 201, asked.text
+    state = browser.get(f"/api/v1/agents/{MODEL_AGENT}/lease").json()
+    lease = state["last_lease"]
+    html = _page(browser.get(_agent_url(MODEL_AGENT)))
+    shown = html.split('id="lease-state">', 1)[1].split("</p>", 1)[0]
+    assert f"<code>{lease['lease_id']}</code>" in shown
+    assert "It runs for another" in shown
+    assert ", ".join(lease["jurisdictions"]) in shown
 
 
 @pytest.mark.parametrize(

@@ -243,3 +243,17 @@ async def lease(request: Request) -> dict[str, Any]:
     (at most 60 s for critical sectors). 403 while the agent is suspended or revoked."""
     envelope = await read_json(request, 16 * 1024)
     return await run_in_threadpool(get_node(request).leases.issue, envelope)
+
+
+@router.get(
+    "/agents/{agent_id}/lease",
+    responses=errors(404),
+    summary="An agent's lease state: its status and the newest lease granted to it (public)",
+)
+async def lease_state(agent_id: str, request: Request) -> dict[str, Any]:
+    """The agent's status and the newest operating lease this node granted it (its id,
+    key, jurisdictions, ``nbf``/``exp`` and whether it still runs), or ``last_lease``
+    null if none was. ``acting_until`` is that lease's expiry while it runs: the latest
+    moment the agent's guard lets it act, whatever order was issued since (it stops
+    sooner on the pushed order). Public, as the agent's status is. 404 ``unknown_agent``."""
+    return await run_in_threadpool(get_node(request).leases.state, agent_id)

@@ -4,7 +4,9 @@ An agent asks with a request signed by one of its active keys; the node answers 
 lease signed by its entry key, naming the key it was issued to and the territories it
 covers. A suspended or revoked agent gets none; a territorial suspension removes that
 territory. Leases are not logged (an agent renews every ~30 s); the orders that stop
-them are.
+them are. The newest lease granted to each agent is kept (``lease_grants``, written in
+the same transaction as its request's nonce), so a regulator can see until when an
+agent may still act: ``LeaseIssuer.state``, ``GET /api/v1/agents/{id}/lease``.
 
 The deployment gate (``gate``, set at wiring time: custodes.federation.gates) shuts
 the jurisdictions where a critical-sector agent's current model and card have no
@@ -38,7 +40,14 @@ from custodes.registry.projection import load_agent
 from custodes.registry.queries import status_at
 from custodes.store.db import metadata, read_tx, write_tx
 
-__all__ = ["LEASE_REQUEST_TYPE", "LEASE_TYPE", "LeaseIssuer", "LeasePayload", "LeaseRequest"]
+__all__ = [
+    "LEASE_REQUEST_TYPE",
+    "LEASE_TYPE",
+    "LeaseIssuer",
+    "LeasePayload",
+    "LeaseRequest",
+    "lease_grants",
+]
 
 LEASE_TYPE = "application/vnd.custodes.lease+json"
 LEASE_REQUEST_TYPE = "application/vnd.custodes.lease-request+json"
@@ -79,12 +88,25 @@ lease_nonces = Table(
     Column("at", BigInteger, nullable=False, index=True),
 )
 
+# The newest lease granted to each agent (one row per agent, overwritten by a newer one).
+lease_grants = Table(
+    "lease_grants",
+    metadata,
+    Column("agent_id", String(128), primary_key=True),
+    Column("lease_id", String(32), nullable=False),
+    Column("keyid", String(128), nullable=False),
+    Column("jurisdictions", String(512), nullable=False),  # comma-separated
+    Column("nbf", BigInteger, nullable=False),
+    Column("exp", BigInteger, nullable=False),
+)
+
 
 @dataclass
 class _Claim:
     nonce: str
     agent_id: str
     at: int
+    grant: LeasePayload | None = None  # the lease to record if the nonce is new
     done: threading.Event = field(default_factory=threading.Event)
     accepted: bool = False
     error: BaseException | None = None
@@ -102,6 +124,33 @@ def _insert_new(dialect: str, rows: list[dict[str, object]]) -> Any:
         .values(rows)
         .on_conflict_do_nothing(index_elements=["nonce"])
         .returning(lease_nonces.c.nonce)
+    )
+
+
+def _record_grants(dialect: str, grants: list[LeasePayload]) -> Any:
+    """One statement that keeps each agent's newest lease (an older one never wins)."""
+    newest: dict[str, LeasePayload] = {}
+    for lease in grants:
+        held = newest.get(lease.agent_id)
+        if held is None or lease.nbf >= held.nbf:
+            newest[lease.agent_id] = lease
+    rows = [
+        {
+            "agent_id": g.agent_id,
+            "lease_id": g.lease_id,
+            "keyid": g.keyid,
+            "jurisdictions": ",".join(g.jurisdictions),
+            "nbf": g.nbf,
+            "exp": g.exp,
+        }
+        for g in newest.values()
+    ]
+    insert_into = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    stmt = insert_into(lease_grants).values(rows)
+    return stmt.on_conflict_do_update(
+        index_elements=["agent_id"],
+        set_={c: stmt.excluded[c] for c in ("lease_id", "keyid", "jurisdictions", "nbf", "exp")},
+        where=stmt.excluded.nbf >= lease_grants.c.nbf,
     )
 
 
@@ -124,8 +173,9 @@ class _Nonces:
         self._cond = threading.Condition()
         self._committing = False
 
-    def claim(self, nonce: str, agent_id: str, now: int) -> bool:
-        item = _Claim(nonce, agent_id, now)
+    def claim(self, nonce: str, agent_id: str, now: int, grant: LeasePayload | None) -> bool:
+        """True if ``nonce`` was new; then ``grant`` (if any) is recorded with it."""
+        item = _Claim(nonce, agent_id, now, grant)
         with self._cond:
             self._queue.append(item)
         while not item.done.is_set():
@@ -177,6 +227,9 @@ class _Nonces:
         ]
         with write_tx(self._engine) as conn:
             stored = set(conn.execute(_insert_new(conn.dialect.name, rows)).scalars())
+            grants = [c.grant for c in claims if c.grant is not None and c.nonce in stored]
+            if grants:
+                conn.execute(_record_grants(conn.dialect.name, grants))
             self._claims += len(claims)
             if self._claims >= _PURGE_EVERY:
                 self._claims = 0
@@ -254,10 +307,27 @@ class LeaseIssuer:
                 code="stale_request",
                 status=403,
             )
-        if not self._nonces.claim(request.nonce, request.agent_id, now):
+        # Decide first, then claim the nonce and record the lease in one transaction: a
+        # refused request spends its nonce too, and a replay is refused as a replay.
+        lease: LeasePayload | None = None
+        refusal: AuthError | None = None
+        try:
+            lease = self._decide(request, keyid, now)
+        except AuthError as exc:
+            refusal = exc
+        if not self._nonces.claim(request.nonce, request.agent_id, now, lease):
             raise AuthError(
                 "this lease request was already used", code="replayed_request", status=403
             )
+        if refusal is not None:
+            raise refusal
+        assert lease is not None
+        payload = lease.model_dump_json(exclude_none=True).encode()
+        envelope = sign_envelope(LEASE_TYPE, payload, [self._node])
+        return envelope.to_json()
+
+    def _decide(self, request: LeaseRequest, keyid: str, now: int) -> LeasePayload:
+        """The lease this request earns now, or the AuthError refusing it."""
         with read_tx(self._engine) as conn:
             agent = load_agent(conn, request.agent_id)
             state = status_at(conn, request.agent_id, None)
@@ -280,7 +350,7 @@ class LeaseIssuer:
         if gated is not None:
             places = set(gated.allowed)
         ttl = self._ttl_critical if agent.critical else self._ttl_default
-        lease = LeasePayload(
+        return LeasePayload(
             lease_id=secrets.token_hex(8),
             nonce=request.nonce,
             agent_id=request.agent_id,
@@ -291,9 +361,40 @@ class LeaseIssuer:
             issuer=self._issuer,
             gated=gated.gated if gated is not None and gated.failures else None,
         )
-        payload = lease.model_dump_json(exclude_none=True).encode()
-        envelope = sign_envelope(LEASE_TYPE, payload, [self._node])
-        return envelope.to_json()
+
+    def state(self, agent_id: str) -> dict[str, Any]:
+        """The agent's lease state: its status and the newest lease this node granted it.
+
+        ``acting_until`` is that lease's expiry while it runs (the latest moment its
+        guard lets it act, even if an order has halted it since: the guard then stops
+        on the pushed order, or at that expiry when it cannot hear the node).
+        404 ``unknown_agent`` for an agent not registered here.
+        """
+        now = int(self._clock())
+        with read_tx(self._engine) as conn:
+            load_agent(conn, agent_id)
+            status = status_at(conn, agent_id, None)
+            row = conn.execute(
+                lease_grants.select().where(lease_grants.c.agent_id == agent_id)
+            ).first()
+        last = None
+        if row is not None:
+            last = {
+                "lease_id": row.lease_id,
+                "keyid": row.keyid,
+                "jurisdictions": [j for j in row.jurisdictions.split(",") if j],
+                "nbf": row.nbf,
+                "exp": row.exp,
+                "valid": row.exp > now,
+            }
+        return {
+            "agent_id": agent_id,
+            "status": status["status"],
+            "suspended_in": status["suspended_in"],
+            "last_lease": last,
+            "acting_until": last["exp"] if last is not None and last["valid"] else None,
+            "now": now,
+        }
 
     def _gated(self, agent: AgentRecord, places: set[str]) -> GateResult | None:
         """The gate's answer for a critical agent (None when no gate applies); refuses

@@ -113,11 +113,16 @@ def _results(node: Node, agent_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _lease(node: Node, answer: dict[str, Any]) -> dict[str, Any]:
-    """What the node knows of leases: it keeps no table of them, only the rules."""
+def _lease(node: Node, answer: dict[str, Any], agent_id: str) -> dict[str, Any]:
+    """The lease rules for this agent and its lease state (GET /agents/{id}/lease)."""
     record = answer["record"]
     settings = node.settings
+    state = node.leases.state(agent_id)
+    last = state["last_lease"]
     return {
+        "last": last,
+        "acting_until": state["acting_until"],
+        "left_s": None if last is None else last["exp"] - state["now"],
         "may_lease": answer["status"] == "active",
         "suspended_in": answer.get("suspended_in", []),
         "ttl_default": settings.lease_ttl_default,
@@ -136,7 +141,7 @@ def _local(node: Node, state: Any, agent_id: str, viewer: Principal | None) -> A
     view.recognitions = node.audits.decisions_here(agent_id)
     view.alerts = [] if cases is None else cases.alerts(agent_id, 0.0)
     view.exposures = node.redteam.reads.exposures_of(agent_id, Reader.of(viewer))
-    view.lease = _lease(node, answer)
+    view.lease = _lease(node, answer, agent_id)
     _evaluations(node, view)
     return view
 
