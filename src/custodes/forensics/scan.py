@@ -9,9 +9,14 @@ Those entries are read in chunks and kept when they concern an asked agent:
   the node's disclosure path, which logs the clear read exactly as the API does);
 - kill orders and lifts naming it, or covering it by selector (``kill_order_agents``);
 - registry changes of it (register, update, key rotation);
-- audit entries (statements, attestation status, recognitions, kill-switch tests),
-  red-teaming entries and evaluation results or drift alerts that name it (or, for
-  results and alerts, name its model).
+- audit entries (statements, attestation status, recognitions, kill-switch tests)
+  and evaluation results or drift alerts that name it (or, for results and alerts,
+  name its model);
+- red-teaming acts (a log entry holds only a disclosure id and a commitment, never the
+  agents) of every disclosure the agent is exposed to, as ``reader`` may see its
+  exposures (``custodes.redteam.reads``: an embargoed disclosure stays hidden from
+  whoever may not read it); exposure is the node's current knowledge, so acts from
+  before the agent was found affected are included too.
 
 Every page is proven against one signed checkpoint (``tree_size``), chosen on the
 first page and carried by the cursor; entries sequenced after it wait for a later ask.
@@ -51,6 +56,8 @@ from custodes.ledger.prover import ProofCache
 from custodes.ledger.readindex import DECISIONS, ReadIndex
 from custodes.ledger.store import SqlLogStore, checkpoints, cosignatures, entries
 from custodes.redteam.models import REDTEAM_TYPE
+from custodes.redteam.reads import RedteamReads
+from custodes.redteam.tlp import Reader
 from custodes.registry.decisions import DecisionDisclosure
 from custodes.registry.principals import Principal
 from custodes.registry.queries import RegistryQueries
@@ -212,8 +219,14 @@ def _claimed_at(record: dict[str, Any], fallback: datetime) -> datetime:
 class _Concern:
     """Decides, entry by entry, whether it concerns the asked agents (and which)."""
 
-    def __init__(self, conn: Connection, asked: Sequence[str]) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        asked: Sequence[str],
+        exposed: dict[str, set[str]] | None = None,
+    ) -> None:
         self.asked = set(asked)
+        self.exposed = exposed or {}  # disclosure id -> the asked agents it affects
         orders = conn.execute(
             select(kill_orders.c.order_id, kill_orders.c.agent_id).where(
                 kill_orders.c.agent_id.in_(list(asked))
@@ -267,9 +280,21 @@ class _Concern:
             subject = record.get("agent_id") or (record.get("agent") or {}).get("id")
             return ("registry", [str(subject)]) if subject in self.asked else None
         if payload_type in _NAMING:
-            named_agents = self.named(record, models=payload_type in _MODEL_NAMING)
-            return (_NAMING[payload_type], named_agents) if named_agents else None
+            named_agents = set(self.named(record, models=payload_type in _MODEL_NAMING))
+            if payload_type == REDTEAM_TYPE:  # its agents are in the exposures, not the entry
+                named_agents |= self.exposed.get(str(record.get("disclosure")), set())
+            return (_NAMING[payload_type], sorted(named_agents)) if named_agents else None
         return None
+
+
+def _exposed(engine: Engine, asked: Sequence[str], reader: Principal | None) -> dict[str, set[str]]:
+    """The disclosures each asked agent is exposed to, as ``reader`` may see them."""
+    reads, who = RedteamReads(engine), Reader.of(reader)
+    found: dict[str, set[str]] = {}
+    for agent in asked:
+        for exposure in reads.exposures_of(agent, who):
+            found.setdefault(str(exposure["disclosure"]), set()).add(agent)
+    return found
 
 
 def _forwarded_order(record: dict[str, Any]) -> dict[str, Any] | None:
@@ -539,9 +564,10 @@ def scan(parts: LogParts, request: SliceRequest, reader: Principal | None) -> Sl
         size, position = _open_cursor(parts.store, request.cursor)
     asked = sorted(set(request.agents))
     parts.read_index.catch_up(DECISIONS.name, budget=_READ_BUDGET)
+    exposed = _exposed(parts.engine, asked, reader)
     with read_tx(parts.engine) as conn:
         first, stop = window_range(conn, request.start, request.end, size)
-        concern = _Concern(conn, asked)
+        concern = _Concern(conn, asked, exposed)
         indexed = parts.read_index.covered(DECISIONS.name) >= stop  # else: read them all
         kept, following = _read(
             conn,
