@@ -134,6 +134,31 @@ def test_the_decisions_timeline_pages_in_time_order(site: Site) -> None:
     assert f'href="/api/v1/decisions/{site.decision_index}"' in html
 
 
+def test_the_decisions_timeline_pages_back_as_it_paged_forward(site: Site) -> None:
+    node = site.world.node
+    cursors: list[str | None] = [None]
+    pages = []
+    while True:
+        page = decisions_timeline(node, MODEL_AGENT, cursors[-1], 1, None)
+        pages.append(page)
+        if page["next"] is None:
+            break
+        cursors.append(page["next"])
+    assert len(pages) == 3
+    assert pages[0]["previous"] is None  # the first page has nothing before it
+    assert pages[1]["previous"] == ""  # back to the first page, which has no cursor
+    assert pages[2]["previous"] == cursors[1]
+    back = decisions_timeline(node, MODEL_AGENT, pages[2]["previous"], 1, None)
+    assert back["rows"] == pages[1]["rows"]
+    two = decisions_timeline(node, MODEL_AGENT, cursors[1], 2, None)
+    assert two["previous"] == ""  # one row before it, fewer than a page
+    html = _page(signed_in(site, None).get(_agent_url(MODEL_AGENT, cursor=str(cursors[2]))))
+    first = _agent_url(MODEL_AGENT)  # the page holds 20: the rows before fill less than one
+    assert f'<a href="{first}#decisions" rel="prev">' in html
+    html = _page(signed_in(site, None).get(first))
+    assert 'rel="prev"' not in html
+
+
 def test_the_agents_page_shows_its_lease_state(site: Site) -> None:
     browser = signed_in(site, None)
     never = _page(browser.get(_agent_url(SKILL_AGENT)))

@@ -10,8 +10,10 @@ Computing twenty proofs against a million-entry tree cost more than the page's w
 time budget, for nothing shown.
 
 The cursor is ``<tree size>.<decided_at>.<index>``: later pages read against the same
-tree size, as the API's cursor does. A forged one only asks for another position in
-the same public log (its size is capped at the newest checkpoint covered).
+tree size, as the API's cursor does. ``previous`` is the cursor of the page before (""
+for the first page, None on it), found by one backward seek, so a reader pages both ways.
+A forged cursor only asks for another position in the same public log (its size is capped
+at the newest checkpoint covered).
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from sqlalchemy import Connection, and_, or_, select
 
 from custodes.errors import BadRequest, NotFound
 from custodes.ledger.readindex import (
     DECISIONS,
     Position,
+    decision_index,
     newest_checkpoint_at_most,
     select_decisions,
     select_entries_at,
@@ -68,6 +72,33 @@ def _row(index: int, decision: dict[str, Any], item: dict[str, Any]) -> dict[str
     }
 
 
+def _previous(
+    conn: Connection, agent_id: str, size: int, first: Position, limit: int
+) -> str | None:
+    """The cursor of the page before the one starting at ``first``: "" for the first page,
+    None when nothing comes before. One backward seek on the (agent, time) index."""
+    c = decision_index.c
+    before = conn.execute(
+        select(c.idx, c.decided_at)
+        .where(
+            and_(
+                c.agent_id == agent_id,
+                c.idx < size,
+                c.decided_at <= first.decided_at,
+                or_(c.decided_at < first.decided_at, c.idx < first.index),
+            )
+        )
+        .order_by(c.decided_at.desc(), c.idx.desc())
+        .limit(limit + 1)
+    ).all()
+    if not before:
+        return None
+    if len(before) <= limit:
+        return ""
+    start = before[-1]  # the previous page begins just after this row
+    return f"{size}.{int(start.decided_at)}.{int(start.idx)}"
+
+
 def decisions_timeline(
     node: Node, agent_id: str, cursor: str | None, limit: int, reader: Principal | None
 ) -> dict[str, Any]:
@@ -80,6 +111,10 @@ def decisions_timeline(
         size, after = _open(cursor, newest)
         found = list(conn.execute(select_decisions(agent_id, size, (None, None), after, limit + 1)))
         page = found[:limit]
+        previous = None
+        if after is not None and page:
+            first = Position(int(page[0].decided_at), int(page[0].idx))
+            previous = _previous(conn, agent_id, size, first, limit)
         stored = {
             int(r.idx): bytes(r.data)
             for r in conn.execute(select_entries_at([int(r.idx) for r in page]))
@@ -94,4 +129,4 @@ def decisions_timeline(
     if len(found) > limit and page:
         following = f"{size}.{int(page[-1].decided_at)}.{int(page[-1].idx)}"
     rows = [_row(i["index"], i["decision"], i) for i in items]
-    return {"rows": rows, "next": following, "tree_size": size}
+    return {"rows": rows, "next": following, "previous": previous, "tree_size": size}
