@@ -155,3 +155,48 @@ def test_a_failed_verification_is_the_first_thing_said(entitled: Timeline) -> No
     header = html[: html.index("</header>")]
     assert "This bundle does not verify:" in header
     assert "GB:3: inclusion proof does not lead &lt;x&gt;" in header
+
+
+def _words(html: str) -> list[tuple[float, float, str]]:
+    """(x, y, word) of every word in the chart."""
+    chart = html[html.index("<svg") : html.index("</svg>")]
+    return [
+        (float(x), float(y), word)
+        for x, y, word in re.findall(
+            r'<text x="([\d.]+)" y="([\d.]+)" font-size="10"[^>]*>(HALT|ORDER|LIFT)</text>',
+            chart,
+        )
+    ]
+
+
+def test_words_of_marks_at_one_moment_never_overlap(entitled: Timeline) -> None:
+    first = entitled.events[0]
+    kinds = ["halt", "order", "lift", "halt"]
+    crowded = [
+        first.model_copy(update={"kind": kind, "index": 10_000 + n, "agents": []})
+        for n, kind in enumerate(kinds)
+    ]
+    html = render_report(entitled.model_copy(update={"events": crowded}), None)
+    words = _words(html)
+    assert len(words) == 2  # above the node's line, below it; the rest keep shape and title
+    assert len({y for _, y, _ in words}) == 2
+    assert html.count("<title>") >= len(kinds) + 1  # every mark keeps its title
+    assert [w for _, _, w in words] == ["HALT", "ORDER"]  # the first two, in time order
+
+
+def test_words_spread_out_in_time_all_stay(entitled: Timeline) -> None:
+    first = entitled.events[0]
+    span = entitled.incident.end - entitled.incident.start
+    spread = [
+        first.model_copy(
+            update={
+                "kind": "order",
+                "index": 20_000 + n,
+                "agents": [],
+                "at": entitled.incident.start + span * (n / 5),
+            }
+        )
+        for n in range(5)
+    ]
+    html = render_report(entitled.model_copy(update={"events": spread}), None)
+    assert [w for _, _, w in _words(html)] == ["ORDER"] * 5

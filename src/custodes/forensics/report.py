@@ -36,37 +36,43 @@ _env = Environment(
 _LABEL_W, _PLOT_W, _LANE_H, _TOP = 260, 900, 28, 24
 
 
-# One SVG fragment per kind of mark: a shape of its own, and a word beside orders, halts
-# and lifts, so no mark is told apart by colour alone. ``{t}`` is the escaped title.
+# One SVG shape per kind of mark, and a word beside orders, halts and lifts, so no mark
+# is told apart by colour alone. The numbers are ours; the title is escaped.
 _SHAPES = {
-    "decision": '<circle cx="{x}" cy="{y}" r="3.5" fill="#1f4e9c"><title>{t}</title></circle>',
-    "halt": (
-        '<g><title>{t}</title><rect x="{x5}" y="{y5}" width="10" height="10" fill="#8a1c1c"/>'
-        '<text x="{x7}" y="{y5}" font-size="10" fill="#8a1c1c">HALT</text></g>'
-    ),
-    "order": (
-        '<g><title>{t}</title><path d="M{x} {yt} L{xr} {yb} L{xl} {yb} Z" fill="#000"/>'
-        '<text x="{x8}" y="{y5}" font-size="10" fill="#000">ORDER</text></g>'
-    ),
-    "lift": (
-        '<g><title>{t}</title><path d="M{x} {yt} L{xr} {y} L{x} {yd} L{xl} {y} Z" '
-        'fill="#0b6e2e"/><text x="{x8}" y="{y5}" font-size="10" fill="#0b4a20">LIFT</text></g>'
-    ),
+    "decision": '<circle cx="{x}" cy="{y}" r="3.5" fill="#1f4e9c"/>',
+    "halt": '<rect x="{x5}" y="{y5}" width="10" height="10" fill="#8a1c1c"/>',
+    "order": '<path d="M{x} {yt} L{xr} {yb} L{xl} {yb} Z" fill="#000"/>',
+    "lift": '<path d="M{x} {yt} L{xr} {y} L{x} {yd} L{xl} {y} Z" fill="#0b6e2e"/>',
 }
-_OTHER = '<rect x="{xb}" y="{yo}" width="3" height="12" fill="#5a3d8a"><title>{t}</title></rect>'
+_OTHER = '<rect x="{xb}" y="{yo}" width="3" height="12" fill="#5a3d8a"/>'
+_WORDS = {"halt": ("HALT", "#8a1c1c"), "order": ("ORDER", "#000"), "lift": ("LIFT", "#0b4a20")}
+_CHAR_W = 6.5  # an upper-case letter at font-size 10, generously
+_ROWS = (-5.0, 13.0)  # a word's baseline above the lane's line, else below it
 
 
-def _mark(kind: str, x: float, y: float, title: str) -> str:
-    """One mark, its title escaped (the numbers are ours)."""
-    shape = _SHAPES.get(kind, _OTHER)
-    return shape.format(
-        t=escape(title),
+class _Labels:
+    """Where each lane's words go: above its line, else below, else none (the mark keeps
+    its shape and its title, and the table lists the event), so words never overlap."""
+
+    def __init__(self) -> None:
+        self._ends: dict[tuple[int, int], float] = {}
+
+    def place(self, lane: int, x: float, word: str) -> float | None:
+        start, end = x + 8, x + 8 + len(word) * _CHAR_W
+        for row, dy in enumerate(_ROWS):
+            if self._ends.get((lane, row), float("-inf")) + 2 <= start:
+                self._ends[(lane, row)] = end
+                return dy
+        return None
+
+
+def _mark(kind: str, x: float, y: float, title: str, label_dy: float | None) -> str:
+    """One mark with its title (escaped) and, where ``label_dy`` is given, its word."""
+    shape = _SHAPES.get(kind, _OTHER).format(
         x=x,
         y=y,
         x5=x - 5,
         y5=y - 5,
-        x7=x + 7,
-        x8=x + 8,
         xr=x + 7,
         xl=x - 7,
         yt=y - 7,
@@ -75,6 +81,11 @@ def _mark(kind: str, x: float, y: float, title: str) -> str:
         xb=x - 1.5,
         yo=y - 6,
     )
+    word = ""
+    if kind in _WORDS and label_dy is not None:
+        text, colour = _WORDS[kind]
+        word = f'<text x="{x + 8}" y="{y + label_dy}" font-size="10" fill="{colour}">{text}</text>'
+    return f"<g><title>{escape(title)}</title>{shape}{word}</g>"
 
 
 def _when(value: datetime) -> str:
@@ -137,15 +148,17 @@ def _marks(timeline: Timeline, lanes: list[tuple[str, str]]) -> Markup:
     start, end = timeline.incident.start, timeline.incident.end
     span = max((end - start).total_seconds(), 1e-9)
     lane_of = {lane: i for i, lane in enumerate(lanes)}
+    labels = _Labels()
     marks = []
-    for event in timeline.events:
+    for event in sorted(timeline.events, key=lambda e: e.at):  # words placed left to right
         offset = min(max((event.at - start).total_seconds() / span, 0.0), 1.0)
         x = round(_LABEL_W + offset * _PLOT_W, 1)
         title = f"{_key(event)} {event.kind}: {event.summary}"
         for lane in [("node", event.node)] + [("agent", a) for a in event.agents]:
             i = lane_of.get(lane)
             if i is not None:
-                marks.append(_mark(event.kind, x, _TOP + i * _LANE_H + _LANE_H / 2, title))
+                dy = labels.place(i, x, _WORDS[event.kind][0]) if event.kind in _WORDS else None
+                marks.append(_mark(event.kind, x, _TOP + i * _LANE_H + _LANE_H / 2, title, dy))
     return Markup("\n".join(marks))  # noqa: S704 - built above from escaped text only
 
 
