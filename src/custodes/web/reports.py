@@ -3,29 +3,34 @@
 A signed-in regulator or auditor names the agents, the depth and the window; the node
 builds the timeline exactly as ``POST /api/v1/forensics/timeline`` does (its own slice
 with the viewer's entitlements, the peers' as the public), verifies it as ``custodes
-forensics verify`` would, and keeps the bundle in its data directory. A report holds the
-clear text its asker was entitled to, so only its asker sees it listed, reads it or
+forensics verify`` would, and keeps the bundle in its data directory, in a folder of its
+asker's own (``forensics/<SHA-256 of the principal id, 32 hex>/``) with a small summary
+beside it (``<id>.meta.json``) that the list reads instead of every bundle. A report holds
+the clear text its asker was entitled to, so only its asker sees it listed, reads it or
 downloads its bundle. The report is the same standalone, script-free HTML the CLI writes;
 it is served with its own policy (inline styles, no scripts, nothing fetched).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from custodes.api.forensics import node_timeline
-from custodes.errors import AuthError, BadRequest, CustodesError, NotFound
+from custodes.errors import AuthError, BadRequest, NotFound
 from custodes.forensics.bundle import read_bundle, write_bundle
-from custodes.forensics.models import MAX_DEPTH, Incident
+from custodes.forensics.models import MAX_DEPTH, Incident, Timeline
 from custodes.forensics.report import render_report
 from custodes.forensics.verify import verify_bundle
 from custodes.registry.sessions import Session
@@ -58,39 +63,45 @@ def _investigator(request: Request) -> Session:
     return session
 
 
-def _folder(request: Request) -> Path:
-    return Path(node_of(request).settings.data_dir) / "forensics"
+_LISTED = 500  # newest reports listed
 
 
-def _mine(request: Request, session: Session) -> list[dict[str, Any]]:
-    """This viewer's reports, newest first (the file names sort by time)."""
-    folder = _folder(request)
+def _folder(request: Request, session: Session) -> Path:
+    """The asker's own folder: another principal's reports are never even opened."""
+    asker = hashlib.sha256(session.principal.id.encode()).hexdigest()[:32]
+    return Path(node_of(request).settings.data_dir) / "forensics" / asker
+
+
+def _summary(name: str, timeline: Timeline) -> dict[str, Any]:
+    return {
+        "id": name,
+        "asked_by": timeline.asked_by,
+        "agents": timeline.incident.agents,
+        "start": timeline.incident.start.isoformat(),
+        "end": timeline.incident.end.isoformat(),
+        "events": len(timeline.events),
+        "members": len(timeline.checkpoints),
+        "generated_at": timeline.generated_at.isoformat(),
+    }
+
+
+def _mine(request: Request, session: Session) -> tuple[list[dict[str, Any]], int]:
+    """This viewer's newest reports (the names sort by time) and how many it has."""
+    names = sorted(_folder(request, session).glob("*.meta.json"), reverse=True)
     found = []
-    for path in sorted(folder.glob("*.json"), reverse=True)[:200]:
+    for path in names[:_LISTED]:
         try:
-            timeline = read_bundle(path)
-        except CustodesError:
-            continue
-        if timeline.asked_by == session.principal.id:
-            found.append(
-                {
-                    "id": path.stem,
-                    "agents": timeline.incident.agents,
-                    "start": timeline.incident.start,
-                    "end": timeline.incident.end,
-                    "events": len(timeline.events),
-                    "members": len(timeline.checkpoints),
-                    "generated_at": timeline.generated_at,
-                }
-            )
-    return found
+            found.append(orjson.loads(path.read_bytes()))
+        except (OSError, orjson.JSONDecodeError):
+            continue  # a summary half written by a crash: its report is still served
+    return found, len(names)
 
 
 @router.get("/forensics", include_in_schema=False)
 def reports(request: Request) -> Response:
     session = getattr(request.state, "session", None)
     allowed = session is not None and session.principal.role in _INVESTIGATORS
-    listed = _mine(request, session) if allowed and session is not None else []
+    listed, total = _mine(request, session) if allowed and session is not None else ([], 0)
     return page(
         request,
         "forensics.html",
@@ -98,6 +109,7 @@ def reports(request: Request) -> Response:
         title="Forensic reports",
         allowed=allowed,
         reports=listed,
+        total=total,
         max_depth=MAX_DEPTH,
     )
 
@@ -141,9 +153,13 @@ async def build(request: Request) -> Response:
         timeline = node_timeline(node, incident, session.principal)
         verify_bundle(timeline)  # a report this node cannot prove is not kept
         name = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-        folder = _folder(request)
+        folder = _folder(request, session)
         folder.mkdir(parents=True, exist_ok=True)
         write_bundle(timeline, folder / f"{name}.json")
+        meta = folder / f"{name}.meta.json"
+        partial = meta.with_suffix(".partial")
+        partial.write_bytes(orjson.dumps(_summary(name, timeline)))
+        os.replace(partial, meta)  # listed only once the bundle and its summary are whole
         return name
 
     name = await run_in_threadpool(made)
@@ -152,11 +168,11 @@ async def build(request: Request) -> Response:
 
 def _bundle_path(request: Request, report_id: str) -> Path:
     session = _investigator(request)
-    path = _folder(request) / f"{report_id}.json"
-    if not _REPORT_ID.match(report_id) or not path.is_file():
+    if not _REPORT_ID.match(report_id):
         raise NotFound("no such report", code="unknown_report")
-    if read_bundle(path).asked_by != session.principal.id:
-        raise NotFound("no such report", code="unknown_report")  # others' reports: unseen
+    path = _folder(request, session) / f"{report_id}.json"
+    if not path.is_file():  # another asker's report is in another folder: unseen
+        raise NotFound("no such report", code="unknown_report")
     return path
 
 
