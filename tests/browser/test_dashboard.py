@@ -188,6 +188,13 @@ def test_a_kill_order_is_signed_in_the_page_and_halts_the_guard(session: Any, wo
     _shoot(page, "order-done")
     assert agent.agent_id in done
     wait_until("the guard halts", lambda: not agent.allowed("GB"), WAIT_S)
+    agent_page = session.new_page()
+    watch.attach(agent_page)
+    agent_page.goto(f"/ui/agents/{agent.agent_id}")
+    state = agent_page.inner_text("#lease-state")  # the lease it held still bounds it
+    assert "It runs for another" in state, state
+    assert "although it is now suspended" in state, state
+    agent_page.close()
 
     page.click("text=Lift this order")
     page.wait_for_selector("#reason")
