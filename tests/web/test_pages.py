@@ -65,6 +65,10 @@ def test_the_registry_lists_and_filters_agents(site: Site) -> None:
     exact = _page(browser.get("/ui/agents", params={"q": MODEL_AGENT}))
     assert MODEL_AGENT in exact
     assert SKILL_AGENT not in exact
+    short = _page(browser.get("/ui/agents", params={"q": "mod"}))  # the short name's start
+    assert MODEL_AGENT in short
+    assert SKILL_AGENT not in short
+    assert "No agent matches" in _page(browser.get("/ui/agents", params={"q": "gb:agent:m"}))
     blank = dict.fromkeys(("q", "jurisdiction", "sector", "status", "operator", "skill"), "")
     assert OTHER_AGENT in _page(browser.get("/ui/agents", params=blank))  # the form, empty
     blank_redteam = {"stage": "", "severity": "", "agent_id": ""}
@@ -73,7 +77,7 @@ def test_the_registry_lists_and_filters_agents(site: Site) -> None:
     assert "No agent matches" in nobody
 
 
-@pytest.mark.parametrize("prefix", [None, "urn:custodes:gb:agent:"])
+@pytest.mark.parametrize("prefix", [None, "urn:custodes:gb:agent:", "s"])
 def test_the_registry_pages_forward_and_back(site: Site, prefix: str | None) -> None:
     browser = signed_in(site, None)
     seen = []
@@ -85,6 +89,9 @@ def test_the_registry_pages_forward_and_back(site: Site, prefix: str | None) -> 
         if found is None:
             break
         html = _page(browser.get(found.group(1).replace("&amp;", "&")))
+    if prefix == "s":
+        assert seen == [SKILL_AGENT]
+        return
     assert seen == sorted([MODEL_AGENT, SKILL_AGENT, OTHER_AGENT])
     back = re.search(r'href="([^"]+)" rel="prev"', html)
     assert back is not None

@@ -2,9 +2,11 @@
 
 The same read as ``GET /api/v1/registry/agents`` with the viewer as reader: each agent
 full where the viewer may read it, its public fields otherwise; ``q`` narrows it to ids
-starting with the text given (a range of the id index, as cheap as a page). Paging is by the last id
-of the page (``after``); ``trail`` keeps the ``after`` of the pages before, so a page can
-link back without a second query.
+starting with the text given (a range of the id index, as cheap as a page); text not
+starting with ``urn:`` is the start of a short name, the id's part after
+``urn:custodes:<this node's code>:agent:``, so "trad" finds ``…:agent:trader-7``. Paging
+is by the last id of the page (``after``); ``trail`` keeps the ``after`` of the pages
+before, so a page can link back without a second query.
 """
 
 from __future__ import annotations
@@ -49,7 +51,11 @@ def _before(prefix: str) -> str:
 def _search(
     request: Request, where: AgentFilter, limit: int, after: str | None, prefix: str | None
 ) -> dict[str, Any]:
-    """A page of agents (as the API's search), only those whose id starts with ``prefix``."""
+    """A page of agents (as the API's search), only those whose id starts with ``prefix``
+    (a short name's start: the id's after this node's ``urn:custodes:<code>:agent:``)."""
+    if prefix and not prefix.startswith("urn:"):
+        code = node_of(request).settings.jurisdiction.lower()
+        prefix = f"urn:custodes:{code}:agent:{prefix}"
     start = after or (_before(prefix) if prefix else None)
     found = node_of(request).queries.agents(
         where, limit=limit, after=start, reader=_viewer(request)
