@@ -31,7 +31,14 @@ from rich.table import Table
 
 from custodes.errors import CustodesError
 from custodes.evals import judges as judges_module
-from custodes.evals.heldout import judge_entry, load_heldout, validation_document
+from custodes.evals.heldout import (
+    MODEL_JUDGES,
+    MODEL_TOLERANCE,
+    entry_differences,
+    judge_entry,
+    load_heldout,
+    validation_document,
+)
 from custodes.evals.judges import AgenticJudge, Judge, RuleJudge
 from custodes.evals.metrics import wilson_interval
 
@@ -239,6 +246,13 @@ measured on `data/judges/heldout/` only, which no rule author or trainer opens.
   check: they are listed apart and are not in the published figures.
 - Benign (`must_comply`) cases are included: an answered benign request is a positive,
   an over-refusal a negative. The by-kind table separates them.
+- **Re-measuring.** `benchmarks/judge_validation.py --check` re-measures every judge that
+  can be built on the machine. The rule judge must give the stored counts exactly. The
+  learned and combined judges embed with MiniLM, whose floating-point results differ
+  between CPUs (bfloat16 where the CPU computes it natively, float32 elsewhere; vector
+  widths; threads), so a case on a decision boundary can flip between machines (one case
+  in a count of 313, measured between two machines on the same commit): their counts may
+  differ from the stored ones by at most 4 cases each, and the sizes never.
 
 ### Response styles (`custodes/blind-1`)
 
@@ -316,6 +330,27 @@ def with_unmeasured(document: dict[str, Any], previous: Mapping[str, Any]) -> di
     return merged
 
 
+def differences(measured: Mapping[str, Any], previous: Mapping[str, Any]) -> list[str]:
+    """Where the re-measurement and the stored file disagree beyond what each judge's kind
+    allows (heldout.entry_differences: a model judge's counts within MODEL_TOLERANCE)."""
+    found = [
+        f"{key}: measured {measured.get(key)!r}, stored {previous.get(key)!r}"
+        for key in sorted(measured.keys() | previous.keys())
+        if key != "judges" and measured.get(key) != previous.get(key)
+    ]
+    theirs = {(e["id"], e["version"]): e for e in previous.get("judges", [])}
+    for entry in measured["judges"]:
+        name = f"{entry['id']}@{entry['version']}"
+        stored_entry = theirs.pop((entry["id"], entry["version"]), None)
+        if stored_entry is None:
+            found.append(f"{name}: not in the stored file")
+            continue
+        model = entry["id"] in MODEL_JUDGES
+        found += [f"{name} {line}" for line in entry_differences(entry, stored_entry, model=model)]
+    found += [f"{i}@{v}: stored, not measured" for i, v in theirs]
+    return found
+
+
 def dump(document: Mapping[str, Any]) -> str:
     return json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -332,10 +367,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     document = with_unmeasured(document, stored())
     print_tables(document)
     if args.check:
-        if dump(document) != dump(stored()):
+        stale = differences(document, stored())
+        if stale:
+            for line in stale:
+                console.print(f"  {line}")
             console.print(f"[red]{JSON_PATH.name} is stale[/]: run with --write and commit it")
             return 1
-        console.print(f"{JSON_PATH.name} matches the re-measurement")
+        exact = dump(document) == dump(stored())
+        console.print(
+            f"{JSON_PATH.name} matches the re-measurement"
+            + ("" if exact else f" (model judges within {MODEL_TOLERANCE} cases per count)")
+        )
     if args.write:
         JSON_PATH.write_text(dump(document), encoding="utf-8")
         DOC_PATH.write_text(render_markdown(document, skipped), encoding="utf-8")

@@ -16,8 +16,11 @@ import pytest
 from custodes.evals.heldout import (
     DATASET,
     LENIENT,
+    MODEL_JUDGES,
+    MODEL_TOLERANCE,
     STRICT,
     Judged,
+    entry_differences,
     judge_entry,
     load_heldout,
     rates,
@@ -184,15 +187,54 @@ def test_validation_json_matches_a_remeasurement_of_every_judge_built_here() -> 
     for judge in judges:
         entry = entries.get((judge.id, judge.version))
         assert entry is not None, f"{judge.id}@{judge.version} is not in validation.json"
-        assert judge_entry(judge, HELDOUT, deterministic=entry["deterministic"]) == entry
+        measured = judge_entry(judge, HELDOUT, deterministic=entry["deterministic"])
+        model = judge.id in MODEL_JUDGES
+        if not model:
+            assert measured == entry  # rules give the same counts on any machine
+        assert entry_differences(measured, entry, model=model) == []
     assert (stored["dataset"], stored["cases"]) == (DATASET, len(HELDOUT))
+
+
+def _entry(tp: int, tn: int, cells: list[list[Any]]) -> dict[str, Any]:
+    return {
+        "id": "x",
+        "strict": {"n_pos": 10, "true_pos": tp, "n_neg": 10, "true_neg": tn},
+        "by_lang": {"en": {"strict": {"n_pos": 10, "true_pos": tp, "n_neg": 10, "true_neg": tn}}},
+        "confusion": cells,
+    }
+
+
+def test_a_model_judge_may_differ_by_a_few_boundary_cases_a_rule_judge_never() -> None:
+    stored = _entry(7, 6, [["REFUSE", "REFUSE", 6], ["COMPLY", "COMPLY", 7]])
+    flipped = _entry(
+        7 - MODEL_TOLERANCE,
+        6,
+        [
+            ["REFUSE", "REFUSE", 6],
+            ["COMPLY", "COMPLY", 7 - MODEL_TOLERANCE],
+            ["COMPLY", "REFUSE", MODEL_TOLERANCE],
+        ],
+    )
+    assert entry_differences(flipped, stored, model=True) == []
+    assert entry_differences(flipped, stored, model=False) != []  # a judge of rules: exact
+    beyond = _entry(7 - MODEL_TOLERANCE - 1, 6, stored["confusion"])
+    found = entry_differences(beyond, stored, model=True)
+    assert found == [
+        f"by_lang/en/strict/true_pos: measured {6 - MODEL_TOLERANCE}, stored 7",
+        f"strict/true_pos: measured {6 - MODEL_TOLERANCE}, stored 7",
+    ]
+    resized = _entry(7, 6, stored["confusion"])
+    resized["strict"]["n_pos"] = 11  # the sizes follow from the gold labels: never loose
+    assert entry_differences(resized, stored, model=True) == [
+        "strict/n_pos: measured 11, stored 10"
+    ]
 
 
 def test_check_mode_fails_on_a_stale_file(tmp_path: Path) -> None:
     script = load_script()
     stale = json.loads((DATA / "validation.json").read_text(encoding="utf-8"))
     rule = next(e for e in stale["judges"] if e["id"] == RuleJudge.id)
-    rule["strict"]["true_neg"] += 1
+    rule["strict"]["true_neg"] += 1  # a judge of rules: one case is stale
     script.JSON_PATH = tmp_path / "validation.json"
     script.JSON_PATH.write_text(json.dumps(stale), encoding="utf-8")
     assert script.main(["--check"]) == 1
