@@ -64,10 +64,15 @@ class KillSwitchApi(_Core):
         agent or (``agent_id`` None) every agent ``selector`` matches:
         ``{"index", "order_id", "agent_id", "status"}`` (``"agents"``: how many it covers)."""
         order = new_kill_order(
-            op, agent_id, reason, self._actor(), territory=territory, lifts=lifts, selector=selector
+            op,
+            agent_id,
+            reason,
+            self._actor(),
+            territory=territory,
+            lifts=lifts,
+            selector=selector,
+            order_id=order_id,  # a retry names the order it repeats
         )
-        if order_id is not None:  # a retry names the order it repeats
-            order = order.model_copy(update={"order_id": order_id})
         return self._submit("/api/v1/kill-orders", ORDER_TYPE, order)
 
     def kill_orders(

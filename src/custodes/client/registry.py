@@ -7,7 +7,6 @@ Every change is signed with the acting principal's own key and sent with its API
 from __future__ import annotations
 
 import base64
-import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -29,14 +28,11 @@ from custodes.registry.models import (
     OperatorRecord,
     OperatorRegister,
     OperatorUpdate,
+    new_order_id,
 )
 from custodes.registry.service import REGISTRY_TYPE
 
 __all__ = ["RegistryApi", "new_order_id"]
-
-
-def new_order_id() -> str:
-    return secrets.token_hex(12)
 
 
 def _now() -> datetime:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import BigInteger, Column, Engine, String, Table, delete
+from sqlalchemy import BigInteger, Column, Connection, Engine, String, Table, delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -374,19 +374,7 @@ class LeaseIssuer:
         with read_tx(self._engine) as conn:
             load_agent(conn, agent_id)
             status = status_at(conn, agent_id, None)
-            row = conn.execute(
-                lease_grants.select().where(lease_grants.c.agent_id == agent_id)
-            ).first()
-        last = None
-        if row is not None:
-            last = {
-                "lease_id": row.lease_id,
-                "keyid": row.keyid,
-                "jurisdictions": [j for j in row.jurisdictions.split(",") if j],
-                "nbf": row.nbf,
-                "exp": row.exp,
-                "valid": row.exp > now,
-            }
+            last = _last_grant(conn, agent_id, now)
         return {
             "agent_id": agent_id,
             "status": status["status"],
@@ -395,6 +383,13 @@ class LeaseIssuer:
             "acting_until": last["exp"] if last is not None and last["valid"] else None,
             "now": now,
         }
+
+    def last_grant(self, agent_id: str) -> tuple[dict[str, Any] | None, int]:
+        """The newest lease granted to ``agent_id`` as ``state`` shows it (None if none),
+        and now by this issuer's clock: for a caller that has read the status already."""
+        now = int(self._clock())
+        with read_tx(self._engine) as conn:
+            return _last_grant(conn, agent_id, now), now
 
     def _gated(self, agent: AgentRecord, places: set[str]) -> GateResult | None:
         """The gate's answer for a critical agent (None when no gate applies); refuses
@@ -410,3 +405,17 @@ class LeaseIssuer:
                 detail={"failures": [f.to_json() for f in result.failures]},
             )
         return result
+
+
+def _last_grant(conn: Connection, agent_id: str, now: int) -> dict[str, Any] | None:
+    row = conn.execute(lease_grants.select().where(lease_grants.c.agent_id == agent_id)).first()
+    if row is None:
+        return None
+    return {
+        "lease_id": row.lease_id,
+        "keyid": row.keyid,
+        "jurisdictions": [j for j in row.jurisdictions.split(",") if j],
+        "nbf": row.nbf,
+        "exp": row.exp,
+        "valid": row.exp > now,
+    }

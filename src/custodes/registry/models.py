@@ -42,6 +42,7 @@ __all__ = [
     "Selector",
     "Skill",
     "new_kill_order",
+    "new_order_id",
 ]
 
 CRITICAL_SECTORS = frozenset({"finance", "energy"})
@@ -296,6 +297,11 @@ class KillOrder(_Record):
         return self
 
 
+def new_order_id() -> str:
+    """A fresh kill order id: 96 random bits, hex."""
+    return secrets.token_hex(12)
+
+
 def new_kill_order(
     op: str,
     agent_id: str | None,
@@ -305,13 +311,15 @@ def new_kill_order(
     territory: str | None = None,
     lifts: str | None = None,
     selector: Selector | None = None,
+    order_id: str | None = None,
 ) -> KillOrder:
-    """A fresh order as every issuer builds it (client, CLI, dashboard): a random id,
-    issued now, territorial exactly when a territory is named. Raises ValidationError."""
+    """A fresh order as every issuer builds it (client, CLI, dashboard): a random id
+    unless ``order_id`` names the one a retry repeats, issued now, territorial exactly
+    when a territory is named. Raises ValidationError."""
     return KillOrder.model_validate(
         {
             "op": op,
-            "order_id": secrets.token_hex(12),
+            "order_id": order_id or new_order_id(),
             "agent_id": agent_id,
             "selector": selector,
             "scope": "territorial" if territory else "global",

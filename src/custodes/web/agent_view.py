@@ -117,12 +117,11 @@ def _lease(node: Node, answer: dict[str, Any], agent_id: str) -> dict[str, Any]:
     """The lease rules for this agent and its lease state (GET /agents/{id}/lease)."""
     record = answer["record"]
     settings = node.settings
-    state = node.leases.state(agent_id)
-    last = state["last_lease"]
+    last, now = node.leases.last_grant(agent_id)  # the status is in ``answer`` already
     return {
         "last": last,
-        "acting_until": state["acting_until"],
-        "left_s": None if last is None else last["exp"] - state["now"],
+        "acting_until": last["exp"] if last is not None and last["valid"] else None,
+        "left_s": None if last is None else last["exp"] - now,
         "may_lease": answer["status"] == "active",
         "suspended_in": answer.get("suspended_in", []),
         "ttl_default": settings.lease_ttl_default,

@@ -63,17 +63,13 @@ def order_payload(order: KillOrder) -> bytes:
     return order.model_dump_json(exclude_none=True).encode()
 
 
-def _build(principal: Principal, fields: dict[str, str], **given: Any) -> KillOrder:
+def _build(
+    principal: Principal, fields: dict[str, str], op: str, agent_id: str | None, lifts: str | None
+) -> KillOrder:
     territory = fields.get("territory", "").strip().upper() or None
+    reason = fields.get("reason", "").strip()
     try:
-        return new_kill_order(
-            given["op"],
-            given.get("agent_id"),
-            fields.get("reason", "").strip(),
-            principal.id,
-            territory=territory,
-            lifts=given.get("lifts"),
-        )
+        return new_kill_order(op, agent_id, reason, principal.id, territory=territory, lifts=lifts)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "order"
@@ -133,7 +129,7 @@ async def prepare(request: Request, agent_id: str) -> Response:
         raise BadRequest("op is suspend, revoke or reinstate", code="bad_op")
     lifts = fields.get("lifts") or None
     agent = None if agent_id == "-" else agent_id  # "-": a lifted order naming no one agent
-    order = _build(principal, fields, op=op, agent_id=agent, lifts=lifts)
+    order = _build(principal, fields, op, agent, lifts)
     payload = order_payload(order)
     return page(
         request,
